@@ -1,0 +1,124 @@
+"""Operating-system limits the worker puts on itself before it runs any user code.
+
+The worker process is the security boundary: even code that got past every
+check in :mod:`sandbox.policy` must find itself in a process that cannot open
+the network, grow without bound, write files, dump core or be inspected by its
+neighbours. Each measure is applied where the platform allows it and reported
+back, so the parent can log and the README can state exactly what holds where.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows, which the sandbox does not support
+    resource = None  # type: ignore[assignment]
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_SET_NO_NEW_PRIVS = 38
+_CLONE_NEWNET = 0x40000000
+_CLONE_NEWUSER = 0x10000000
+
+
+@dataclass(frozen=True)
+class Confinement:
+    memory_bytes: int | None
+    """Soft address-space limit; raised per load (up to the hard one) as the corpus grows."""
+    memory_hard_bytes: int | None = None
+    max_open_files: int = 512
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _set_limit(name: str, soft: int, hard: int | None = None) -> str:
+    kind = getattr(resource, name)
+    current_soft, current_hard = resource.getrlimit(kind)
+    if hard is None:
+        hard = soft
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard)
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(kind, (soft, hard))
+    except (ValueError, OSError) as exc:
+        return f"{name}: not set ({exc})"
+    return f"{name}={soft}"
+
+
+def _unshare_network(libc: ctypes.CDLL) -> str:
+    """A fresh network namespace holds only a downed loopback: no address is reachable."""
+    flags = _CLONE_NEWNET if os.geteuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
+    if libc.unshare(flags) == 0:
+        return "network: isolated (new network namespace)"
+    err = ctypes.get_errno()
+    return f"network: NOT isolated (unshare failed: {os.strerror(err)})"
+
+
+def apply(confinement: Confinement) -> list[str]:
+    """Apply every limit this platform supports; return one line per measure."""
+    report: list[str] = []
+    if resource is not None:
+        if confinement.memory_bytes:
+            hard = max(confinement.memory_hard_bytes or 0, confinement.memory_bytes)
+            report.append(_set_limit("RLIMIT_AS", confinement.memory_bytes, hard))
+        report.append(_set_limit("RLIMIT_CORE", 0))
+        report.append(_set_limit("RLIMIT_FSIZE", 0))
+        report.append(_set_limit("RLIMIT_NOFILE", confinement.max_open_files))
+        if os.geteuid() != 0:  # the kernel does not apply RLIMIT_NPROC to root
+            report.append(_set_limit("RLIMIT_NPROC", 0))
+    libc = _libc()
+    if libc is not None:
+        parent = os.getppid()
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            report.append("killed with its parent")
+        if os.getppid() != parent:  # the parent died before the death signal was armed
+            os._exit(1)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
+            report.append("no_new_privs")
+        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0:
+            report.append("not dumpable (no ptrace or /proc/<pid>/mem from other processes)")
+        report.append(_unshare_network(libc))
+    else:
+        report.append(f"network: NOT isolated (no network namespaces on {sys.platform})")
+    return report
+
+
+def set_memory_limit(soft: int) -> None:
+    """Raise (or lower) the soft address-space limit, never past the hard one."""
+    if resource is None:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def limit_cpu_seconds(budget: float) -> None:
+    """Cap the CPU this process may still use: a backstop under the parent's wall-clock kill."""
+    if resource is None:
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(used + budget) + 1
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    except (ValueError, OSError):
+        pass

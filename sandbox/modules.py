@@ -1,0 +1,160 @@
+"""The modules code may import, each reduced to an explicit list of safe names.
+
+Real modules hand out other modules (``json.codecs``, ``re.enum``,
+``statistics.sys``) and from there ``sys.modules['os']``. So code never sees a
+real module: ``import json`` returns a fresh read-only proxy that holds only the
+names listed here, checked when the proxy is built to contain no module, frame,
+code or other gadget object. Functions that read or write arbitrary attributes
+(``functools.wraps``, ``operator.attrgetter``) or format strings against objects
+(``string.Formatter``) are left out on purpose.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+SAFE_MODULES: Mapping[str, tuple[str, ...]] = {
+    "re": (
+        "compile", "search", "match", "fullmatch", "split", "findall", "finditer", "sub", "subn",
+        "escape", "purge", "Pattern", "Match", "error", "NOFLAG", "ASCII", "A", "IGNORECASE", "I",
+        "LOCALE", "L", "MULTILINE", "M", "DOTALL", "S", "VERBOSE", "X", "UNICODE", "U",
+    ),
+    "json": ("loads", "dumps", "JSONDecodeError"),
+    "math": (
+        "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "comb", "copysign",
+        "cos", "cosh", "degrees", "dist", "e", "erf", "erfc", "exp", "exp2", "expm1", "fabs", "factorial",
+        "floor", "fmod", "frexp", "fsum", "gamma", "gcd", "hypot", "inf", "isclose", "isfinite", "isinf",
+        "isnan", "isqrt", "lcm", "ldexp", "lgamma", "log", "log10", "log1p", "log2", "modf", "nan",
+        "nextafter", "perm", "pi", "pow", "prod", "radians", "remainder", "sin", "sinh", "sqrt", "tan",
+        "tanh", "tau", "trunc", "ulp",
+    ),
+    "collections": ("Counter", "defaultdict", "OrderedDict", "deque", "namedtuple", "ChainMap"),
+    "itertools": (
+        "accumulate", "chain", "combinations", "combinations_with_replacement", "compress", "count",
+        "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise", "permutations", "product",
+        "repeat", "starmap", "takewhile", "tee", "zip_longest",
+    ),
+    "functools": ("reduce", "partial", "lru_cache", "cache", "cmp_to_key", "total_ordering"),
+    "statistics": (
+        "mean", "fmean", "geometric_mean", "harmonic_mean", "median", "median_low", "median_high",
+        "median_grouped", "mode", "multimode", "quantiles", "pstdev", "pvariance", "stdev", "variance",
+        "correlation", "covariance", "linear_regression", "NormalDist", "StatisticsError",
+    ),
+    "string": (
+        "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits", "octdigits",
+        "punctuation", "printable", "whitespace", "capwords", "Template",
+    ),
+    "textwrap": ("wrap", "fill", "shorten", "dedent", "indent", "TextWrapper"),
+    "datetime": ("date", "datetime", "time", "timedelta", "timezone", "MINYEAR", "MAXYEAR"),
+    "difflib": (
+        "SequenceMatcher", "Differ", "get_close_matches", "unified_diff", "context_diff", "ndiff",
+    ),
+    "heapq": ("heappush", "heappop", "heapify", "heapreplace", "heappushpop", "nlargest", "nsmallest", "merge"),
+    "bisect": ("bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right"),
+    "random": (
+        "random", "randint", "randrange", "choice", "choices", "sample", "shuffle", "uniform", "gauss",
+        "seed", "Random",
+    ),
+    "operator": (
+        "itemgetter", "add", "sub", "mul", "truediv", "floordiv", "mod", "neg", "pos", "abs", "not_",
+        "truth", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor", "contains", "countOf",
+        "indexOf", "getitem", "concat",
+    ),
+    "csv": (
+        "reader", "writer", "DictReader", "DictWriter", "Sniffer", "Error", "QUOTE_ALL", "QUOTE_MINIMAL",
+        "QUOTE_NONE", "QUOTE_NONNUMERIC", "excel", "excel_tab",
+    ),
+    "io": ("StringIO",),
+    "unicodedata": (
+        "normalize", "is_normalized", "category", "name", "lookup", "east_asian_width", "combining",
+        "decimal", "digit", "numeric", "bidirectional", "mirrored", "unidata_version",
+    ),
+    "hashlib": ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s"),
+    "base64": (
+        "b64encode", "b64decode", "urlsafe_b64encode", "urlsafe_b64decode", "b32encode", "b32decode",
+        "b16encode", "b16decode",
+    ),
+    "html": ("escape", "unescape"),
+    "fractions": ("Fraction",),
+    "decimal": (
+        "Decimal", "InvalidOperation", "DivisionByZero", "ROUND_HALF_UP", "ROUND_HALF_EVEN",
+        "ROUND_DOWN", "ROUND_UP", "ROUND_FLOOR", "ROUND_CEILING",
+    ),
+    "copy": ("copy", "deepcopy"),
+    "time": ("time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic", "process_time", "strftime",
+             "gmtime", "localtime"),
+    "pprint": ("pformat",),
+}  # fmt: skip
+
+# Objects a proxy must never hand out: each is a route to frames, code or real modules.
+_FORBIDDEN_VALUE_TYPES: tuple[type, ...] = (
+    types.ModuleType,
+    types.FrameType,
+    types.CodeType,
+    types.TracebackType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+    types.MappingProxyType,
+)
+
+
+class UnsafeExportError(Exception):
+    """A name on an allowlist resolved to an object that must not be handed to user code."""
+
+
+def _checked(module_name: str, name: str, value: Any) -> Any:
+    if isinstance(value, _FORBIDDEN_VALUE_TYPES):
+        raise UnsafeExportError(f"{module_name}.{name} is a {type(value).__name__}")
+    return value
+
+
+def build_proxy(
+    module_name: str, names: tuple[str, ...], extra: Mapping[str, Any] | None = None
+) -> types.ModuleType:
+    """A fresh module object whose namespace holds only ``names`` (plus ``extra``).
+
+    Attribute access on it is as fast as on a real module; writes are refused by
+    the ``_write_`` guard, which treats every module as read-only.
+    """
+    real = importlib.import_module(module_name)
+    proxy = types.ModuleType(module_name, getattr(real, "__doc__", None))
+    for name in names:
+        if hasattr(real, name):  # a few names are newer than the oldest supported Python
+            setattr(proxy, name, _checked(module_name, name, getattr(real, name)))
+    for name, value in (extra or {}).items():
+        setattr(proxy, name, _checked(module_name, name, value))
+    return proxy
+
+
+def build_all(extras: Mapping[str, Mapping[str, Any]]) -> dict[str, types.ModuleType]:
+    return {name: build_proxy(name, names, extras.get(name)) for name, names in SAFE_MODULES.items()}
+
+
+def make_import(proxies: Mapping[str, types.ModuleType]) -> Callable[..., types.ModuleType]:
+    """``__import__`` for user code: exact module names only, every ``from`` name checked."""
+    available = ", ".join(sorted(proxies))
+
+    def safe_import(
+        name: str,
+        globals: Any = None,
+        locals: Any = None,
+        fromlist: tuple[str, ...] | list[str] | None = (),
+        level: int = 0,
+    ) -> types.ModuleType:
+        if level != 0:
+            raise ImportError("relative imports are not available in the sandbox")
+        proxy = proxies.get(name)
+        if proxy is None:
+            raise ImportError(
+                f"import of {name!r} is not allowed in the sandbox; available modules: {available}"
+            )
+        for item in fromlist or ():
+            if not isinstance(item, str) or item.startswith("_") or not hasattr(proxy, item):
+                raise ImportError(f"cannot import name {item!r} from {name!r} (not available in the sandbox)")
+        return proxy
+
+    return safe_import

@@ -1,0 +1,228 @@
+"""What code may say: RestrictedPython's checks, with guards only where security needs them.
+
+RestrictedPython rejects at compile time every name and attribute that starts
+with ``_`` (so ``x.__class__``, ``f.__globals__``, ``e.__traceback__`` never
+compile), ``exec``/``eval`` calls and a few risky statements. Its default
+transformer also routes every attribute read, item access, iteration and
+unpacking through Python-level guard functions, which costs 2-4x on the tight
+loops a root model writes over a corpus.
+
+This policy keeps every compile-time check and drops the runtime guards whose
+only job is Zope's object-level permissions, which this sandbox does not use:
+
+* attribute *reads* with a literal name are native once the name passes the
+  checks below; what an object hands out is bounded instead by what is put in
+  the namespace (read-only module proxies with explicit names, helpers that
+  expose nothing but their call);
+* item access, iteration and unpacking are native;
+* attribute *writes* still go through ``_write_`` so modules, helpers and
+  library classes cannot be patched.
+
+Names that reach frames, code objects or string formatting (``gi_frame``,
+``f_back``, ``format``, ``format_map``, ...) are refused wherever they appear.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from types import CodeType
+
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer, copy_locations
+
+# Attribute names refused on every object, in addition to anything starting with "_".
+# format/format_map walk attributes inside the format string ("{0.__class__}") beyond
+# any guard; mro() hands out the class hierarchy.
+BLOCKED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
+    "format",
+    "format_map",
+    "mro",
+    "f_trace_lines",
+    "f_trace_opcodes",
+    "tb_lasti",
+    "gi_running",
+    "cr_running",
+}
+
+# Special methods a class written in the REPL may define. Defining them only
+# affects the user's own objects; reading dunders of other objects stays refused.
+ALLOWED_SPECIAL_METHODS = frozenset(
+    {
+        "__init__",
+        "__repr__",
+        "__str__",
+        "__len__",
+        "__iter__",
+        "__next__",
+        "__contains__",
+        "__getitem__",
+        "__setitem__",
+        "__delitem__",
+        "__eq__",
+        "__ne__",
+        "__lt__",
+        "__le__",
+        "__gt__",
+        "__ge__",
+        "__hash__",
+        "__bool__",
+        "__add__",
+        "__sub__",
+        "__mul__",
+        "__truediv__",
+        "__floordiv__",
+        "__mod__",
+        "__neg__",
+        "__radd__",
+        "__rmul__",
+        "__call__",
+        "__enter__",
+        "__exit__",
+    }
+)
+
+RESERVED_NAMES = frozenset({"printed", "builtins", "breakpoint"})
+
+WRITE_GUARD = "_write_"
+ECHO_HOOK = "__rlm_echo__"
+
+
+class RestrictedCodeError(Exception):
+    """Code was refused at compile time; ``errors`` lists each reason with its line."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def _attribute_refusal(name: str) -> str | None:
+    if name.startswith("_") and name != "_":
+        return f'"{name}" is an invalid attribute name because it starts with "_"'
+    if name in BLOCKED_ATTRIBUTES:
+        return f'"{name}" is not accessible in the sandbox'
+    return None
+
+
+def attribute_allowed(name: object) -> bool:
+    """The same rule as compile time, for the guarded ``getattr``/``hasattr`` builtins."""
+    return isinstance(name, str) and _attribute_refusal(name) is None and not name.endswith("__roles__")
+
+
+class SandboxTransformer(RestrictingNodeTransformer):
+    """RestrictedPython's checks with native reads, iteration and unpacking (see module doc)."""
+
+    def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
+        if name is None:
+            return
+        if allow_magic_methods and name in ALLOWED_SPECIAL_METHODS and getattr(node, "col_offset", 0) != 0:
+            return
+        if name.startswith("_") and name != "_":
+            self.error(node, f'"{name}" is an invalid variable name because it starts with "_"')
+        elif name.endswith("__roles__"):
+            self.error(node, f'"{name}" is an invalid variable name because it ends with "__roles__"')
+        elif name in RESERVED_NAMES:
+            self.error(node, f'"{name}" is a reserved name')
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load):
+            self.used_names[node.id] = True
+            if node.id == "print":  # a plain builtin here, not RestrictedPython's collector
+                return node
+        self.check_name(node, node.id)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        refusal = _attribute_refusal(node.attr)
+        if refusal:
+            self.error(node, refusal)
+        node = self.node_contents_visit(node)
+        if isinstance(node.ctx, ast.Load):
+            return node
+        guarded = ast.Call(func=ast.Name(WRITE_GUARD, ast.Load()), args=[node.value], keywords=[])
+        copy_locations(guarded, node.value)
+        node.value = guarded
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        return self.node_contents_visit(node)
+
+    def guard_iter(self, node):  # type: ignore[no-untyped-def]
+        return self.node_contents_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        return self.node_contents_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        # An attribute target was already wrapped in _write_ by visit_Attribute.
+        return self.node_contents_visit(node)
+
+    def visit_With(self, node: ast.With) -> ast.AST:
+        return self.node_contents_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if isinstance(node.func, ast.Name) and node.func.id in ("exec", "eval"):
+            self.error(node, f"{node.func.id}() calls are not allowed")
+        return self.node_contents_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        self.check_name(node, node.name, allow_magic_methods=True)
+        self.check_function_argument_names(node)
+        return self.node_contents_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        self.check_name(node, node.name)
+        if any(keyword.arg == "metaclass" for keyword in node.keywords):
+            self.error(node, 'the keyword argument "metaclass" is not allowed')
+        return self.node_contents_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        return self.node_contents_visit(node)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> ast.AST:
+        for name in node.names:
+            self.check_name(node, name)
+        return node
+
+    def visit_Module(self, node: ast.Module) -> ast.AST:
+        return self.node_contents_visit(node)
+
+
+@dataclass(frozen=True)
+class CompiledCell:
+    code: CodeType
+    filename: str
+    source: str
+
+
+def _echo_last_expression(tree: ast.Module) -> None:
+    """Show the value of a trailing expression, as an interactive interpreter does."""
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = tree.body[-1]
+        call = ast.Call(func=ast.Name(ECHO_HOOK, ast.Load()), args=[last.value], keywords=[])
+        copy_locations(call, last.value)
+        last.value = call
+
+
+def compile_cell(source: str, filename: str) -> CompiledCell:
+    """Parse, check and compile one cell of user code.
+
+    Raises ``SyntaxError`` for code that does not parse, ``RestrictedCodeError``
+    for code the policy refuses, and ``RecursionError``/``MemoryError``
+    (re-raised as ``RestrictedCodeError``) for expressions too deep or too large
+    to compile.
+    """
+    try:
+        tree = ast.parse(source, filename=filename, mode="exec")
+        transformer = SandboxTransformer()
+        tree = transformer.visit(tree)
+        if transformer.errors:
+            raise RestrictedCodeError(transformer.errors)
+        _echo_last_expression(tree)
+        ast.fix_missing_locations(tree)
+        code = compile(tree, filename, "exec", dont_inherit=True)
+    except (RecursionError, MemoryError) as exc:
+        kind = "nested too deeply" if isinstance(exc, RecursionError) else "too large"
+        raise RestrictedCodeError([f"the code is {kind} to compile; split it into smaller statements"]) from None
+    except ValueError as exc:  # e.g. source with NUL bytes
+        raise SyntaxError(str(exc)) from None
+    return CompiledCell(code=code, filename=filename, source=source)

@@ -1,0 +1,65 @@
+"""Framing for the parent <-> worker channel.
+
+Every message is a JSON object preceded by its length as a 4-byte big-endian
+integer. JSON (never pickle) because the worker is untrusted: whatever it sends
+is parsed as data and nothing else. ``ensure_ascii`` keeps lone surrogates that
+user code may build representable on the wire.
+
+The worker side is synchronous (it runs one thing at a time); the parent side
+lives in :mod:`sandbox.host` and reads the same frames with anyio.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 2**32 - 1
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a well-formed frame."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":")).encode("ascii")
+    if len(body) > MAX_FRAME:
+        raise ProtocolError(f"message of {len(body)} bytes does not fit in one frame")
+    return HEADER.pack(len(body)) + body
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise ProtocolError(f"frame is not valid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("frame is not a JSON object")
+    return message
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise EOFError("channel closed")
+        got += n
+    return bytes(buf)
+
+
+def read_frame(sock: socket.socket, max_bytes: int) -> dict[str, Any]:
+    """Blocking read of one message (worker side)."""
+    (size,) = HEADER.unpack(_recv_exactly(sock, HEADER.size))
+    if size > max_bytes:
+        raise ProtocolError(f"frame of {size} bytes exceeds the limit of {max_bytes}")
+    return decode(_recv_exactly(sock, size))
+
+
+def write_frame(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall(encode(message))
