@@ -116,6 +116,15 @@ class Sandbox:
         return self._process.pid if self._process else None
 
     @property
+    def documents(self) -> list[Document]:
+        """The documents of the current corpus, in order (what a restart reloads)."""
+        return list(self._documents)
+
+    @property
+    def shape(self) -> Literal["str", "list"]:
+        return self._shape
+
+    @property
     def corpus_bytes(self) -> int:
         total = 0
         for doc in self._documents:

@@ -1,0 +1,75 @@
+"""The ``rlm-mcp`` command. ``serve`` (the default) runs the MCP server.
+
+Every setting in :mod:`rlm_mcp.config` is also a flag of each subcommand, so a
+client configuration can pass flags or environment variables, whichever it
+supports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from rlm_mcp import __version__
+from rlm_mcp.config import Settings, add_setting_flags, settings_from_args
+
+SUBCOMMANDS = ("serve",)
+
+
+def configure_logging(level: str) -> None:
+    """Logs go to stderr: in stdio mode stdout is the protocol channel."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlm-mcp", description="A Recursive Language Model as an MCP server.")
+    parser.add_argument("--version", action="version", version=f"rlm-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the MCP server (the default command)")
+    serve.add_argument("--transport", choices=("stdio", "streamable-http", "sse"), default="stdio",
+                       help="stdio (default) for desktop clients; streamable-http or sse to serve over HTTP")  # fmt: skip
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--stateless", action="store_true", help="serve streamable HTTP without MCP sessions")
+    add_setting_flags(serve)
+    return parser
+
+
+async def serve(settings: Settings, transport: str, host: str, port: int, stateless: bool) -> None:
+    from rlm_mcp.server import build_server
+    from rlm_mcp.service import RLMService
+
+    service = RLMService(settings)
+    app = build_server(service)
+    max_body = settings.max_request_mb * 1024 * 1024
+    async with service.running():
+        if transport == "stdio":
+            await app.run_stdio_async()
+        elif transport == "streamable-http":
+            await app.run_streamable_http_async(host=host, port=port, stateless_http=stateless,
+                                                max_request_body_size=max_body)  # fmt: skip
+        else:
+            await app.run_sse_async(host=host, port=port, max_request_body_size=max_body)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "serve")
+    args = build_parser().parse_args(args_list)
+    settings = settings_from_args(args)
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        try:
+            anyio.run(serve, settings, args.transport, args.host, args.port, args.stateless)
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,109 @@
+"""Every knob of rlm-mcp: its default, its environment variable and its command-line flag.
+
+This is the only module that reads the environment. A setting ``foo_bar`` is
+read from ``RLM_FOO_BAR`` and can be overridden on the command line with
+``--foo-bar``; ``rlm-mcp serve --help`` lists them all. AWS settings are left to
+boto3's own chain (``AWS_PROFILE``, ``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``, ...), with one addition: ``AWS_REGION``,
+which the AWS runtimes set but botocore does not read, is used when boto3
+finds no region of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rlm-mcp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RLM_", extra="ignore", frozen=True, populate_by_name=True)
+
+    root_model: str | None = Field(None, description="Bedrock model id (or inference profile) of the root in rlm_query")
+    sub_model: str | None = Field(None, description="Bedrock model id of the sub-model behind llm_query")
+    data_dir: Path = Field(default_factory=_default_data_dir, description="where corpora, sessions and trajectories live")
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path.cwd()],
+        description=f"directories load_context may read, separated by '{os.pathsep}' (default: the working directory)",
+    )
+    max_iterations: int = Field(20, ge=1, description="root turns per rlm_query run")
+    max_sub_calls: int = Field(50, ge=0, description="sub-calls per rlm_query run, or per session in repl_exec")
+    subcall_concurrency: int = Field(8, ge=1, le=256, description="sub-calls of one batch running at once")
+    subcall_timeout_s: float = Field(120.0, gt=0, description="seconds one sub-call may take, retries included")
+    sub_max_tokens: int = Field(4096, ge=1, description="output token limit of one sub-call")
+    sub_context_tokens: int = Field(100_000, ge=1000, description="input budget of the sub-model, told to the root")
+    root_max_tokens: int = Field(8192, ge=256, description="output token limit of one root turn")
+    run_timeout_s: float = Field(1800.0, gt=0, description="wall-clock limit of one rlm_query run")
+    bedrock_max_attempts: int = Field(8, ge=1, description="attempts per Bedrock call (botocore's standard retry mode)")
+    exec_timeout_s: float = Field(60.0, gt=0, description="compute seconds one code execution may take")
+    kill_grace_s: float = Field(5.0, gt=0, description="seconds after the soft timeout before the sandbox is killed")
+    worker_memory_mb: int = Field(2048, ge=64, description="working memory of a sandbox, on top of its corpus")
+    max_corpus_mb: int = Field(4096, ge=1, description="largest corpus one session may load")
+    max_output_chars: int = Field(20_000, ge=100, description="printed output kept per execution (head and tail)")
+    max_code_chars: int = Field(200_000, ge=100, description="largest code one execution may submit")
+    max_sessions: int = Field(32, ge=1, description="live sessions; the oldest idle one is closed to make room")
+    session_idle_timeout_s: float = Field(3600.0, gt=0, description="idle seconds after which a session is closed")
+    max_request_mb: int = Field(64, ge=1, description="largest HTTP request body (inline content)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level (logs go to stderr)")
+    aws_region: str | None = Field(
+        None,
+        validation_alias=AliasChoices("aws_region", "AWS_REGION"),
+        description="region used when boto3's own chain finds none",
+    )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _resolve_roots(cls, value: list[Path]) -> list[Path]:
+        if not value:
+            raise ValueError("at least one allowed root is needed")
+        return [Path(os.path.expanduser(p)).resolve() for p in value]
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_data_dir(cls, value: Path) -> Path:
+        return Path(os.path.expanduser(value)).resolve()
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per setting, with its environment variable in the help."""
+    group = parser.add_argument_group("settings (each also read from its environment variable)")
+    for name, field in Settings.model_fields.items():
+        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
+        annotation = field.annotation
+        kind: Any = str
+        choices = None
+        for candidate in (annotation, *get_args(annotation)):
+            if candidate in (int, float):
+                kind = candidate
+            if get_origin(candidate) is Literal:
+                choices = get_args(candidate)
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"setting_{name}",
+            metavar=None if choices else name.upper(),
+            type=kind,
+            choices=choices,
+            default=argparse.SUPPRESS,
+            help=f"{field.description} [{env}]",
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
+    return Settings(**overrides)

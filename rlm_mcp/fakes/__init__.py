@@ -1,0 +1,1 @@
+"""Local fakes of real model APIs, for tests, benchmarks and offline demos."""

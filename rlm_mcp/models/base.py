@@ -1,0 +1,96 @@
+"""The model-client interface: what the RLM loop and the sub-call broker need from a model.
+
+Conversations are kept in a small backend-neutral form (text, tool calls, tool
+results) so that a root model on one backend and a sub-model on another can be
+mixed; each backend translates to its own wire format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    input: Any
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool_call_id: str
+    text: str
+    is_error: bool = False
+
+
+Block = TextBlock | ToolCall | ToolResult
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["user", "assistant"]
+    content: list[Block]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model turn: its text, any tool calls, why it stopped, and what it cost."""
+
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: float = 0.0
+    stop_reason: str = "end_turn"
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+    def as_message(self) -> Message:
+        blocks: list[Block] = [TextBlock(self.text)] if self.text else []
+        blocks.extend(self.tool_calls)
+        return Message(role="assistant", content=blocks or [TextBlock("(no output)")])
+
+
+class ModelClient(Protocol):
+    """A backend that can answer one prompt and hold a tool-using conversation."""
+
+    async def check(self) -> None:
+        """Raise ``ModelError`` (kind "config") if the backend is not usable as configured."""
+        ...
+
+    async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
+        """Answer a single user prompt (a sub-call)."""
+        ...
+
+    async def chat(
+        self,
+        model: str,
+        *,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        max_tokens: int,
+    ) -> Completion:
+        """One turn of a conversation that may use ``tools`` (the root)."""
+        ...

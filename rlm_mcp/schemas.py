@@ -1,0 +1,141 @@
+"""The shapes the outside world sees: tool results and trajectory records.
+
+These pydantic models are the tools' output schemas (clients get them as JSON
+Schema) and the on-disk form of trajectories, so a field added here is a
+public promise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+RunStatus = Literal["open", "running", "completed", "failed", "limit_reached", "cancelled", "interrupted", "closed"]
+
+
+class TokenUsage(BaseModel):
+    root_input_tokens: int = 0
+    root_output_tokens: int = 0
+    sub_input_tokens: int = 0
+    sub_output_tokens: int = 0
+
+
+class CodeError(BaseModel):
+    type: str = Field(description="exception type, e.g. ZeroDivisionError, TimeoutError, RestrictedCodeError")
+    message: str
+    traceback: str | None = Field(None, description="traceback through the submitted code's own lines")
+    line: int | None = Field(None, description="line of the submitted code where it failed")
+
+
+class VariableInfo(BaseModel):
+    name: str
+    type: str
+    size: int | None = Field(None, description="len() for strings and containers")
+
+
+class SubCallSummary(BaseModel):
+    count: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class LoadContextResult(BaseModel):
+    session_id: str = Field(description="pass this to repl_exec, rlm_query and close_session")
+    trajectory_id: str = Field(description="the session's record of every repl_exec (see get_trajectory)")
+    type: Literal["str", "list[str]"] = Field(description="the type of `context` in the REPL")
+    documents: int
+    chars: int
+    lines: int
+    estimated_tokens: int = Field(description="about chars / 4")
+    preview: str = Field(description="the first few hundred characters of the corpus")
+    added_documents: int = Field(description="documents added by this call")
+    skipped: list[str] = Field(default_factory=list, description="files left out, with the reason")
+    notes: list[str] = Field(default_factory=list)
+
+
+class ReplExecResult(BaseModel):
+    stdout: str = Field(description="printed output (and the value of a last expression), head and tail kept")
+    error: CodeError | None = None
+    variables: list[VariableInfo] = Field(default_factory=list)
+    elapsed_ms: float
+    sub_calls: SubCallSummary = Field(default_factory=SubCallSummary)
+    final: str | None = Field(None, description="the answer, when the code called FINAL or FINAL_VAR")
+    timed_out: bool = False
+    restarted: bool = Field(False, description="the sandbox was restarted: variables from earlier calls are lost")
+    notes: list[str] = Field(default_factory=list)
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    trajectory_id: str
+    created_at: float
+    idle_s: float
+    type: Literal["str", "list[str]"]
+    documents: int
+    chars: int
+    busy: bool
+    sub_calls_used: int
+    sub_call_budget: int
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+    max_sessions: int
+
+
+class CloseSessionResult(BaseModel):
+    session_id: str
+    closed: bool
+
+
+class SubCallRecord(BaseModel):
+    model: str
+    started_at: float = Field(description="Unix time the call started")
+    latency_ms: float
+    prompt_chars: int
+    prompt_preview: str
+    response_preview: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+
+
+class Step(BaseModel):
+    index: int
+    started_at: float
+    elapsed_ms: float
+    root_text: str | None = Field(None, description="what the root model said before its code (rlm_query runs)")
+    root_input_tokens: int = 0
+    root_output_tokens: int = 0
+    code: str | None = None
+    stdout: str = ""
+    error: CodeError | None = None
+    final: str | None = None
+    sub_call_count: int = 0
+    sub_input_tokens: int = 0
+    sub_output_tokens: int = 0
+    sub_calls: list[SubCallRecord] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Trajectory(BaseModel):
+    id: str
+    kind: Literal["session", "run"] = Field(description="a client-driven session, or one rlm_query run")
+    session_id: str
+    status: RunStatus
+    created_at: float
+    updated_at: float
+    query: str | None = None
+    answer: str | None = None
+    message: str | None = Field(None, description="why the run ended, when that is not obvious")
+    root_model: str | None = None
+    sub_model: str | None = None
+    iterations: int = 0
+    sub_calls: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float | None = None
+    elapsed_s: float = 0.0
+    detail: Literal["full", "summary"] = "full"
+    steps: list[Step] = Field(default_factory=list)

@@ -1,0 +1,233 @@
+"""The core of rlm-mcp, usable without MCP: every tool is a method here.
+
+``server.py`` maps MCP tools onto these methods and the CLI calls them
+directly. Errors meant for the caller are raised as :class:`~rlm_mcp.errors.RLMError`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+import anyio.to_thread
+
+from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
+
+from rlm_mcp.config import Settings
+from rlm_mcp.corpus import InlineStore, ResolvedSource, document_header, resolve_path
+from rlm_mcp.errors import InvalidInput, NotFound, RLMError
+from rlm_mcp.models import ModelRouter
+from rlm_mcp.schemas import (
+    CloseSessionResult,
+    CodeError,
+    LoadContextResult,
+    ReplExecResult,
+    SessionInfo,
+    SessionList,
+    Step,
+    SubCallSummary,
+    Trajectory,
+    VariableInfo,
+)
+from rlm_mcp.sessions import Session, SessionManager
+from rlm_mcp.subcalls import SubcallBroker, SubcallLog
+from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
+
+log = logging.getLogger(__name__)
+ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
+
+
+def code_error(result: ExecResult) -> CodeError | None:
+    e = result.error
+    return None if e is None else CodeError(type=e.type, message=e.message, traceback=e.traceback, line=e.line)
+
+
+class RLMService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.trajectories = TrajectoryStore(settings.data_dir / "trajectories")
+        self.sessions = SessionManager(settings, self.trajectories)
+        self.router = ModelRouter(settings)
+        self.broker = SubcallBroker(settings, self.router)
+        self.inline = InlineStore(settings.data_dir / "corpora")
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RLMService]:
+        """Background upkeep (idle-session expiry) while the server runs; sandboxes stop at exit."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.sessions.purge_stale_records()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._expire_loop)
+                yield self
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.sessions.aclose()
+
+    async def _expire_loop(self) -> None:
+        period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
+        while True:
+            await anyio.sleep(period)
+            try:
+                await self.sessions.expire_idle()
+            except Exception:
+                log.exception("idle-session expiry failed")
+
+    # -- load_context --------------------------------------------------------------------
+
+    async def load_context(
+        self,
+        *,
+        content: str | None = None,
+        path: str | None = None,
+        name: str | None = None,
+        session_id: str | None = None,
+        encoding: str = "utf-8",
+        errors: str = "strict",
+    ) -> LoadContextResult:
+        if (content is None) == (path is None):
+            raise InvalidInput("give exactly one of `content` (the text itself) or `path` (a file, directory or glob)")
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InvalidInput(f"unknown encoding {encoding!r}") from None
+        if session_id is not None:
+            check_id(session_id, "session")
+        source = await self._resolve(content, path, name, encoding, errors)
+        if source.total_bytes == 0:
+            raise InvalidInput("the corpus is empty: there is nothing to load")
+        if session_id is None:
+            session = await self.sessions.create()
+            try:
+                info = await session.sandbox.load(source.documents, shape=source.shape)
+            except LoadError as exc:
+                with anyio.CancelScope(shield=True):
+                    await self.sessions.close(session.id)
+                raise InvalidInput(str(exc)) from None
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.sessions.close(session.id)
+                raise
+            added = len(source.documents)
+        else:
+            async with self.sessions.use(session_id) as session:
+                existing = session.sandbox.documents
+                first_header = document_header(existing[0].name) if existing and session.sandbox.shape == "str" else ""
+                try:
+                    info = await session.sandbox.load(source.documents, shape="list", append=True,
+                                                      first_header=first_header)  # fmt: skip
+                except LoadError as exc:
+                    raise InvalidInput(str(exc)) from None
+                added = len(source.documents)
+        session.info = info
+        await self.sessions.save(session)
+        return LoadContextResult(
+            session_id=session.id, trajectory_id=session.trajectory_id, type=info.type, documents=info.documents,
+            chars=info.chars, lines=info.lines, estimated_tokens=info.chars // 4, preview=info.preview,
+            added_documents=added, skipped=source.skipped[:50], notes=session.take_notes(),
+        )  # fmt: skip
+
+    async def _resolve(
+        self, content: str | None, path: str | None, name: str | None, encoding: str, errors: str
+    ) -> ResolvedSource:
+        max_bytes = self.settings.max_corpus_mb * 1024 * 1024
+        if content is not None:
+            if len(content) > max_bytes:
+                raise InvalidInput(f"content is larger than the corpus limit of {self.settings.max_corpus_mb} MB")
+            return await anyio.to_thread.run_sync(self.inline.put, content, name or "inline")
+        assert path is not None
+        source = await anyio.to_thread.run_sync(
+            lambda: resolve_path(path, self.settings.allowed_roots, encoding=encoding, errors=errors)
+        )
+        if source.total_bytes > max_bytes:
+            raise InvalidInput(
+                f"{path!r} holds {source.total_bytes / 1e6:,.0f} MB, over the corpus limit of "
+                f"{self.settings.max_corpus_mb} MB (RLM_MAX_CORPUS_MB)"
+            )
+        return source
+
+    # -- repl_exec -----------------------------------------------------------------------
+
+    async def repl_exec(self, session_id: str, code: str, *, progress: ProgressReporter | None = None) -> ReplExecResult:
+        if not code.strip():
+            raise InvalidInput("code is empty")
+        async with self.sessions.use(session_id) as session:
+            sub_log = SubcallLog()
+
+            async def on_progress(done: int, total: int) -> None:
+                if progress is not None:
+                    await progress(done, total, f"{done}/{total} sub-calls")
+
+            handler = self.broker.handler(
+                budget=session.budget, log=sub_log, default_model=self.settings.sub_model, progress=on_progress
+            )
+            started = time.time()
+            try:
+                result = await session.sandbox.execute(code, on_subcall=handler)
+            except CodeTooLarge as exc:
+                raise InvalidInput(str(exc)) from None
+            except SandboxError as exc:
+                raise RLMError(f"the sandbox failed: {exc}") from exc
+            notes = session.take_notes() + result.notes
+            await self._record_exec(session, code, result, sub_log, started, notes)
+            await self.sessions.touch(session)
+            return ReplExecResult(
+                stdout=result.stdout,
+                error=code_error(result),
+                variables=[VariableInfo(name=v.name, type=v.type, size=v.size) for v in result.variables],
+                elapsed_ms=round(result.elapsed_ms, 3),
+                sub_calls=SubCallSummary(
+                    count=len(sub_log.records), failed=sub_log.failed,
+                    input_tokens=sub_log.usage.input_tokens, output_tokens=sub_log.usage.output_tokens,
+                ),  # fmt: skip
+                final=result.final,
+                timed_out=result.timed_out,
+                restarted=result.restarted,
+                notes=notes,
+            )
+
+    async def _record_exec(
+        self, session: Session, code: str, result: ExecResult, sub_log: SubcallLog, started: float, notes: list[str]
+    ) -> None:
+        trajectory = await self.trajectories.get(session.trajectory_id)
+        step = Step(
+            index=len(trajectory.steps), started_at=started, elapsed_ms=result.elapsed_ms, code=code,
+            stdout=result.stdout, error=code_error(result), final=result.final,
+            sub_call_count=len(sub_log.records), sub_input_tokens=sub_log.usage.input_tokens,
+            sub_output_tokens=sub_log.usage.output_tokens,
+            sub_calls=sorted(sub_log.records, key=lambda r: r.started_at), notes=notes,
+        )  # fmt: skip
+        await self.trajectories.add_step(session.trajectory_id, step)
+        if result.final is not None:
+            await self.trajectories.update(session.trajectory_id, answer=result.final)
+
+    # -- sessions and trajectories ----------------------------------------------------------
+
+    async def list_sessions(self) -> SessionList:
+        now = time.time()
+        sessions = []
+        for s in self.sessions.live():
+            info = s.info
+            sessions.append(SessionInfo(
+                session_id=s.id, trajectory_id=s.trajectory_id, created_at=s.created_at,
+                idle_s=0.0 if s.busy else round(now - s.last_used, 3), type=info.type if info else "str",
+                documents=info.documents if info else 0, chars=info.chars if info else 0, busy=s.busy > 0,
+                sub_calls_used=s.budget.used, sub_call_budget=s.budget.limit,
+            ))  # fmt: skip
+        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
+
+    async def close_session(self, session_id: str) -> CloseSessionResult:
+        check_id(session_id, "session")
+        if not await self.sessions.close(session_id):
+            raise NotFound(f"no session {session_id!r} to close")
+        return CloseSessionResult(session_id=session_id, closed=True)
+
+    async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:
+        trajectory = await self.trajectories.get(trajectory_id)
+        return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+

@@ -1,0 +1,252 @@
+"""Sessions: one sandbox and its corpus, kept under an id the client holds.
+
+A session's record (its documents and trajectory id) is written to the data
+directory, so after a server restart the first request naming the session
+starts a new sandbox and reloads the corpus; only variables are lost, and the
+result says so. Idle sessions are closed after ``RLM_SESSION_IDLE_TIMEOUT_S``;
+at ``RLM_MAX_SESSIONS`` the least recently used idle session makes room, and if
+every session is busy the new one is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from sandbox import Document, LoadInfo, Sandbox, SandboxLimits
+
+from rlm_mcp.config import Settings
+from rlm_mcp.errors import CapacityExceeded, NotFound
+from rlm_mcp.subcalls import Budget
+from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        exec_timeout_s=settings.exec_timeout_s,
+        kill_grace_s=settings.kill_grace_s,
+        memory_bytes=settings.worker_memory_mb * MB,
+        max_corpus_bytes=settings.max_corpus_mb * MB,
+        max_output_chars=settings.max_output_chars,
+        max_code_chars=settings.max_code_chars,
+    )
+
+
+@dataclass
+class Session:
+    id: str
+    trajectory_id: str
+    created_at: float
+    sandbox: Sandbox
+    budget: Budget
+    info: LoadInfo | None = None
+    last_used: float = field(default_factory=time.time)
+    busy: int = 0
+    notes: list[str] = field(default_factory=list)
+    """Said once, in the next result: e.g. that the session was restored after a restart."""
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "trajectory_id": self.trajectory_id,
+            "created_at": self.created_at,
+            "shape": self.sandbox.shape,
+            "documents": [
+                {"name": d.name, "path": str(d.path), "header": d.header, "encoding": d.encoding, "errors": d.errors}
+                for d in self.sandbox.documents
+            ],
+        }
+
+    def take_notes(self) -> list[str]:
+        notes, self.notes = self.notes, []
+        return notes
+
+
+class SessionManager:
+    def __init__(self, settings: Settings, trajectories: TrajectoryStore):
+        self.settings = settings
+        self.trajectories = trajectories
+        self.directory = settings.data_dir / "sessions"
+        self.workdirs = settings.data_dir / "work"
+        self._live: dict[str, Session] = {}
+        self._lock = anyio.Lock()
+
+    # -- records -----------------------------------------------------------------------
+
+    def _record_path(self, session_id: str) -> Path:
+        return self.directory / f"{check_id(session_id, 'session')}.json"
+
+    async def save(self, session: Session) -> None:
+        path = self._record_path(session.id)
+        data = json.dumps(session.record())
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(data, "utf-8")
+            os.replace(tmp, path)
+
+        await anyio.to_thread.run_sync(write)
+
+    async def _read_record(self, session_id: str) -> dict[str, Any] | None:
+        path = self._record_path(session_id)
+        try:
+            return json.loads(await anyio.to_thread.run_sync(path.read_text, "utf-8"))
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            log.warning("session record %s is unreadable", path)
+            return None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _new_sandbox(self) -> Sandbox:
+        self.workdirs.mkdir(parents=True, exist_ok=True)
+        return Sandbox(sandbox_limits(self.settings), workdir_parent=self.workdirs)
+
+    async def _make_room(self) -> None:
+        if len(self._live) < self.settings.max_sessions:
+            return
+        idle = [s for s in self._live.values() if s.busy == 0]
+        if not idle:
+            raise CapacityExceeded(
+                f"all {self.settings.max_sessions} sessions are busy; close one with close_session, "
+                "wait for one to finish, or raise RLM_MAX_SESSIONS"
+            )
+        oldest = min(idle, key=lambda s: s.last_used)
+        log.info("closing idle session %s to make room", oldest.id)
+        await self.close(oldest.id)
+
+    async def create(self) -> Session:
+        async with self._lock:
+            await self._make_room()
+            sandbox = self._new_sandbox()
+            await sandbox.start()
+            session_id = new_id("s")
+            trajectory = await self.trajectories.create(kind="session", session_id=session_id, status="open",
+                                                        sub_model=self.settings.sub_model)  # fmt: skip
+            session = Session(
+                id=session_id, trajectory_id=trajectory.id, created_at=time.time(), sandbox=sandbox,
+                budget=Budget(self.settings.max_sub_calls),
+            )  # fmt: skip
+            self._live[session_id] = session
+            log.info("session %s started (sandbox pid %s: %s)", session_id, sandbox.pid, "; ".join(sandbox.confinement))
+            return session
+
+    async def get(self, session_id: str) -> Session:
+        check_id(session_id, "session")
+        session = self._live.get(session_id)
+        if session is not None:
+            return session
+        async with self._lock:
+            session = self._live.get(session_id)
+            if session is None:
+                session = await self._revive(session_id)
+            return session
+
+    async def _revive(self, session_id: str) -> Session:
+        record = await self._read_record(session_id)
+        if record is None:
+            raise NotFound(
+                f"no session {session_id!r}: it was closed, expired after "
+                f"{self.settings.session_idle_timeout_s:g} s idle, or never existed. Call load_context to start one"
+            )
+        await self._make_room()
+        documents = [Document(name=d["name"], path=Path(d["path"]), header=d.get("header", ""),
+                              encoding=d.get("encoding", "utf-8"), errors=d.get("errors", "strict"))
+                     for d in record.get("documents", [])]  # fmt: skip
+        sandbox = self._new_sandbox()
+        session = Session(
+            id=session_id, trajectory_id=record["trajectory_id"], created_at=float(record["created_at"]),
+            sandbox=sandbox, budget=Budget(self.settings.max_sub_calls),
+        )  # fmt: skip
+        await sandbox.start()
+        if documents:
+            try:
+                shape = "list" if record.get("shape") == "list" else "str"
+                session.info = await sandbox.load(documents, shape=shape)
+            except Exception:
+                await sandbox.close()
+                raise
+        session.notes.append(
+            "this session was restored after a server restart: its corpus was reloaded, "
+            "variables from before the restart are lost"
+        )
+        self._live[session_id] = session
+        return session
+
+    @contextlib.asynccontextmanager
+    async def use(self, session_id: str) -> AsyncIterator[Session]:
+        """Hold a session for one request: it will not be evicted while in use."""
+        session = await self.get(session_id)
+        session.busy += 1
+        try:
+            yield session
+        finally:
+            session.busy -= 1
+            session.last_used = time.time()
+
+    async def close(self, session_id: str, *, forget: bool = True) -> bool:
+        """Stop a session's sandbox; with ``forget`` its record goes too (it cannot be revived)."""
+        session = self._live.pop(session_id, None)
+        if session is not None:
+            await session.sandbox.close()
+            if forget:
+                with contextlib.suppress(NotFound):
+                    await self.trajectories.update(session.trajectory_id, status="closed")
+                self.trajectories.forget(session.trajectory_id)
+        existed = session is not None
+        if forget:
+            path = self._record_path(session_id)
+            existed = existed or path.exists()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return existed
+
+    def live(self) -> list[Session]:
+        return list(self._live.values())
+
+    async def expire_idle(self) -> list[str]:
+        cutoff = time.time() - self.settings.session_idle_timeout_s
+        expired = [s.id for s in self._live.values() if s.busy == 0 and s.last_used < cutoff]
+        for session_id in expired:
+            log.info("session %s expired after %.0f s idle", session_id, self.settings.session_idle_timeout_s)
+            await self.close(session_id)
+        return expired
+
+    async def purge_stale_records(self) -> None:
+        """At start-up: forget records of sessions idle for longer than the timeout."""
+        cutoff = time.time() - self.settings.session_idle_timeout_s
+
+        def purge() -> None:
+            if not self.directory.is_dir():
+                return
+            for path in self.directory.glob("s_*.json"):
+                with contextlib.suppress(OSError):
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+
+        await anyio.to_thread.run_sync(purge)
+
+    async def touch(self, session: Session) -> None:
+        path = self._record_path(session.id)
+        with contextlib.suppress(OSError):
+            await anyio.to_thread.run_sync(os.utime, path)
+
+    async def aclose(self) -> None:
+        """Stop every sandbox but keep the records, so sessions survive a restart."""
+        for session_id in list(self._live):
+            await self.close(session_id, forget=False)

@@ -1,0 +1,137 @@
+"""The sub-call broker: serves ``llm_query``/``llm_query_batched`` for the sandbox.
+
+A batch runs concurrently up to ``RLM_SUBCALL_CONCURRENCY`` and comes back in
+order. Each prompt succeeds or fails on its own (a failure never loses the other
+answers), each is recorded for the trajectory, and every request is charged to
+a :class:`Budget` first, so a runaway loop of sub-calls stops with an error the
+code can catch instead of an invoice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from sandbox import SubcallHandler, SubcallRefused, SubcallReply
+
+from rlm_mcp.config import Settings
+from rlm_mcp.errors import ModelError
+from rlm_mcp.models import ModelClient, ModelRouter, Usage
+from rlm_mcp.schemas import SubCallRecord
+
+PREVIEW_CHARS = 500
+ProgressFn = Callable[[int, int], Awaitable[None]]
+
+
+class Budget:
+    """A count of sub-calls that may still be made; shared by everything charged to it."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    def take(self, count: int) -> None:
+        if count > self.remaining:
+            raise SubcallRefused(
+                f"the sub-call budget is used up: {self.used} of {self.limit} made, {count} more requested. "
+                "Aggregate what you have, or use fewer, larger chunks",
+                error_type="SubcallBudgetExceeded",
+            )
+        self.used += count
+
+
+@dataclass
+class SubcallLog:
+    """What the sub-calls of one execution did, for the result and the trajectory."""
+
+    records: list[SubCallRecord] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.records if r.error is not None)
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None or len(text) <= PREVIEW_CHARS:
+        return text
+    return text[:PREVIEW_CHARS] + f"... [{len(text) - PREVIEW_CHARS:,} more characters]"
+
+
+class SubcallBroker:
+    def __init__(self, settings: Settings, router: ModelRouter):
+        self.settings = settings
+        self.router = router
+
+    def handler(
+        self,
+        *,
+        budget: Budget,
+        log: SubcallLog,
+        default_model: str | None,
+        progress: ProgressFn | None = None,
+    ) -> SubcallHandler:
+        """A handler for one execution: charges ``budget`` and writes to ``log``."""
+
+        async def handle(prompts: list[str], model: str | None) -> list[SubcallReply]:
+            chosen = model or default_model
+            if not chosen:
+                raise SubcallRefused(
+                    "no sub-model is configured: set RLM_SUB_MODEL to a Bedrock model id "
+                    "(e.g. us.anthropic.claude-haiku-4-5-20251001-v1:0) or pass model= to llm_query"
+                )
+            client, model_id = self.router.client_for(chosen)
+            try:
+                await client.check()
+            except ModelError as exc:
+                raise SubcallRefused(str(exc)) from None
+            budget.take(len(prompts))
+            return await self._run_batch(client, model_id, prompts, log, progress)
+
+        return handle
+
+    async def _run_batch(
+        self, client: ModelClient, model_id: str, prompts: list[str], log: SubcallLog, progress: ProgressFn | None
+    ) -> list[SubcallReply]:
+        replies: list[SubcallReply] = [SubcallReply(error="not run")] * len(prompts)
+        limiter = anyio.CapacityLimiter(self.settings.subcall_concurrency)
+        done = 0
+
+        async def run(index: int, prompt: str) -> None:
+            nonlocal done
+            async with limiter:
+                started = time.time()
+                clock = time.perf_counter()
+                text = error = None
+                usage = Usage()
+                try:
+                    with anyio.fail_after(self.settings.subcall_timeout_s):
+                        completion = await client.complete(model_id, prompt, max_tokens=self.settings.sub_max_tokens)
+                    text, usage = completion.text, completion.usage
+                except ModelError as exc:
+                    error = str(exc)
+                except TimeoutError:
+                    error = f"no answer from {model_id} within {self.settings.subcall_timeout_s:g} s"
+                replies[index] = SubcallReply(text=text, error=error)
+                log.usage = log.usage + usage
+                log.records.append(SubCallRecord(
+                    model=model_id, started_at=started, latency_ms=(time.perf_counter() - clock) * 1000,
+                    prompt_chars=len(prompt), prompt_preview=_preview(prompt) or "",
+                    response_preview=_preview(text), input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens, error=error,
+                ))  # fmt: skip
+            done += 1
+            if progress is not None:
+                await progress(done, len(prompts))
+
+        async with anyio.create_task_group() as tg:
+            for index, prompt in enumerate(prompts):
+                tg.start_soon(run, index, prompt)
+        return replies
