@@ -8,6 +8,7 @@ supports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -35,8 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlm-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the MCP server (the default command)")
-    serve.add_argument("--transport", choices=("stdio", "streamable-http", "sse"), default="stdio",
-                       help="stdio (default) for desktop clients; streamable-http or sse to serve over HTTP")  # fmt: skip
+    serve.add_argument(
+        "--transport",
+        choices=("stdio", "streamable-http", "sse"),
+        default="stdio",
+        help="stdio (default) for desktop clients; streamable-http or sse to serve over HTTP",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="HTTP interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     serve.add_argument("--stateless", action="store_true", help="serve streamable HTTP without MCP sessions")
@@ -55,8 +60,9 @@ async def serve(settings: Settings, transport: str, host: str, port: int, statel
         if transport == "stdio":
             await app.run_stdio_async()
         elif transport == "streamable-http":
-            await app.run_streamable_http_async(host=host, port=port, stateless_http=stateless,
-                                                max_request_body_size=max_body)  # fmt: skip
+            await app.run_streamable_http_async(
+                host=host, port=port, stateless_http=stateless, max_request_body_size=max_body
+            )
         else:
             await app.run_sse_async(host=host, port=port, max_request_body_size=max_body)
 
@@ -69,7 +75,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = settings_from_args(args)
     configure_logging(settings.log_level)
     if args.command == "serve":
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             anyio.run(serve, settings, args.transport, args.host, args.port, args.stateless)
-        except KeyboardInterrupt:
-            pass

@@ -30,7 +30,9 @@ class Settings(BaseSettings):
 
     root_model: str | None = Field(None, description="Bedrock model id (or inference profile) of the root in rlm_query")
     sub_model: str | None = Field(None, description="Bedrock model id of the sub-model behind llm_query")
-    data_dir: Path = Field(default_factory=_default_data_dir, description="where corpora, sessions and trajectories live")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="where corpora, sessions and trajectories live"
+    )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [Path.cwd()],
         description=f"directories load_context may read, separated by '{os.pathsep}' (default: the working directory)",

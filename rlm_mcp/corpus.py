@@ -22,13 +22,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
 from sandbox import Document
 
-from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
-
 GLOB_CHARS = frozenset("*?[")
-SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-                          ".tox", ".venv", "node_modules"})  # fmt: skip
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".venv",
+        "node_modules",
+    }
+)
 PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
 SNIFF_BYTES = 8192
 MAX_FILES = 100_000
@@ -78,8 +89,7 @@ def check_path(raw: str, roots: list[Path]) -> Path:
         via = f" (it resolves to {real})" if real != candidate else ""
         allowed = ", ".join(str(r) for r in roots)
         raise PathRefused(
-            f"{raw!r} is outside the allowed roots{via}. Allowed: {allowed}. "
-            "Set RLM_ALLOWED_ROOTS to change them"
+            f"{raw!r} is outside the allowed roots{via}. Allowed: {allowed}. Set RLM_ALLOWED_ROOTS to change them"
         )
     try:
         mode = os.stat(real).st_mode
@@ -88,8 +98,12 @@ def check_path(raw: str, roots: list[Path]) -> Path:
     except OSError as exc:
         raise PathRefused(f"{raw!r} cannot be read: {exc.strerror}") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-                stat.S_IFBLK: "a block device"}.get(stat.S_IFMT(mode), "not a regular file")  # fmt: skip
+        kind = {
+            stat.S_IFIFO: "a FIFO",
+            stat.S_IFSOCK: "a socket",
+            stat.S_IFCHR: "a character device",
+            stat.S_IFBLK: "a block device",
+        }.get(stat.S_IFMT(mode), "not a regular file")
         raise PathRefused(f"{raw!r} is {kind}; only regular files and directories can be loaded")
     return real
 
@@ -157,9 +171,7 @@ def resolve_path(raw: str, roots: list[Path], *, encoding: str, errors: str) -> 
             skipped.append(f"{name}: empty")
             continue
         total += size
-        documents.append(
-            Document(name=name, path=real, header=document_header(name), encoding=encoding, errors=errors)
-        )
+        documents.append(Document(name=name, path=real, header=document_header(name), encoding=encoding, errors=errors))
     if not documents and listing:
         raise NotFound(f"no text files to load under {raw!r}" + (f" (skipped: {len(skipped)})" if skipped else ""))
     return ResolvedSource(documents, "list", total, skipped)

@@ -48,8 +48,10 @@ def build_server(service: RLMService) -> MCPServer:
     async def load_context(
         path: Annotated[
             str | None,
-            Field(description="a file, a directory (each text file becomes one document) or a glob such as "
-                              "'logs/**/*.log', inside the server's allowed roots"),
+            Field(
+                description="a file, a directory (each text file becomes one document) or a glob such as "
+                "'logs/**/*.log', inside the server's allowed roots"
+            ),
         ] = None,
         content: Annotated[str | None, Field(description="the corpus text itself, instead of a path")] = None,
         session_id: Annotated[
@@ -74,8 +76,11 @@ def build_server(service: RLMService) -> MCPServer:
                 content=content, path=path, name=name, session_id=session_id, encoding=encoding, errors=errors
             )
 
-    @mcp.tool(annotations=ToolAnnotations(title="Run Python over the corpus", read_only_hint=False,
-                                          destructive_hint=False, open_world_hint=True))  # fmt: skip
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Run Python over the corpus", read_only_hint=False, destructive_hint=False, open_world_hint=True
+        )
+    )
     async def repl_exec(
         session_id: SessionId,
         code: Annotated[str, Field(description="Python code to run in the session's persistent namespace")],

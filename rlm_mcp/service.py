@@ -11,11 +11,10 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import anyio
 import anyio.to_thread
-
-from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 from rlm_mcp.config import Settings
 from rlm_mcp.corpus import InlineStore, ResolvedSource, document_header, resolve_path
@@ -36,6 +35,7 @@ from rlm_mcp.schemas import (
 from rlm_mcp.sessions import Session, SessionManager
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
+from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
@@ -118,19 +118,27 @@ class RLMService:
             async with self.sessions.use(session_id) as session:
                 existing = session.sandbox.documents
                 first_header = document_header(existing[0].name) if existing and session.sandbox.shape == "str" else ""
+                added_docs = [d if d.header else replace(d, header=document_header(d.name)) for d in source.documents]
                 try:
-                    info = await session.sandbox.load(source.documents, shape="list", append=True,
-                                                      first_header=first_header)  # fmt: skip
+                    info = await session.sandbox.load(added_docs, shape="list", append=True, first_header=first_header)
                 except LoadError as exc:
                     raise InvalidInput(str(exc)) from None
                 added = len(source.documents)
         session.info = info
         await self.sessions.save(session)
         return LoadContextResult(
-            session_id=session.id, trajectory_id=session.trajectory_id, type=info.type, documents=info.documents,
-            chars=info.chars, lines=info.lines, estimated_tokens=info.chars // 4, preview=info.preview,
-            added_documents=added, skipped=source.skipped[:50], notes=session.take_notes(),
-        )  # fmt: skip
+            session_id=session.id,
+            trajectory_id=session.trajectory_id,
+            type=info.type,
+            documents=info.documents,
+            chars=info.chars,
+            lines=info.lines,
+            estimated_tokens=info.chars // 4,
+            preview=info.preview,
+            added_documents=added,
+            skipped=source.skipped[:50],
+            notes=session.take_notes(),
+        )
 
     async def _resolve(
         self, content: str | None, path: str | None, name: str | None, encoding: str, errors: str
@@ -153,7 +161,9 @@ class RLMService:
 
     # -- repl_exec -----------------------------------------------------------------------
 
-    async def repl_exec(self, session_id: str, code: str, *, progress: ProgressReporter | None = None) -> ReplExecResult:
+    async def repl_exec(
+        self, session_id: str, code: str, *, progress: ProgressReporter | None = None
+    ) -> ReplExecResult:
         if not code.strip():
             raise InvalidInput("code is empty")
         async with self.sessions.use(session_id) as session:
@@ -182,9 +192,11 @@ class RLMService:
                 variables=[VariableInfo(name=v.name, type=v.type, size=v.size) for v in result.variables],
                 elapsed_ms=round(result.elapsed_ms, 3),
                 sub_calls=SubCallSummary(
-                    count=len(sub_log.records), failed=sub_log.failed,
-                    input_tokens=sub_log.usage.input_tokens, output_tokens=sub_log.usage.output_tokens,
-                ),  # fmt: skip
+                    count=len(sub_log.records),
+                    failed=sub_log.failed,
+                    input_tokens=sub_log.usage.input_tokens,
+                    output_tokens=sub_log.usage.output_tokens,
+                ),
                 final=result.final,
                 timed_out=result.timed_out,
                 restarted=result.restarted,
@@ -196,12 +208,19 @@ class RLMService:
     ) -> None:
         trajectory = await self.trajectories.get(session.trajectory_id)
         step = Step(
-            index=len(trajectory.steps), started_at=started, elapsed_ms=result.elapsed_ms, code=code,
-            stdout=result.stdout, error=code_error(result), final=result.final,
-            sub_call_count=len(sub_log.records), sub_input_tokens=sub_log.usage.input_tokens,
+            index=len(trajectory.steps),
+            started_at=started,
+            elapsed_ms=result.elapsed_ms,
+            code=code,
+            stdout=result.stdout,
+            error=code_error(result),
+            final=result.final,
+            sub_call_count=len(sub_log.records),
+            sub_input_tokens=sub_log.usage.input_tokens,
             sub_output_tokens=sub_log.usage.output_tokens,
-            sub_calls=sorted(sub_log.records, key=lambda r: r.started_at), notes=notes,
-        )  # fmt: skip
+            sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
+            notes=notes,
+        )
         await self.trajectories.add_step(session.trajectory_id, step)
         if result.final is not None:
             await self.trajectories.update(session.trajectory_id, answer=result.final)
@@ -213,12 +232,20 @@ class RLMService:
         sessions = []
         for s in self.sessions.live():
             info = s.info
-            sessions.append(SessionInfo(
-                session_id=s.id, trajectory_id=s.trajectory_id, created_at=s.created_at,
-                idle_s=0.0 if s.busy else round(now - s.last_used, 3), type=info.type if info else "str",
-                documents=info.documents if info else 0, chars=info.chars if info else 0, busy=s.busy > 0,
-                sub_calls_used=s.budget.used, sub_call_budget=s.budget.limit,
-            ))  # fmt: skip
+            sessions.append(
+                SessionInfo(
+                    session_id=s.id,
+                    trajectory_id=s.trajectory_id,
+                    created_at=s.created_at,
+                    idle_s=0.0 if s.busy else round(now - s.last_used, 3),
+                    type=info.type if info else "str",
+                    documents=info.documents if info else 0,
+                    chars=info.chars if info else 0,
+                    busy=s.busy > 0,
+                    sub_calls_used=s.budget.used,
+                    sub_call_budget=s.budget.limit,
+                )
+            )
         return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
 
     async def close_session(self, session_id: str) -> CloseSessionResult:
@@ -230,4 +257,3 @@ class RLMService:
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:
         trajectory = await self.trajectories.get(trajectory_id)
         return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
-

@@ -23,12 +23,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from sandbox import Document, LoadInfo, Sandbox, SandboxLimits
-
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import CapacityExceeded, NotFound
 from rlm_mcp.subcalls import Budget
 from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
+from sandbox import Document, LoadInfo, Sandbox, SandboxLimits
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -136,12 +135,16 @@ class SessionManager:
             sandbox = self._new_sandbox()
             await sandbox.start()
             session_id = new_id("s")
-            trajectory = await self.trajectories.create(kind="session", session_id=session_id, status="open",
-                                                        sub_model=self.settings.sub_model)  # fmt: skip
+            trajectory = await self.trajectories.create(
+                kind="session", session_id=session_id, status="open", sub_model=self.settings.sub_model
+            )
             session = Session(
-                id=session_id, trajectory_id=trajectory.id, created_at=time.time(), sandbox=sandbox,
+                id=session_id,
+                trajectory_id=trajectory.id,
+                created_at=time.time(),
+                sandbox=sandbox,
                 budget=Budget(self.settings.max_sub_calls),
-            )  # fmt: skip
+            )
             self._live[session_id] = session
             log.info("session %s started (sandbox pid %s: %s)", session_id, sandbox.pid, "; ".join(sandbox.confinement))
             return session
@@ -165,14 +168,24 @@ class SessionManager:
                 f"{self.settings.session_idle_timeout_s:g} s idle, or never existed. Call load_context to start one"
             )
         await self._make_room()
-        documents = [Document(name=d["name"], path=Path(d["path"]), header=d.get("header", ""),
-                              encoding=d.get("encoding", "utf-8"), errors=d.get("errors", "strict"))
-                     for d in record.get("documents", [])]  # fmt: skip
+        documents = [
+            Document(
+                name=d["name"],
+                path=Path(d["path"]),
+                header=d.get("header", ""),
+                encoding=d.get("encoding", "utf-8"),
+                errors=d.get("errors", "strict"),
+            )
+            for d in record.get("documents", [])
+        ]
         sandbox = self._new_sandbox()
         session = Session(
-            id=session_id, trajectory_id=record["trajectory_id"], created_at=float(record["created_at"]),
-            sandbox=sandbox, budget=Budget(self.settings.max_sub_calls),
-        )  # fmt: skip
+            id=session_id,
+            trajectory_id=record["trajectory_id"],
+            created_at=float(record["created_at"]),
+            sandbox=sandbox,
+            budget=Budget(self.settings.max_sub_calls),
+        )
         await sandbox.start()
         if documents:
             try:

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from sandbox import SubcallHandler, SubcallRefused, SubcallReply
-
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models import ModelClient, ModelRouter, Usage
 from rlm_mcp.schemas import SubCallRecord
+from sandbox import SubcallHandler, SubcallRefused, SubcallReply
 
 PREVIEW_CHARS = 500
 ProgressFn = Callable[[int, int], Awaitable[None]]
@@ -121,12 +120,19 @@ class SubcallBroker:
                     error = f"no answer from {model_id} within {self.settings.subcall_timeout_s:g} s"
                 replies[index] = SubcallReply(text=text, error=error)
                 log.usage = log.usage + usage
-                log.records.append(SubCallRecord(
-                    model=model_id, started_at=started, latency_ms=(time.perf_counter() - clock) * 1000,
-                    prompt_chars=len(prompt), prompt_preview=_preview(prompt) or "",
-                    response_preview=_preview(text), input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens, error=error,
-                ))  # fmt: skip
+                log.records.append(
+                    SubCallRecord(
+                        model=model_id,
+                        started_at=started,
+                        latency_ms=(time.perf_counter() - clock) * 1000,
+                        prompt_chars=len(prompt),
+                        prompt_preview=_preview(prompt) or "",
+                        response_preview=_preview(text),
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens,
+                        error=error,
+                    )
+                )
             done += 1
             if progress is not None:
                 await progress(done, len(prompts))

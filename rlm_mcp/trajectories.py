@@ -50,15 +50,17 @@ def summarize(trajectory: Trajectory) -> Trajectory:
     ask for ``detail="full"`` if it needs a particular step.
     """
     steps = [
-        step.model_copy(update={
-            "root_text": _clip(step.root_text),
-            "code": _clip(step.code),
-            "stdout": _clip(step.stdout) or "",
-            "final": _clip(step.final),
-            "sub_calls": [],
-        })
+        step.model_copy(
+            update={
+                "root_text": _clip(step.root_text),
+                "code": _clip(step.code),
+                "stdout": _clip(step.stdout) or "",
+                "final": _clip(step.final),
+                "sub_calls": [],
+            }
+        )
         for step in trajectory.steps
-    ]  # fmt: skip
+    ]
     return trajectory.model_copy(update={"steps": steps, "detail": "summary"})
 
 
@@ -110,9 +112,16 @@ class TrajectoryStore:
     ) -> Trajectory:
         now = time.time()
         trajectory = Trajectory(
-            id=new_id("t"), kind=kind, session_id=session_id, status=status, created_at=now, updated_at=now,
-            query=query, root_model=root_model, sub_model=sub_model,
-        )  # fmt: skip
+            id=new_id("t"),
+            kind=kind,
+            session_id=session_id,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            query=query,
+            root_model=root_model,
+            sub_model=sub_model,
+        )
         self._live[trajectory.id] = trajectory
         if status == "running":
             self._running.add(trajectory.id)

@@ -9,6 +9,7 @@ back, so the parent can log and the README can state exactly what holds where.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -44,7 +45,7 @@ def _libc() -> ctypes.CDLL | None:
 
 def _set_limit(name: str, soft: int, hard: int | None = None) -> str:
     kind = getattr(resource, name)
-    current_soft, current_hard = resource.getrlimit(kind)
+    _current_soft, current_hard = resource.getrlimit(kind)
     if hard is None:
         hard = soft
     if current_hard != resource.RLIM_INFINITY:
@@ -102,10 +103,8 @@ def set_memory_limit(soft: int) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-    except (ValueError, OSError):
-        pass
 
 
 def limit_cpu_seconds(budget: float) -> None:
@@ -118,7 +117,5 @@ def limit_cpu_seconds(budget: float) -> None:
     soft = int(used + budget) + 1
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-    except (ValueError, OSError):
-        pass

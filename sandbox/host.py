@@ -174,8 +174,13 @@ class Sandbox:
             "memory_bytes": soft,
             "memory_hard_bytes": hard,
         }
-        env = {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(self._workdir),
-               "TMPDIR": str(self._workdir)}  # fmt: skip
+        env = {
+            "PATH": os.defpath,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": str(self._workdir),
+            "TMPDIR": str(self._workdir),
+        }
         command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT, json.dumps(config)]
         try:
             self._process = await anyio.open_process(
@@ -315,15 +320,19 @@ class Sandbox:
                     f"the corpus would be {total:,} bytes, over the limit of {self.limits.max_corpus_bytes:,}"
                 )
             soft, _ = self._memory_for(total)
-            await self._send({
-                "op": "load",
-                "mode": "append" if append else "replace",
-                "shape": shape,
-                "first_header": first_header,
-                "memory_bytes": soft,
-                "documents": [{"name": d.name, "header": d.header, "encoding": d.encoding, "errors": d.errors}
-                              for d in documents],
-            })  # fmt: skip
+            await self._send(
+                {
+                    "op": "load",
+                    "mode": "append" if append else "replace",
+                    "shape": shape,
+                    "first_header": first_header,
+                    "memory_bytes": soft,
+                    "documents": [
+                        {"name": d.name, "header": d.header, "encoding": d.encoding, "errors": d.errors}
+                        for d in documents
+                    ],
+                }
+            )
             assert self._stream is not None
             for start in range(0, len(fds), _FD_BATCH):
                 try:
@@ -373,9 +382,12 @@ class Sandbox:
         with anyio.CancelScope(shield=True):
             notes = await self._restart()
         if lost.kind == "timeout":
-            kind, message = "TimeoutError", (
-                f"execution exceeded {timeout:g} s and did not stop when interrupted, so the sandbox was "
-                f"killed after a further {self.limits.kill_grace_s:g} s"
+            kind, message = (
+                "TimeoutError",
+                (
+                    f"execution exceeded {timeout:g} s and did not stop when interrupted, so the sandbox was "
+                    f"killed after a further {self.limits.kill_grace_s:g} s"
+                ),
             )
         elif lost.kind == "cancelled":
             kind, message = "Cancelled", "execution was cancelled and did not stop, so the sandbox was killed"
@@ -489,7 +501,8 @@ def _describe_exit(returncode: int | None) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        hint = {"SIGKILL": " (killed: out of time or memory)", "SIGSEGV": " (crashed)",
-                "SIGXCPU": " (CPU limit)"}.get(name, "")  # fmt: skip
+        hint = {"SIGKILL": " (killed: out of time or memory)", "SIGSEGV": " (crashed)", "SIGXCPU": " (CPU limit)"}.get(
+            name, ""
+        )
         return f"was ended by {name}{hint}"
     return f"exited with status {returncode}"

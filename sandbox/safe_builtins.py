@@ -17,13 +17,63 @@ from typing import Any
 from sandbox.policy import attribute_allowed
 
 _PLAIN = (
-    "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "classmethod",
-    "complex", "dict", "dir", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash",
-    "hex", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
-    "object", "oct", "ord", "pow", "property", "range", "repr", "reversed", "round", "set", "slice",
-    "sorted", "staticmethod", "str", "sum", "super", "tuple", "zip", "Ellipsis", "NotImplemented",
-    "True", "False", "None",
-)  # fmt: skip
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "bytearray",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "complex",
+    "dict",
+    "dir",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "hash",
+    "hex",
+    "id",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "ord",
+    "pow",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "zip",
+    "Ellipsis",
+    "NotImplemented",
+    "True",
+    "False",
+    "None",
+)
 
 _EXCEPTIONS = tuple(
     name
@@ -87,10 +137,7 @@ def make_write_guard(user_module: str) -> Callable[[Any], Any]:
     """
 
     def write_guard(obj: Any) -> Any:
-        if isinstance(obj, type | types.FunctionType):
-            owner = obj.__module__
-        else:
-            owner = type(obj).__module__
+        owner = obj.__module__ if isinstance(obj, type | types.FunctionType) else type(obj).__module__
         if owner != user_module:
             raise AttributeError(f"{type(obj).__name__!r} objects are read-only in the sandbox")
         return obj

@@ -89,9 +89,11 @@ class Interrupts:
 
     While the worker runs its own code (talking to the parent), a signal is
     recorded and delivered when user code resumes, so the protocol is never cut
-    mid-message. After the first interrupt the timer keeps firing every 50 ms,
-    so code that swallows the exception is interrupted again; if it still does
-    not stop, the parent's hard kill ends it.
+    mid-message. The exception derives from ``BaseException``, so the usual
+    ``except Exception`` does not swallow it; after the first interrupt the
+    timer keeps firing every 50 ms for code that catches it anyway. Code that
+    still does not stop (a bare ``except`` in a tight loop, or one long call in
+    C) is ended by the parent's hard kill.
     """
 
     REPEAT_S = 0.05
@@ -192,8 +194,12 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
 
 def describe_syntax_error(exc: SyntaxError) -> dict[str, Any]:
     detail = "".join(traceback.format_exception_only(SyntaxError, exc)).rstrip()
-    return {"type": "SyntaxError", "message": _clip(exc.msg or str(exc)), "traceback": _clip(detail),
-            "line": exc.lineno}  # fmt: skip
+    return {
+        "type": "SyntaxError",
+        "message": _clip(exc.msg or str(exc)),
+        "traceback": _clip(detail),
+        "line": exc.lineno,
+    }
 
 
 def variable_size(value: object) -> int | None:
@@ -242,8 +248,9 @@ class Repl:
 
     # -- REPL names -------------------------------------------------------------------
 
-    def _print(self, *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None,
-               flush: bool = False) -> None:  # fmt: skip
+    def _print(
+        self, *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+    ) -> None:
         builtins.print(*args, sep=sep, end=end, file=self.capture if file is None else file)
 
     def _pprint(self, obj: Any, *args: Any, **kwargs: Any) -> None:
@@ -284,8 +291,7 @@ class Repl:
     def _llm_query(self, prompt: Any, model: Any = None) -> str:
         if not isinstance(prompt, str):
             raise TypeError(
-                f"llm_query(prompt) takes a str, not {type(prompt).__name__}; "
-                "use llm_query_batched(prompts) for a list"
+                f"llm_query(prompt) takes a str, not {type(prompt).__name__}; use llm_query_batched(prompts) for a list"
             )
         outcome = self._request_llm([prompt], model)[0]
         if "error" in outcome:
@@ -397,8 +403,12 @@ class Repl:
         except SyntaxError as exc:
             error = describe_syntax_error(exc)
         except RestrictedCodeError as exc:
-            error = {"type": "RestrictedCodeError", "message": _clip("the sandbox refused this code: " + str(exc)),
-                     "traceback": None, "line": None}  # fmt: skip
+            error = {
+                "type": "RestrictedCodeError",
+                "message": _clip("the sandbox refused this code: " + str(exc)),
+                "traceback": None,
+                "line": None,
+            }
         else:
             linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
             confine.limit_cpu_seconds(cpu_budget)
@@ -434,12 +444,18 @@ class Repl:
                 self.interrupts.leave()
         except ExecInterrupted as exc:
             if exc.reason == "timeout":
-                message = (f"execution exceeded {timeout:g} s of compute and was interrupted; "
-                           "variables from earlier calls are kept")  # fmt: skip
+                message = (
+                    f"execution exceeded {timeout:g} s of compute and was interrupted; "
+                    "variables from earlier calls are kept"
+                )
                 error = {"type": "TimeoutError", "message": message, "traceback": None, "line": None}
             else:
-                error = {"type": "Cancelled", "message": "execution was cancelled by the caller",
-                         "traceback": None, "line": None}  # fmt: skip
+                error = {
+                    "type": "Cancelled",
+                    "message": "execution was cancelled by the caller",
+                    "traceback": None,
+                    "line": None,
+                }
         return error
 
 

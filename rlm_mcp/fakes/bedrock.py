@@ -169,14 +169,19 @@ class ConverseFake:
             content.append({"toolUse": {"toolUseId": self._next_tool_id(), "name": name, "input": tool_input}})
         stop = outcome.stop_reason or ("tool_use" if outcome.tool_calls else "end_turn")
         input_tokens = outcome.input_tokens if outcome.input_tokens is not None else len(json.dumps(body)) // 4
-        output_tokens = outcome.output_tokens if outcome.output_tokens is not None else max(1, len(json.dumps(content)) // 4)
+        output_tokens = (
+            outcome.output_tokens if outcome.output_tokens is not None else max(1, len(json.dumps(content)) // 4)
+        )
         payload = {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": stop,
-            "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens,
-                      "totalTokens": input_tokens + output_tokens},
+            "usage": {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "totalTokens": input_tokens + output_tokens,
+            },
             "metrics": {"latencyMs": int(outcome.delay_s * 1000)},
-        }  # fmt: skip
+        }
         return 200, {}, payload
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -200,7 +205,11 @@ class ConverseFake:
                 try:
                     status, headers, payload = fake._serve(unquote(match["model"]), body)
                 except Exception as exc:  # a responder bug should show up as a 500, not a hang
-                    status, headers, payload = 500, {"x-amzn-ErrorType": "InternalServerException"}, {"message": repr(exc)}
+                    status, headers, payload = (
+                        500,
+                        {"x-amzn-ErrorType": "InternalServerException"},
+                        {"message": repr(exc)},
+                    )
                 self._send(status, headers, payload)
 
             def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:

@@ -143,7 +143,13 @@ class BedrockClient:
         if tools:
             request["toolConfig"] = {
                 "tools": [
-                    {"toolSpec": {"name": t.name, "description": t.description, "inputSchema": {"json": t.input_schema}}}
+                    {
+                        "toolSpec": {
+                            "name": t.name,
+                            "description": t.description,
+                            "inputSchema": {"json": t.input_schema},
+                        }
+                    }
                     for t in tools
                 ]
             }
@@ -159,13 +165,15 @@ def _to_converse(message: Message) -> dict[str, Any]:
         elif isinstance(block, ToolCall):
             content.append({"toolUse": {"toolUseId": block.id, "name": block.name, "input": block.input}})
         elif isinstance(block, ToolResult):
-            content.append({
-                "toolResult": {
-                    "toolUseId": block.tool_call_id,
-                    "content": [{"text": block.text or "(no output)"}],
-                    "status": "error" if block.is_error else "success",
+            content.append(
+                {
+                    "toolResult": {
+                        "toolUseId": block.tool_call_id,
+                        "content": [{"text": block.text or "(no output)"}],
+                        "status": "error" if block.is_error else "success",
+                    }
                 }
-            })  # fmt: skip
+            )
     return {"role": message.role, "content": content}
 
 
@@ -212,7 +220,12 @@ def _translate_client_error(exc: ClientError, model: str) -> ModelError:
         )
     if code == "ResourceNotFoundException":
         return ModelError(f"model {model} was not found: {message}. Check RLM_ROOT_MODEL / RLM_SUB_MODEL", "config")
-    if code in ("ServiceUnavailableException", "InternalServerException", "ModelNotReadyException",
-                "ModelTimeoutException", "ModelErrorException"):  # fmt: skip
+    if code in (
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "ModelNotReadyException",
+        "ModelTimeoutException",
+        "ModelErrorException",
+    ):
         return ModelError(f"Bedrock could not serve {model} ({code}): {message}", kind="unavailable")
     return ModelError(f"Bedrock error {code} from {model}: {message}", kind="error")
