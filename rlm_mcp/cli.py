@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 import anyio
+from pydantic import ValidationError
 
 from rlm_mcp import __version__
 from rlm_mcp.config import Settings, add_setting_flags, settings_from_args
@@ -71,8 +72,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "serve")
-    args = build_parser().parse_args(args_list)
-    settings = settings_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{err['loc'][0]} (RLM_{str(err['loc'][0]).upper()} or --{str(err['loc'][0]).replace('_', '-')}): "
+            f"{err['msg']}"
+            for err in exc.errors()
+        )
+        parser.exit(2, f"rlm-mcp: invalid setting: {problems}\n")
     configure_logging(settings.log_level)
     if args.command == "serve":
         with contextlib.suppress(KeyboardInterrupt):
