@@ -7,7 +7,7 @@ public promise.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,12 @@ class CodeError(BaseModel):
     message: str
     traceback: str | None = Field(None, description="traceback through the submitted code's own lines")
     line: int | None = Field(None, description="line of the submitted code where it failed")
+
+
+def code_error(result: Any) -> CodeError | None:
+    """The error of a sandbox ``ExecResult`` in its public shape."""
+    e = result.error
+    return None if e is None else CodeError(type=e.type, message=e.message, traceback=e.traceback, line=e.line)
 
 
 class VariableInfo(BaseModel):
@@ -78,6 +84,7 @@ class SessionInfo(BaseModel):
     busy: bool
     sub_calls_used: int
     sub_call_budget: int
+    runs: list[str] = Field(default_factory=list, description="trajectory ids of this session's rlm_query runs")
 
 
 class SessionList(BaseModel):
@@ -88,6 +95,19 @@ class SessionList(BaseModel):
 class CloseSessionResult(BaseModel):
     session_id: str
     closed: bool
+
+
+class RLMQueryResult(BaseModel):
+    status: RunStatus = Field(description="completed, failed, limit_reached, running (wait=false), cancelled")
+    answer: str | None = None
+    message: str | None = Field(None, description="why the run ended, when that is not obvious")
+    trajectory_id: str = Field(description="poll get_trajectory with it while the run goes on, or to inspect it")
+    session_id: str
+    iterations: int = Field(0, description="root turns taken")
+    sub_calls: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float | None = Field(None, description="estimate from the price table; null for an unknown model")
+    elapsed_s: float = 0.0
 
 
 class SubCallRecord(BaseModel):
@@ -104,6 +124,7 @@ class SubCallRecord(BaseModel):
 
 class Step(BaseModel):
     index: int
+    turn: int = Field(0, description="the root turn (rlm_query) or the repl_exec call this step belongs to")
     started_at: float
     elapsed_ms: float
     root_text: str | None = Field(None, description="what the root model said before its code (rlm_query runs)")
@@ -132,7 +153,7 @@ class Trajectory(BaseModel):
     message: str | None = Field(None, description="why the run ended, when that is not obvious")
     root_model: str | None = None
     sub_model: str | None = None
-    iterations: int = 0
+    iterations: int = Field(0, description="root turns (rlm_query) or repl_exec calls")
     sub_calls: int = 0
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float | None = None

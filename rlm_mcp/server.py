@@ -18,7 +18,14 @@ from pydantic import Field
 
 from rlm_mcp import __version__
 from rlm_mcp.errors import RLMError
-from rlm_mcp.schemas import CloseSessionResult, LoadContextResult, ReplExecResult, SessionList, Trajectory
+from rlm_mcp.schemas import (
+    CloseSessionResult,
+    LoadContextResult,
+    ReplExecResult,
+    RLMQueryResult,
+    SessionList,
+    Trajectory,
+)
 from rlm_mcp.service import RLMService
 
 INSTRUCTIONS = """\
@@ -101,6 +108,58 @@ def build_server(service: RLMService) -> MCPServer:
 
         with _as_tool_errors():
             return await service.repl_exec(session_id, code, progress=progress)
+
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Answer a question over the corpus",
+            read_only_hint=False,
+            destructive_hint=False,
+            open_world_hint=True,
+        )
+    )
+    async def rlm_query(
+        session_id: SessionId,
+        query: Annotated[str, Field(description="the question to answer over the session's corpus")],
+        ctx: Context,
+        root_model: Annotated[
+            str | None, Field(description="Bedrock model id of the root (default: RLM_ROOT_MODEL)", max_length=300)
+        ] = None,
+        sub_model: Annotated[
+            str | None, Field(description="Bedrock model id for sub-calls (default: RLM_SUB_MODEL)", max_length=300)
+        ] = None,
+        max_iterations: Annotated[
+            int | None, Field(description="root turns (default: RLM_MAX_ITERATIONS)", ge=1, le=500)
+        ] = None,
+        max_sub_calls: Annotated[
+            int | None, Field(description="sub-calls for the whole run (default: RLM_MAX_SUB_CALLS)", ge=0, le=100_000)
+        ] = None,
+        wait: Annotated[
+            bool,
+            Field(description="false returns at once with status 'running'; follow it with get_trajectory"),
+        ] = True,
+    ) -> RLMQueryResult:
+        """Answer a question over the session's corpus with the full RLM loop, run by the server.
+
+        A root model on Bedrock writes Python against `context` (it sees only metadata about the
+        corpus, never the corpus), fans chunks out to the sub-model and aggregates in code until it
+        calls FINAL. You get the answer, the status, token usage, an estimated cost and the
+        trajectory id; progress notifications report each step. Use wait=false for long runs.
+        """
+
+        async def progress(done: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(done, total, message)
+
+        with _as_tool_errors():
+            return await service.rlm_query(
+                session_id,
+                query,
+                root_model=root_model,
+                sub_model=sub_model,
+                max_iterations=max_iterations,
+                max_sub_calls=max_sub_calls,
+                wait=wait,
+                progress=progress,
+            )
 
     @mcp.tool(annotations=ToolAnnotations(title="Read a trajectory", read_only_hint=True))
     async def get_trajectory(

@@ -14,23 +14,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from rlm_mcp.config import Settings
 from rlm_mcp.corpus import InlineStore, ResolvedSource, document_header, resolve_path
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
+from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelRouter
+from rlm_mcp.pricing import PriceTable
 from rlm_mcp.schemas import (
     CloseSessionResult,
-    CodeError,
     LoadContextResult,
     ReplExecResult,
+    RLMQueryResult,
     SessionInfo,
     SessionList,
     Step,
     SubCallSummary,
+    TokenUsage,
     Trajectory,
     VariableInfo,
+    code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
@@ -41,11 +46,6 @@ log = logging.getLogger(__name__)
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 
 
-def code_error(result: ExecResult) -> CodeError | None:
-    e = result.error
-    return None if e is None else CodeError(type=e.type, message=e.message, traceback=e.traceback, line=e.line)
-
-
 class RLMService:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -54,18 +54,30 @@ class RLMService:
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
         self.inline = InlineStore(settings.data_dir / "corpora")
+        self.prices = PriceTable(settings.prices_file)
+        self._runs: dict[str, RLMRun] = {}
+        self._background: anyio.abc.TaskGroup | None = None
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RLMService]:
-        """Background upkeep (idle-session expiry) while the server runs; sandboxes stop at exit."""
+        """Background work (idle-session expiry, ``wait=false`` runs) while the server runs.
+
+        At exit, runs still going are marked interrupted and every sandbox stops.
+        """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.sessions.purge_stale_records()
         try:
             async with anyio.create_task_group() as tg:
+                self._background = tg
                 tg.start_soon(self._expire_loop)
-                yield self
-                tg.cancel_scope.cancel()
+                try:
+                    yield self
+                finally:
+                    for run in self._runs.values():
+                        run.on_cancel("interrupted", "the server shut down while this run was in progress")
+                    tg.cancel_scope.cancel()
         finally:
+            self._background = None
             with anyio.CancelScope(shield=True):
                 await self.sessions.aclose()
 
@@ -209,6 +221,7 @@ class RLMService:
         trajectory = await self.trajectories.get(session.trajectory_id)
         step = Step(
             index=len(trajectory.steps),
+            turn=len(trajectory.steps),
             started_at=started,
             elapsed_ms=result.elapsed_ms,
             code=code,
@@ -224,6 +237,104 @@ class RLMService:
         await self.trajectories.add_step(session.trajectory_id, step)
         if result.final is not None:
             await self.trajectories.update(session.trajectory_id, answer=result.final)
+
+    # -- rlm_query ----------------------------------------------------------------------------
+
+    async def rlm_query(
+        self,
+        session_id: str,
+        query: str,
+        *,
+        root_model: str | None = None,
+        sub_model: str | None = None,
+        max_iterations: int | None = None,
+        max_sub_calls: int | None = None,
+        wait: bool = True,
+        progress: ProgressReporter | None = None,
+    ) -> RLMQueryResult:
+        if not query.strip():
+            raise InvalidInput("query is empty")
+        root = root_model or self.settings.root_model
+        if not root:
+            raise InvalidInput(
+                "no root model is configured: set RLM_ROOT_MODEL to a Bedrock model id, or pass root_model"
+            )
+        client, root_id = self.router.client_for(root)
+        await client.check()
+        session = await self.sessions.get(session_id)
+        if session.info is None:
+            raise InvalidInput(f"session {session_id!r} has no corpus; load one with load_context first")
+        busy = [run.trajectory_id for run in self._runs.values() if run.session_id == session_id]
+        if busy:
+            raise InvalidInput(
+                f"session {session_id!r} already has a run in progress ({busy[0]}); follow it with get_trajectory "
+                "or start another session"
+            )
+        config = RunConfig(
+            query=query,
+            root_model=root_id,
+            sub_model=sub_model or self.settings.sub_model,
+            max_iterations=max_iterations or self.settings.max_iterations,
+            max_sub_calls=self.settings.max_sub_calls if max_sub_calls is None else max_sub_calls,
+            timeout_s=self.settings.run_timeout_s,
+            root_max_tokens=self.settings.root_max_tokens,
+            sub_context_tokens=self.settings.sub_context_tokens,
+        )
+        trajectory = await self.trajectories.create(
+            kind="run",
+            session_id=session_id,
+            status="running",
+            query=query,
+            root_model=root_id,
+            sub_model=config.sub_model,
+        )
+        session.runs.append(trajectory.id)
+        run = RLMRun(
+            config=config,
+            trajectory_id=trajectory.id,
+            session_id=session_id,
+            sandbox=session.sandbox,
+            corpus=session.info,
+            root=client,
+            broker=self.broker,
+            trajectories=self.trajectories,
+            prices=self.prices,
+            progress=progress if wait else None,
+        )
+        if wait:
+            outcome = await self._drive(run)
+        elif self._background is None:
+            raise RLMError("background runs need a running server")
+        else:
+            self._runs[run.trajectory_id] = run
+            self._background.start_soon(self._drive, run)
+            outcome = run.outcome
+        return RLMQueryResult(
+            status=outcome.status,
+            answer=outcome.answer,
+            message=outcome.message,
+            trajectory_id=trajectory.id,
+            session_id=session_id,
+            iterations=outcome.iterations,
+            sub_calls=len(outcome.sub_calls),
+            usage=TokenUsage(
+                root_input_tokens=outcome.root_usage.input_tokens,
+                root_output_tokens=outcome.root_usage.output_tokens,
+                sub_input_tokens=outcome.sub_usage.input_tokens,
+                sub_output_tokens=outcome.sub_usage.output_tokens,
+            ),
+            cost_usd=outcome.cost_usd,
+            elapsed_s=outcome.elapsed_s,
+        )
+
+    async def _drive(self, run: RLMRun) -> RunOutcome:
+        self._runs[run.trajectory_id] = run
+        try:
+            async with self.sessions.use(run.session_id):
+                return await run.run()
+        finally:
+            self._runs.pop(run.trajectory_id, None)
+            self.trajectories.forget(run.trajectory_id)
 
     # -- sessions and trajectories ----------------------------------------------------------
 
@@ -244,12 +355,16 @@ class RLMService:
                     busy=s.busy > 0,
                     sub_calls_used=s.budget.used,
                     sub_call_budget=s.budget.limit,
+                    runs=list(s.runs),
                 )
             )
         return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
 
     async def close_session(self, session_id: str) -> CloseSessionResult:
         check_id(session_id, "session")
+        for run in list(self._runs.values()):
+            if run.session_id == session_id:
+                run.cancel("cancelled", "the session was closed")
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
         return CloseSessionResult(session_id=session_id, closed=True)

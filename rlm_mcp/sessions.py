@@ -54,6 +54,7 @@ class Session:
     info: LoadInfo | None = None
     last_used: float = field(default_factory=time.time)
     busy: int = 0
+    runs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Said once, in the next result: e.g. that the session was restored after a restart."""
 

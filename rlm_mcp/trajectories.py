@@ -73,7 +73,7 @@ def _accumulate(trajectory: Trajectory, step: Step) -> None:
     usage.sub_input_tokens += step.sub_input_tokens
     usage.sub_output_tokens += step.sub_output_tokens
     trajectory.sub_calls += step.sub_call_count
-    trajectory.iterations = len(trajectory.steps)
+    trajectory.iterations = len({s.turn for s in trajectory.steps})
 
 
 class TrajectoryStore:

@@ -67,8 +67,9 @@ def test_bad_setting_is_a_clear_error() -> None:
 @pytest.mark.anyio
 async def test_sse_transport(env: dict[str, str]) -> None:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "rlm_mcp", "serve", "--transport", "sse", "--port", str(port)],
-                               env=env)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rlm_mcp", "serve", "--transport", "sse", "--port", str(port)], env=env
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -226,3 +226,29 @@ class ConverseFake:
                 pass
 
         return Handler
+
+
+def code(source: str, text: str = "", **kwargs: Any) -> Reply:
+    """A root reply that calls the REPL tool with ``source``."""
+    return Reply(text=text, tool_calls=[("python", {"code": source})], **kwargs)
+
+
+Step = Callable[[ConverseRequest], "Reply | Fault"] | Reply | Fault
+
+
+def scripted(root_model: str, steps: list[Step], sub: Responder = echo) -> Responder:
+    """Play a root model turn by turn; every other model is answered by ``sub``.
+
+    The turn is the number of assistant messages already in the conversation,
+    so a retried request gets the same step again. Past the end of ``steps``
+    the last one repeats.
+    """
+
+    def respond(request: ConverseRequest) -> Reply | Fault:
+        if request.model_id != root_model:
+            return sub(request)
+        turn = sum(1 for m in request.messages if m.get("role") == "assistant")
+        step = steps[min(turn, len(steps) - 1)]
+        return step(request) if callable(step) else step
+
+    return respond

@@ -1,0 +1,119 @@
+"""What the root model is told: a short system prompt, and metadata about the corpus, never the corpus.
+
+The prompt follows the RLM paper's spirit: a few lines on the environment and
+one worked pattern (probe, filter, chunk, batch sub-calls, aggregate in code),
+sized with the sub-model's real budget so the root picks sensible chunks.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from rlm_mcp.models import ToolSpec
+from sandbox import LoadInfo
+
+CODE_TOOL = ToolSpec(
+    name="python",
+    description=(
+        "Run Python code in the REPL where `context` holds the corpus. Variables persist between calls. "
+        "Returns what the code printed (and the value of a last expression), or the error and its traceback."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {"code": {"type": "string", "description": "Python code to run"}},
+        "required": ["code"],
+    },
+)
+
+CHARS_PER_TOKEN = 4
+PREVIEW_CHARS = 300
+LISTED_LENGTHS = 10
+
+SYSTEM_PROMPT = """\
+You answer a question about a corpus that is too large to read directly. It is loaded as the variable \
+`context` in a Python REPL, and you work on it by calling the `python` tool with code. Every call runs in \
+the same namespace, so variables persist, and you see what the code prints. Long output is cut in the \
+middle, so print summaries and samples rather than data.
+
+In the REPL:
+- llm_query(prompt) -> str asks a sub-model, which can read about {sub_chars:,} characters \
+(~{sub_tokens:,} tokens) per prompt.
+- llm_query_batched(prompts) -> list[str] asks many prompts at once, in parallel; it is much faster \
+than a loop of llm_query.
+- FINAL(answer) ends the run with your answer; FINAL_VAR("name") ends it with the value of a variable.
+- re, json, collections, itertools, math, statistics and similar modules can be imported.
+You have {max_iterations} tool calls and {max_sub_calls} sub-calls in all.
+
+A typical run:
+1. Look at the shape first:
+   print(type(context), len(context)); print(context[:300])
+2. Let code do what a pattern can do:
+   import re; hits = re.findall(r"(?m)^.*refund.*$", context); print(len(hits), hits[:3])
+3. Split what needs reading into chunks the sub-model can take, and ask about all of them at once:
+   size = {chunk_chars}
+   chunks = [context[i:i + size] for i in range(0, len(context), size)]
+   answers = llm_query_batched([f"List each invoice number in this text, one per line.\\n\\n{{c}}" for c in chunks])
+4. Combine the answers in code, check them, and finish:
+   numbers = {{n.strip() for a in answers for n in a.splitlines() if n.strip()}}
+   FINAL(len(numbers))
+
+A sub-model sees only the prompt you pass it, so put the instruction and the text together and ask \
+for output your code can parse. Counts and totals are exact when code does the adding up.\
+"""
+
+
+def system_prompt(*, sub_context_tokens: int, max_iterations: int, max_sub_calls: int) -> str:
+    sub_chars = sub_context_tokens * CHARS_PER_TOKEN
+    chunk_chars = max(1000, int(sub_chars * 0.8) // 1000 * 1000)
+    return SYSTEM_PROMPT.format(
+        sub_chars=sub_chars,
+        sub_tokens=sub_context_tokens,
+        chunk_chars=f"{chunk_chars:_}",
+        max_iterations=max_iterations,
+        max_sub_calls=max_sub_calls,
+    )
+
+
+def corpus_metadata(info: LoadInfo) -> str:
+    """What the root knows about the corpus: its type and sizes, and a short preview.
+
+    The same few lines whatever the corpus size, so the root's cost does not grow with it.
+    """
+    tokens = info.chars // CHARS_PER_TOKEN
+    if info.type == "str":
+        shape = f"a str of {info.chars:,} characters ({info.lines:,} lines, about {tokens:,} tokens)"
+        where = "context"
+    else:
+        shape = (
+            f"a list[str] of {info.documents:,} documents, {info.chars:,} characters in all "
+            f"({info.lines:,} lines, about {tokens:,} tokens)"
+        )
+        where = "context[0]"
+    lines = [f"`context` is {shape}."]
+    lengths = info.document_chars
+    if info.type != "str" and lengths:
+        lines.append(
+            f"Document lengths in characters: min {min(lengths):,}, median {int(statistics.median(lengths)):,}, "
+            f"max {max(lengths):,}; the first {min(len(lengths), LISTED_LENGTHS)}: {lengths[:LISTED_LENGTHS]}."
+        )
+    preview = info.preview[:PREVIEW_CHARS]
+    lines.append(f"The first {len(preview)} characters of {where}:\n<<<\n{preview}\n>>>")
+    return "\n".join(lines)
+
+
+def first_message(query: str, info: LoadInfo) -> str:
+    return f"{corpus_metadata(info)}\n\nQuestion: {query}"
+
+
+def final_turn_message(max_iterations: int) -> str:
+    return (
+        f"You have used all {max_iterations} tool calls. Do not call the tool again: answer the question now, "
+        "in plain text, with the best answer your work so far supports, and say how sure you are."
+    )
+
+
+CUT_OFF_MESSAGE = (
+    "Your last reply was cut off at the output limit. Continue with shorter code (or answer in plain text); "
+    "long output belongs in variables, not in the reply."
+)
+EMPTY_REPLY_MESSAGE = "Your reply had neither code nor an answer. Call the python tool, or answer in plain text."
