@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     max_sessions: int = Field(32, ge=1, description="live sessions; the oldest idle one is closed to make room")
     session_idle_timeout_s: float = Field(3600.0, gt=0, description="idle seconds after which a session is closed")
     max_request_mb: int = Field(64, ge=1, description="largest HTTP request body (inline content)")
-    prices_file: Path | None = Field(None, description="JSON file of model prices that extends the built-in table")
+    prices_file: FilePath | None = Field(None, description="JSON file of model prices that extends the built-in table")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level (logs go to stderr)")
     aws_region: str | None = Field(
         None,
