@@ -147,3 +147,15 @@ async def client(transport: str, env: dict[str, str], request: pytest.FixtureReq
     http = request.getfixturevalue("http_server") if transport == "http" else None
     async with connect(transport, env, http) as connected:
         yield connected
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """moto's S3 in server mode on loopback; returns its endpoint URL (for AWS_ENDPOINT_URL_S3)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

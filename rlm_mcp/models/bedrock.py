@@ -24,10 +24,10 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
-    NoRegionError,
     ReadTimeoutError,
 )
 
+from rlm_mcp import aws
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
 
@@ -56,20 +56,6 @@ class BedrockClient:
     # -- client ----------------------------------------------------------------------
 
     def _build_client(self) -> Any:
-        session = boto3.session.Session()
-        region = session.region_name or self._fallback_region
-        if region is None:
-            raise ModelError(
-                "no AWS region is configured: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in your "
-                "AWS profile) to the region where your Bedrock models are enabled",
-                kind="config",
-            )
-        if session.get_credentials() is None:
-            raise ModelError(
-                "no AWS credentials were found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or run on a role (boto3's standard credential chain)",
-                kind="config",
-            )
         config = Config(
             retries={"mode": "standard", "max_attempts": self._max_attempts},
             max_pool_connections=self._pool_size,
@@ -77,10 +63,22 @@ class BedrockClient:
             connect_timeout=min(10.0, self._read_timeout_s),
             user_agent_extra="rlm-mcp",
         )
+        session = boto3.session.Session()
         try:
-            return session.client("bedrock-runtime", region_name=region, config=config)
-        except (NoRegionError, BotoCoreError) as exc:
+            client = aws.client(
+                "bedrock-runtime", fallback_region=self._fallback_region, config=config, session=session
+            )
+        except ModelError as exc:
+            raise ModelError(f"{exc}, in the region where your Bedrock models are enabled", kind="config") from None
+        except BotoCoreError as exc:
             raise ModelError(f"could not create the Bedrock client: {exc}", kind="config") from exc
+        if session.get_credentials() is None:
+            raise ModelError(
+                "no AWS credentials were found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or run on a role (boto3's standard credential chain)",
+                kind="config",
+            )
+        return client
 
     def _get_client(self) -> Any:
         with self._client_lock:
