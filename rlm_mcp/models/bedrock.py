@@ -105,6 +105,12 @@ class BedrockClient:
             raise ModelError(f"cannot reach Bedrock: {exc}", kind="unavailable") from exc
         except BotoCoreError as exc:
             raise ModelError(f"Bedrock call failed: {exc}", kind="error") from exc
+        except ModelError:
+            raise
+        except Exception as exc:  # e.g. botocore's parser on a body that is not what Converse returns
+            raise ModelError(
+                f"Bedrock returned a response rlm-mcp cannot read ({type(exc).__name__}: {exc})", kind="malformed"
+            ) from exc
 
     # -- ModelClient -------------------------------------------------------------------
 
