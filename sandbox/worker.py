@@ -97,6 +97,7 @@ class Interrupts:
     """
 
     REPEAT_S = 0.05
+    EXPIRED_S = 1e-6
 
     def __init__(self) -> None:
         self.active = False
@@ -134,9 +135,17 @@ class Interrupts:
         self._saved = remaining
 
     def resume(self, charge: float = 0.0) -> None:
-        """Restart the clock; ``charge`` is wall time to count as compute after all."""
+        """Restart the clock where it stopped; ``charge`` is wall time to count as compute after all.
+
+        The timer is re-armed with exactly what is left (a floor would hand a loop of quick
+        sub-calls a little fresh time on every call, so that it never ran out).
+        """
         if self._saved > 0 or self.fired:
-            signal.setitimer(signal.ITIMER_REAL, max(self._saved - charge, 0.001), self.REPEAT_S)
+            remaining = self._saved - charge
+            if remaining <= self.EXPIRED_S and self.fired is None:
+                self.fired = "timeout"
+                self._pending = True
+            signal.setitimer(signal.ITIMER_REAL, max(remaining, self.EXPIRED_S), self.REPEAT_S)
         self.active = True
         if self._pending:
             self._pending = False
