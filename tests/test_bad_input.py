@@ -70,7 +70,9 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     ("load_context", {"path": "linked-dir"}, "outside the allowed roots"),
     ("load_context", {"path": "proc-link"}, "is on /proc"),
     ("load_context", {"path": "/dev/zero"}, "is on /dev"),
-    ("load_context", {"path": "/etc/*"}, "no text files to load"),
+    ("load_context", {"path": "/etc/*"}, "starts outside the allowed roots (at /etc)"),
+    ("load_context", {"path": "/**/*.txt"}, "starts outside the allowed roots (at /)"),
+    ("load_context", {"path": "linked-dir/*"}, "starts outside the allowed roots"),
     ("load_context", {"path": "~root/.bashrc"}, "outside the allowed roots"),
     # repl_exec
     ("repl_exec", {"session_id": UNKNOWN_SESSION}, "Field required"),
