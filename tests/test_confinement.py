@@ -272,3 +272,17 @@ def test_bootstrap_is_what_the_tests_confine() -> None:
     source = (Path(_PACKAGE_ROOT) / "sandbox" / "worker.py").read_text()
     assert "confine.apply(" in source and "readable=interpreter_directories()" in source
     assert "from sandbox.worker import main" in _BOOTSTRAP
+
+
+@pytest.mark.anyio
+async def test_a_load_that_never_finishes_is_cut_off(tmp_path: Path) -> None:
+    """Decoding punycode is worse than quadratic: 1 MB would keep the worker busy for an hour."""
+    from sandbox import Document, LoadError
+
+    slow = tmp_path / "slow.txt"
+    slow.write_bytes(b"a" * 500_000 + b"-" + b"b" * 500_000)
+    async with Sandbox(SandboxLimits(start_timeout_s=2, exec_timeout_s=2, kill_grace_s=1)) as box:
+        with anyio.fail_after(30), pytest.raises(LoadError, match="did not finish loading"):
+            await box.load([Document(name="slow.txt", path=slow, encoding="punycode")], shape="str")
+        result = await box.execute("1 + 1")
+        assert result.stdout == "2\n" and result.error is None
