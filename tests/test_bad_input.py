@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import server_env
-from helpers import call, call_error
+from helpers import call, call_error, children
 
 from rlm_mcp.fakes.bedrock import ConverseFake
 
@@ -104,13 +104,6 @@ CASES: list[tuple[str, dict[str, object], str]] = [
 ]
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(c) for c in (task / "children").read_text().split())
-    return found
-
-
 async def test_every_tool_refuses_bad_input_clearly(client, files: Path, request: pytest.FixtureRequest) -> None:
     reference = await call(client, "load_context", path="ok.txt")
     sid = reference["session_id"]
@@ -146,7 +139,7 @@ async def test_every_tool_refuses_bad_input_clearly(client, files: Path, request
     assert sid in live and half["session_id"] in live
     if request.getfixturevalue("transport") == "http":
         server = request.getfixturevalue("http_server").process.pid
-        assert len(_children(server)) == len(live)  # one sandbox per live session, none left by a failed load
+        assert len(children(server)) == len(live)  # one sandbox per live session, none left by a failed load
 
 
 async def test_binary_and_undecodable_files_keep_the_session(client, files: Path) -> None:

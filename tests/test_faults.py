@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest import ROOT_MODEL, SUB_MODEL, HttpServer, connect, server_env
-from helpers import call
+from helpers import alive, call, children
 
 from rlm_mcp.fakes.bedrock import (
     ConverseFake,
@@ -41,24 +41,6 @@ def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake: Conver
     return server_env(
         tmp_path_factory.mktemp("data"), corpus_dir, fake.url, RLM_SUBCALL_TIMEOUT_S=str(SUBCALL_TIMEOUT_S)
     )
-
-
-def children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found.update(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 class FailFirst:
