@@ -84,8 +84,8 @@ def _drop_root(uid: int, gid: int) -> str:
     """Root in the worker could read every file; the unprivileged user reads what anyone may."""
     try:
         os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
+        os.setgid(gid)  # as root these set the real, effective and saved ids alike
+        os.setuid(uid)
     except OSError as exc:
         return f"user: still root (could not switch to uid {uid}: {exc})"
     return f"user: uid {uid}, gid {gid}, no supplementary groups (started as root)"

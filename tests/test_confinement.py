@@ -11,13 +11,16 @@ namespaces, filter and process group.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import textwrap
-from collections.abc import AsyncIterator
+import sysconfig
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -30,11 +33,17 @@ from sandbox.seccomp import build_program
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the confinement measured here is Linux's")
 
 PRELUDE = """
-import ctypes, json, os, socket, sys
-sys.path.insert(0, sys.argv.pop(1))
+import ctypes, json, os, socket, sys, time
+sys.path[0:0] = [p for p in sys.argv.pop(1).split(os.pathsep) if p]
 from sandbox import confine, worker
+sibling = os.fork()  # before confinement: a process of the same user to try signals and ptrace on
+if sibling == 0:
+    os.close(1)
+    os.close(2)
+    time.sleep(60)
+    os._exit(0)
 report = confine.apply(confine.Confinement(memory_bytes=1 << 30, readable=worker.interpreter_directories()))
-results = {}
+results = {"sibling": sibling}
 def attempt(name, action):
     try:
         results[name] = "ALLOWED " + repr(action())[:200]
@@ -47,65 +56,110 @@ def checked(value):
     return value
 """
 
+PAYLOAD = """
+base = sys.argv[1]
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    return pid
+attempt("fork", fork)
+attempt("spawn", lambda: os.posix_spawn("/bin/true", ["true"], {}))
+attempt("socket_inet", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+attempt("socket_unix", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+attempt("read_secret", lambda: open(base + "/secret.txt").read())
+attempt("read_sibling_environ", lambda: open(f"/proc/{sibling}/environ", "rb").read())
+attempt("read_passwd", lambda: open("/etc/passwd").read())
+attempt("list_tmp", lambda: os.listdir("/tmp"))
+attempt("create_file", lambda: open(base + "/new.txt", "w"))
+attempt("truncate_file", lambda: open(base + "/victim.txt", "r+"))
+attempt("unlink", lambda: os.unlink(base + "/victim.txt"))
+attempt("rename", lambda: os.rename(base + "/victim.txt", base + "/moved.txt"))
+attempt("mkdir", lambda: os.mkdir(base + "/dir"))
+attempt("chmod", lambda: os.chmod(base + "/mine.txt", 0o777))
+attempt("signal_sibling", lambda: os.kill(sibling, 0))
+attempt("signal_self", lambda: os.kill(os.getpid(), 0))
+attempt("ptrace_sibling", lambda: checked(libc.ptrace(16, sibling, 0, 0)))
+attempt("unshare", lambda: checked(libc.unshare(0x00020000)))
+attempt("disarm_death_signal", lambda: checked(libc.prctl(1, 0, 0, 0, 0)))
+attempt("codec_import", lambda: "x".encode("cp037"))
+print(json.dumps({"report": report, "results": results}), flush=True)
+attempt("exec", lambda: os.execv("/bin/true", ["true"]))  # last: if it worked, nothing after it runs
+print(json.dumps({"report": report, "results": results}), flush=True)
+"""
 
-def run_confined(payload: str, *args: str) -> tuple[list[str], dict[str, str]]:
-    """Run ``payload`` after confining the process like a worker; return its report and results."""
-    script = PRELUDE + textwrap.dedent(payload) + "\nprint(json.dumps({'report': report, 'results': results}))\n"
+NOBODY = 65534
+
+
+def unprivileged_interpreter() -> tuple[str, str] | None:
+    """An interpreter of our version, with our site-packages, that a user owning nothing can run."""
+    from sandbox.confine import reachable_by_others
+
+    site = sysconfig.get_paths()["purelib"]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/python{version}"):
+        real = os.path.realpath(candidate)
+        if not os.path.exists(real):
+            continue
+        probe = subprocess.run(
+            [real, "-I", "-c", "import sys, sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+            capture_output=True,
+            text=True,
+        )
+        stdlib = probe.stdout.strip()
+        if probe.returncode == 0 and all(reachable_by_others(p) for p in (real, stdlib, site, _PACKAGE_ROOT)):
+            return real, site
+    return None
+
+
+def run_confined(base: Path, mode: str) -> tuple[list[str], dict[str, str]]:
+    """Run the escape attempts after confining the process like a worker; return its report and results."""
+    python, path, user = sys.executable, _PACKAGE_ROOT, None
+    if mode == "unprivileged":
+        found = unprivileged_interpreter()
+        if os.geteuid() != 0 or found is None:
+            pytest.skip("needs root to start a process as an unprivileged user, and an interpreter it can read")
+        python, site = found
+        path, user = os.pathsep.join([_PACKAGE_ROOT, site]), NOBODY
     done = subprocess.run(
-        [sys.executable, "-I", "-B", "-c", script, _PACKAGE_ROOT, *args],
+        [python, "-I", "-B", "-c", PRELUDE + PAYLOAD, path, str(base)],
         capture_output=True,
         text=True,
         timeout=60,
         env={"PATH": os.defpath, "LANG": "C.UTF-8"},
         start_new_session=True,
+        user=user,
+        group=user,
+        extra_groups=[] if user is not None else None,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(out["results"]["sibling"], signal.SIGKILL)
     return out["report"], out["results"]
 
 
-@pytest.fixture(scope="module")
-def escaped(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], dict[str, str], Path]:
-    """One confined process tries everything an escaped worker would want to do."""
-    base = tmp_path_factory.mktemp("escape")
-    secret = base / "secret.txt"
-    secret.write_text("CANARY-SECRET-FILE")
-    secret.chmod(0o644)  # readable by any user: only Landlock stands in the way
-    victim = base / "victim.txt"
-    victim.write_text("keep me")
-    victim.chmod(0o666)
-    payload = """
-    base, parent = sys.argv[1], int(sys.argv[2])
-    def fork():
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        return pid
-    attempt("fork", fork)
-    attempt("spawn", lambda: os.posix_spawn("/bin/true", ["true"], {}))
-    attempt("socket_inet", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-    attempt("socket_unix", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
-    attempt("read_secret", lambda: open(base + "/secret.txt").read())
-    attempt("read_parent_environ", lambda: open(f"/proc/{parent}/environ", "rb").read())
-    attempt("read_passwd", lambda: open("/etc/passwd").read())
-    attempt("list_tmp", lambda: os.listdir("/tmp"))
-    attempt("create_file", lambda: open(base + "/new.txt", "w"))
-    attempt("truncate_file", lambda: open(base + "/victim.txt", "r+"))
-    attempt("unlink", lambda: os.unlink(base + "/victim.txt"))
-    attempt("rename", lambda: os.rename(base + "/victim.txt", base + "/moved.txt"))
-    attempt("mkdir", lambda: os.mkdir(base + "/dir"))
-    attempt("chmod", lambda: os.chmod(base + "/victim.txt", 0o777))
-    attempt("signal_parent", lambda: os.kill(parent, 0))
-    attempt("signal_self", lambda: os.kill(os.getpid(), 0))
-    attempt("ptrace_parent", lambda: checked(libc.ptrace(16, parent, 0, 0)))
-    attempt("unshare", lambda: checked(libc.unshare(0x00020000)))
-    attempt("disarm_death_signal", lambda: checked(libc.prctl(1, 0, 0, 0, 0)))
-    attempt("codec_import", lambda: "x".encode("cp037"))
-    print(json.dumps({"report": report, "results": results}), flush=True)
-    attempt("exec", lambda: os.execv("/bin/true", ["true"]))  # last: if it worked, nothing after it runs
+@pytest.fixture(scope="module", params=["as-started", "unprivileged"])
+def escaped(request: pytest.FixtureRequest) -> Iterator[tuple[list[str], dict[str, str], Path]]:
+    """One confined process tries everything an escaped worker would want to do.
+
+    Its targets are open to any user (a world-writable directory, world-readable files,
+    a process of its own user), so that what refuses is the confinement, not permissions.
+    "as-started" runs as the test runs (root here: the worker then switches to nobody);
+    "unprivileged" starts as nobody, the way a worker of a non-root server starts.
     """
-    report, results = run_confined(payload, str(base), str(os.getpid()))
-    return report, results, base
+    base = Path(tempfile.mkdtemp(prefix="rlm-escape-", dir="/tmp"))
+    base.chmod(0o777)
+    for name, mode in (("secret.txt", 0o644), ("victim.txt", 0o666), ("mine.txt", 0o644)):
+        (base / name).write_text("CANARY-SECRET-FILE" if name == "secret.txt" else "keep me")
+        (base / name).chmod(mode)
+    if os.geteuid() == 0:
+        os.chown(base / "mine.txt", NOBODY, NOBODY)  # its owner may chmod it: only the filter refuses
+    try:
+        report, results = run_confined(base, request.param)
+        yield report, results, base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 REFUSED_EVERYWHERE = [
@@ -120,8 +174,8 @@ REFUSED_EVERYWHERE = [
     "rename",
     "mkdir",
     "chmod",
-    "signal_parent",
-    "ptrace_parent",
+    "signal_sibling",
+    "ptrace_sibling",
     "unshare",
     "disarm_death_signal",
 ]
@@ -137,12 +191,12 @@ def test_escaped_code_still_cannot(escaped, action: str) -> None:
 
 def test_escaped_code_changed_no_file(escaped) -> None:
     _, _, base = escaped
-    assert sorted(p.name for p in base.iterdir()) == ["secret.txt", "victim.txt"]
+    assert sorted(p.name for p in base.iterdir()) == ["mine.txt", "secret.txt", "victim.txt"]
     assert (base / "victim.txt").read_text() == "keep me"
-    assert oct((base / "victim.txt").stat().st_mode & 0o777) == "0o666"
+    assert oct((base / "mine.txt").stat().st_mode & 0o777) == "0o644"
 
 
-@pytest.mark.parametrize("action", ["read_secret", "read_parent_environ", "read_passwd", "list_tmp"])
+@pytest.mark.parametrize("action", ["read_secret", "read_sibling_environ", "read_passwd", "list_tmp"])
 def test_escaped_code_reads_nothing_outside_the_interpreter(escaped, action: str) -> None:
     report, results, _ = escaped
     if not any("Landlock ABI" in line for line in report):
@@ -156,11 +210,14 @@ def test_what_the_worker_needs_still_works(escaped) -> None:
     assert results["codec_import"] == "ALLOWED b'\\xa7'"  # a codec imported after confinement
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only a worker started by root changes user")
-def test_root_worker_becomes_nobody(escaped) -> None:
+def test_user_and_process_limit(escaped, request: pytest.FixtureRequest) -> None:
     report, _, _ = escaped
-    assert any(line.startswith("user: uid 65534") for line in report), report
-    assert "RLIMIT_NPROC=0" in report
+    started_as_root = os.geteuid() == 0 and request.node.callspec.params["escaped"] == "as-started"
+    switched = [line for line in report if line.startswith("user:")]
+    assert switched == (
+        ["user: uid 65534, gid 65534, no supplementary groups (started as root)"] if started_as_root else []
+    )
+    assert "RLIMIT_NPROC=0" in report, report
 
 
 def test_filter_refuses_foreign_system_call_conventions() -> None:
