@@ -14,6 +14,7 @@ start with a ``==> path <==`` line naming their source.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import stat
 import tempfile
@@ -127,6 +128,12 @@ def _glob(pattern: str, roots: list[Path]) -> Iterator[Path]:
     if not base.is_absolute():
         base = roots[0] / base
     anchor = Path(base.anchor)
+    # The walk starts at the pattern's fixed part, which must be inside a root: '/**/*.txt'
+    # would otherwise walk the whole file system before every match is refused.
+    fixed = anchor.joinpath(*itertools.takewhile(lambda part: not GLOB_CHARS & set(part), base.parts[1:]))
+    if _inside(Path(os.path.realpath(fixed)), roots) is None:
+        allowed = ", ".join(str(r) for r in roots)
+        raise PathRefused(f"{pattern!r} starts outside the allowed roots (at {fixed}); start it inside: {allowed}")
     yield from sorted(anchor.glob(str(base.relative_to(anchor))))
 
 

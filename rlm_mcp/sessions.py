@@ -120,7 +120,8 @@ class SessionManager:
     async def _make_room(self) -> None:
         if len(self._live) < self.settings.max_sessions:
             return
-        idle = [s for s in self._live.values() if s.busy == 0]
+        # A session without a corpus yet is being created: its first load is in flight, so it is not idle.
+        idle = [s for s in self._live.values() if s.busy == 0 and s.info is not None]
         if not idle:
             raise CapacityExceeded(
                 f"all {self.settings.max_sessions} sessions are busy; close one with close_session, "

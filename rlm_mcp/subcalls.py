@@ -9,6 +9,7 @@ code can catch instead of an invoice.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from rlm_mcp.schemas import SubCallRecord
 from sandbox import SubcallHandler, SubcallRefused, SubcallReply
 
 PREVIEW_CHARS = 500
+CHARS_PER_BUDGET_TOKEN = 8
+"""A prompt longer than this many characters per token of RLM_SUB_CONTEXT_TOKENS is refused unsent."""
+log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], Awaitable[None]]
 
 
@@ -111,6 +115,7 @@ class SubcallBroker:
                 text = error = None
                 usage = Usage()
                 try:
+                    self._check_size(prompt)
                     with anyio.fail_after(self.settings.subcall_timeout_s):
                         completion = await client.complete(model_id, prompt, max_tokens=self.settings.sub_max_tokens)
                     text, usage = completion.text, completion.usage
@@ -118,6 +123,9 @@ class SubcallBroker:
                     error = str(exc)
                 except TimeoutError:
                     error = f"no answer from {model_id} within {self.settings.subcall_timeout_s:g} s"
+                except Exception as exc:  # a fault costs this one answer, never the batch
+                    log.exception("sub-call to %s failed", model_id)
+                    error = f"the sub-call failed in the server ({type(exc).__name__}: {exc})"
                 replies[index] = SubcallReply(text=text, error=error)
                 log.usage = log.usage + usage
                 log.records.append(
@@ -141,3 +149,13 @@ class SubcallBroker:
             for index, prompt in enumerate(prompts):
                 tg.start_soon(run, index, prompt)
         return replies
+
+    def _check_size(self, prompt: str) -> None:
+        """Refuse, unsent, a prompt far beyond what the sub-model is said to take."""
+        limit = CHARS_PER_BUDGET_TOKEN * self.settings.sub_context_tokens
+        if len(prompt) > limit:
+            raise ModelError(
+                f"the prompt is {len(prompt):,} characters, far over the sub-model's input budget of "
+                f"{self.settings.sub_context_tokens:,} tokens (RLM_SUB_CONTEXT_TOKENS); split it into smaller chunks",
+                kind="validation",
+            )

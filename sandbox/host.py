@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -48,6 +49,8 @@ _BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.work
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _FD_BATCH = 200
 _GIB = 1024**3
+_SLOWEST_LOAD_BYTES_PER_S = 5 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class SandboxError(Exception):
@@ -85,7 +88,7 @@ class SandboxLimits:
     start_timeout_s: float = 30.0
 
 
-class _WorkerLost(Exception):
+class _WorkerLost(SandboxError):
     def __init__(self, kind: Literal["timeout", "crashed", "protocol", "cancelled"], message: str):
         super().__init__(message)
         self.kind = kind
@@ -108,6 +111,8 @@ class Sandbox:
         self.restarts = 0
         self.confinement: list[str] = []
         self.last_exit: str | None = None
+        self._pending_notes: list[str] = []
+        """What happened between requests (the worker died while idle), told with the next result."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -158,8 +163,16 @@ class Sandbox:
     async def _ensure_running(self) -> None:
         if self._closed:
             raise SandboxError("the sandbox is closed")
-        if self._process is None or self._process.returncode is not None:
+        if self._process is None:
             await self._spawn()
+        elif self._process.returncode is not None:
+            # Killed from outside, or by the kernel, while it had nothing to do.
+            reason = f"the sandbox process {_describe_exit(self._process.returncode)} between calls"
+            notes = await self._restart()
+            self._pending_notes.append(
+                f"{reason}; the session was restarted and variables from earlier calls were lost"
+                + "".join(f"; {note}" for note in notes)
+            )
 
     async def _spawn(self) -> None:
         await self._stop()
@@ -242,10 +255,18 @@ class Sandbox:
             try:
                 await self._load_locked(self._documents, self._shape, append=False)
                 notes.append("the corpus was reloaded")
-            except SandboxError as exc:
+            except SandboxError as exc:  # _WorkerLost included: the fresh worker died while loading
                 self._documents = []
                 notes.append(f"the corpus could not be reloaded: {exc}")
+                if self._process is None or self._process.returncode is not None or isinstance(exc, _WorkerLost):
+                    await self._spawn()
         return notes
+
+    def _with_pending_notes(self, result: ExecResult) -> ExecResult:
+        if not self._pending_notes:
+            return result
+        notes, self._pending_notes = self._pending_notes, []
+        return replace(result, restarted=True, notes=[*notes, *result.notes])
 
     # -- channel -----------------------------------------------------------------------
 
@@ -342,7 +363,12 @@ class Sandbox:
         finally:
             for fd in fds:
                 os.close(fd)
-        reply = await self._recv()
+        # Bounded, like every wait on the worker: a load never turns into a hung request.
+        deadline = self.limits.start_timeout_s + total / _SLOWEST_LOAD_BYTES_PER_S
+        with anyio.move_on_after(deadline) as scope:
+            reply = await self._recv()
+        if scope.cancelled_caught:
+            raise _WorkerLost("timeout", f"the sandbox did not finish loading within {deadline:.0f} s")
         if reply.get("op") == "load_error":
             if not append:
                 self._documents = []
@@ -374,9 +400,10 @@ class Sandbox:
         async with self._lock:
             await self._ensure_running()
             try:
-                return await self._execute_locked(code, timeout, on_subcall)
+                result = await self._execute_locked(code, timeout, on_subcall)
             except _WorkerLost as lost:
-                return await self._recover(lost, timeout)
+                result = await self._recover(lost, timeout)
+            return self._with_pending_notes(result)
 
     async def _recover(self, lost: _WorkerLost, timeout: float) -> ExecResult:
         with anyio.CancelScope(shield=True):
@@ -469,6 +496,9 @@ class Sandbox:
             replies = await on_subcall([clean_text(p) for p in prompts], model)
         except SubcallRefused as exc:
             return {"op": "llm_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
+        except Exception as exc:  # a fault in the handler must not leave the worker waiting for ever
+            log.exception("sub-call handler failed")
+            return {"op": "llm_result", "id": request_id, "error": f"the sub-call failed in the server ({exc!r})"}
         if len(replies) != len(prompts):
             replies = [SubcallReply(error="internal error: reply count mismatch")] * len(prompts)
         return {"op": "llm_result", "id": request_id, "results": [r.to_message() for r in replies]}
@@ -477,7 +507,11 @@ class Sandbox:
         async with self._lock:
             await self._ensure_running()
             await self._send({"op": "vars"})
-            reply = await self._recv()
+            with anyio.move_on_after(self.limits.exec_timeout_s + self.limits.kill_grace_s) as scope:
+                reply = await self._recv()
+            if scope.cancelled_caught:
+                await self._restart()
+                raise SandboxError("the sandbox did not answer, so it was restarted")
             return parse_variables(reply.get("variables"))
 
 

@@ -287,9 +287,15 @@ SAFE_MODULES: Mapping[str, tuple[str, ...]] = {
         "strftime",
         "gmtime",
         "localtime",
+        "struct_time",
     ),
     "pprint": ("pformat",),
 }
+
+# Modules that C code imports on its own while user code runs (``datetime.strptime`` imports
+# ``_strptime`` through the caller's ``__import__``). User code cannot name them: every name
+# starting with "_" is refused when the code is compiled.
+INTERNAL_MODULES: Mapping[str, tuple[str, ...]] = {"_strptime": ("_strptime_datetime",)}
 
 # Objects a proxy must never hand out: each is a route to frames, code or real modules.
 _FORBIDDEN_VALUE_TYPES: tuple[type, ...] = (
@@ -331,12 +337,13 @@ def build_proxy(module_name: str, names: tuple[str, ...], extra: Mapping[str, An
 
 
 def build_all(extras: Mapping[str, Mapping[str, Any]]) -> dict[str, types.ModuleType]:
-    return {name: build_proxy(name, names, extras.get(name)) for name, names in SAFE_MODULES.items()}
+    modules = {**SAFE_MODULES, **INTERNAL_MODULES}
+    return {name: build_proxy(name, names, extras.get(name)) for name, names in modules.items()}
 
 
 def make_import(proxies: Mapping[str, types.ModuleType]) -> Callable[..., types.ModuleType]:
     """``__import__`` for user code: exact module names only, every ``from`` name checked."""
-    available = ", ".join(sorted(proxies))
+    available = ", ".join(sorted(name for name in proxies if name not in INTERNAL_MODULES))
 
     def safe_import(
         name: str,

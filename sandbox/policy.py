@@ -16,7 +16,9 @@ only job is Zope's object-level permissions, which this sandbox does not use:
   expose nothing but their call);
 * item access, iteration and unpacking are native;
 * attribute *writes* still go through ``_write_`` so modules, helpers and
-  library classes cannot be patched.
+  library classes cannot be patched;
+* reads of the few names in ``GUARDED_READS`` go through ``_read_guarded_``,
+  which refuses them on exceptions.
 
 Names that reach frames, code objects or string formatting (``gi_frame``,
 ``f_back``, ``format``, ``format_map``, ...) are refused wherever they appear.
@@ -83,7 +85,13 @@ ALLOWED_SPECIAL_METHODS = frozenset(
 
 RESERVED_NAMES = frozenset({"printed", "builtins", "breakpoint"})
 
+# Attribute names whose reads go through READ_GUARD: harmless on most objects, but on an
+# exception they hand out what library code was working on (AttributeError.obj, the
+# CVE-2024-47532 route), which may be an object user code was never given.
+GUARDED_READS = frozenset({"obj"})
+
 WRITE_GUARD = "_write_"
+READ_GUARD = "_read_guarded_"
 ECHO_HOOK = "__rlm_echo__"
 
 
@@ -137,6 +145,12 @@ class SandboxTransformer(RestrictingNodeTransformer):
             self.error(node, refusal)
         node = self.node_contents_visit(node)
         if isinstance(node.ctx, ast.Load):
+            if node.attr in GUARDED_READS:
+                read = ast.Call(
+                    func=ast.Name(READ_GUARD, ast.Load()), args=[node.value, ast.Constant(node.attr)], keywords=[]
+                )
+                copy_locations(read, node)
+                return read
             return node
         guarded = ast.Call(func=ast.Name(WRITE_GUARD, ast.Load()), args=[node.value], keywords=[])
         copy_locations(guarded, node.value)

@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.policy import attribute_allowed
+from sandbox.policy import GUARDED_READS, attribute_allowed
 
 _PLAIN = (
     "abs",
@@ -113,10 +113,19 @@ def _refuse_attribute(name: object) -> None:
     raise AttributeError(f"attribute {name!r} is not accessible in the sandbox")
 
 
+def guarded_read(obj: Any, name: str) -> Any:
+    """``obj.name`` for a name in ``GUARDED_READS``: refused on exceptions, native elsewhere."""
+    if isinstance(obj, BaseException):
+        raise AttributeError(f"attribute {name!r} of exceptions is not accessible in the sandbox")
+    return getattr(obj, name)
+
+
 def safe_getattr(obj: Any, name: str, default: Any = _MISSING) -> Any:
     """``getattr`` under the same name rules as ``obj.name`` in code."""
     if not attribute_allowed(name):
         _refuse_attribute(name)
+    if name in GUARDED_READS and isinstance(obj, BaseException):
+        return guarded_read(obj, name)
     if default is _MISSING:
         return getattr(obj, name)
     return getattr(obj, name, default)

@@ -25,7 +25,7 @@ from typing import Any
 
 from sandbox import confine, loader, modules, protocol, safe_builtins
 from sandbox.capture import OutputCapture
-from sandbox.policy import ECHO_HOOK, WRITE_GUARD, RestrictedCodeError, compile_cell
+from sandbox.policy import ECHO_HOOK, READ_GUARD, WRITE_GUARD, RestrictedCodeError, compile_cell
 
 USER_MODULE = "repl"
 HELPER_NAMES = ("llm_query", "llm_query_batched", "FINAL", "FINAL_VAR", "SHOW_VARS")
@@ -97,6 +97,7 @@ class Interrupts:
     """
 
     REPEAT_S = 0.05
+    EXPIRED_S = 1e-6
 
     def __init__(self) -> None:
         self.active = False
@@ -133,9 +134,18 @@ class Interrupts:
         remaining, _ = signal.setitimer(signal.ITIMER_REAL, 0)
         self._saved = remaining
 
-    def resume(self) -> None:
+    def resume(self, charge: float = 0.0) -> None:
+        """Restart the clock where it stopped; ``charge`` is wall time to count as compute after all.
+
+        The timer is re-armed with exactly what is left (a floor would hand a loop of quick
+        sub-calls a little fresh time on every call, so that it never ran out).
+        """
         if self._saved > 0 or self.fired:
-            signal.setitimer(signal.ITIMER_REAL, max(self._saved, 0.001), self.REPEAT_S)
+            remaining = self._saved - charge
+            if remaining <= self.EXPIRED_S and self.fired is None:
+                self.fired = "timeout"
+                self._pending = True
+            signal.setitimer(signal.ITIMER_REAL, max(remaining, self.EXPIRED_S), self.REPEAT_S)
         self.active = True
         if self._pending:
             self._pending = False
@@ -223,7 +233,7 @@ class Repl:
         self.capture = OutputCapture(max_output_chars)
         self._request_id = 0
         self.context: str | list[str] = ""
-        proxies = modules.build_all({"pprint": {"pprint": self._pprint}})
+        proxies = modules.build_all({"pprint": {"pprint": Helper("pprint", self._pprint)}})
         self.helpers: dict[str, Helper] = {
             "llm_query": Helper("llm_query", self._llm_query),
             "llm_query_batched": Helper("llm_query_batched", self._llm_query_batched),
@@ -232,7 +242,7 @@ class Repl:
             "SHOW_VARS": Helper("SHOW_VARS", self._show_vars),
         }
         extra_builtins = {
-            "print": self._print,
+            "print": Helper("print", self._print),
             "__import__": modules.make_import(proxies),
             "LLMError": LLMError,
             "LLMBatchError": LLMBatchError,
@@ -242,6 +252,7 @@ class Repl:
             "__builtins__": safe_builtins.make_builtins(extra_builtins),
             "__name__": USER_MODULE,
             WRITE_GUARD: safe_builtins.make_write_guard(USER_MODULE),
+            READ_GUARD: safe_builtins.guarded_read,
             ECHO_HOOK: self._echo,
         }
         self._restore_reserved()
@@ -327,11 +338,16 @@ class Repl:
         self._request_id += 1
         request_id = self._request_id
         self.interrupts.pause()
+        waited = time.monotonic()
+        reply: dict[str, Any] = {}
         try:
             self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model})
             reply = self.channel.recv()
         finally:
-            self.interrupts.resume()
+            # A refused request (budget spent, no model) is answered at once: its round trip counts
+            # as compute, so a loop that keeps asking runs into the timeout instead of spinning forever.
+            refused = "error" in reply
+            self.interrupts.resume(time.monotonic() - waited if refused else 0.0)
         if reply.get("op") != "llm_result" or reply.get("id") != request_id:
             raise protocol.ProtocolError("unexpected reply to a sub-call")
         if reply.get("interrupt"):
@@ -488,6 +504,17 @@ def serve(channel: Channel, repl: Repl) -> None:
         channel.send(reply)
 
 
+def interpreter_directories() -> tuple[str, ...]:
+    """What the worker still reads once confined: its interpreter's library and this package.
+
+    ``sys.path[0]`` is where the parent found the ``sandbox`` package (a source
+    checkout, say), so only the package itself is kept from it.
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    library = [os.path.abspath(p) for p in sys.path[1:] if os.path.isdir(p)]
+    return (package, *library)
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     sock = socket.socket(fileno=int(config["fd"]))
@@ -495,7 +522,11 @@ def main() -> None:
     interrupts = Interrupts()
     repl = Repl(channel, interrupts, int(config["max_output_chars"]), int(config["max_final_chars"]))
     report = confine.apply(
-        confine.Confinement(memory_bytes=config.get("memory_bytes"), memory_hard_bytes=config.get("memory_hard_bytes"))
+        confine.Confinement(
+            memory_bytes=config.get("memory_bytes"),
+            memory_hard_bytes=config.get("memory_hard_bytes"),
+            readable=interpreter_directories(),
+        )
     )
     interrupts.install()
     channel.send({"op": "ready", "pid": os.getpid(), "confinement": report})

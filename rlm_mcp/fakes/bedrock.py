@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,25 @@ class Fault:
     code: str
     message: str = "fault injected by the fake"
     delay_s: float = 0.0
+
+
+@dataclass
+class Malformed:
+    """A reply that is not what Converse returns: ``body`` is sent as it is, with ``status``."""
+
+    body: str = "<html>not json</html>"
+    status: int = 200
+    delay_s: float = 0.0
+
+
+@dataclass
+class Hangup:
+    """Close the connection without answering (a load balancer dropping the request)."""
+
+    delay_s: float = 0.0
+
+
+Outcome = Reply | Fault | Malformed | Hangup
 
 
 def throttled() -> Fault:
@@ -93,7 +113,7 @@ def _block_text(block: dict[str, Any]) -> str:
     return ""
 
 
-Responder = Callable[[ConverseRequest], "Reply | Fault"]
+Responder = Callable[[ConverseRequest], Outcome]
 
 
 def echo(request: ConverseRequest) -> Reply:
@@ -148,7 +168,7 @@ class ConverseFake:
             self._tool_ids += 1
             return f"tooluse_{self._tool_ids:06d}"
 
-    def _serve(self, model_id: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _serve(self, model_id: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any] | Outcome]:
         request = ConverseRequest(model_id=model_id, body=body, received_at=time.time())
         with self._lock:
             self.requests.append(request)
@@ -161,6 +181,8 @@ class ConverseFake:
         finally:
             with self._lock:
                 self._in_flight -= 1
+        if isinstance(outcome, Malformed | Hangup):
+            return outcome.status if isinstance(outcome, Malformed) else 0, {}, outcome
         if isinstance(outcome, Fault):
             headers = {"x-amzn-ErrorType": f"{outcome.code}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
             return outcome.status, headers, {"message": outcome.message}
@@ -210,10 +232,14 @@ class ConverseFake:
                         {"x-amzn-ErrorType": "InternalServerException"},
                         {"message": repr(exc)},
                     )
+                if isinstance(payload, Hangup):
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self._send(status, headers, payload)
 
-            def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any] | Outcome) -> None:
+                data = payload.body.encode() if isinstance(payload, Malformed) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -233,7 +259,7 @@ def code(source: str, text: str = "", **kwargs: Any) -> Reply:
     return Reply(text=text, tool_calls=[("python", {"code": source})], **kwargs)
 
 
-Step = Callable[[ConverseRequest], "Reply | Fault"] | Reply | Fault
+Step = Callable[[ConverseRequest], Outcome] | Reply | Fault
 
 
 def scripted(root_model: str, steps: list[Step], sub: Responder = echo) -> Responder:
@@ -244,7 +270,7 @@ def scripted(root_model: str, steps: list[Step], sub: Responder = echo) -> Respo
     the last one repeats.
     """
 
-    def respond(request: ConverseRequest) -> Reply | Fault:
+    def respond(request: ConverseRequest) -> Outcome:
         if request.model_id != root_model:
             return sub(request)
         turn = sum(1 for m in request.messages if m.get("role") == "assistant")

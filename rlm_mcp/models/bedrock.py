@@ -57,7 +57,8 @@ class BedrockClient:
 
     def _build_client(self) -> Any:
         config = Config(
-            retries={"mode": "standard", "max_attempts": self._max_attempts},
+            # total_max_attempts counts the first try; botocore's max_attempts would count retries only
+            retries={"mode": "standard", "total_max_attempts": self._max_attempts},
             max_pool_connections=self._pool_size,
             read_timeout=self._read_timeout_s,
             connect_timeout=min(10.0, self._read_timeout_s),
@@ -105,6 +106,12 @@ class BedrockClient:
             raise ModelError(f"cannot reach Bedrock: {exc}", kind="unavailable") from exc
         except BotoCoreError as exc:
             raise ModelError(f"Bedrock call failed: {exc}", kind="error") from exc
+        except ModelError:
+            raise
+        except Exception as exc:  # e.g. botocore's parser on a body that is not what Converse returns
+            raise ModelError(
+                f"Bedrock returned a response rlm-mcp cannot read ({type(exc).__name__}: {exc})", kind="malformed"
+            ) from exc
 
     # -- ModelClient -------------------------------------------------------------------
 
