@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from rlm_mcp import telemetry
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models import ModelClient, ModelRouter, Usage
@@ -111,8 +112,14 @@ class SubcallBroker:
                 text = error = None
                 usage = Usage()
                 try:
-                    with anyio.fail_after(self.settings.subcall_timeout_s):
+                    with (
+                        telemetry.model_span(
+                            model_id, role="sub", max_tokens=self.settings.sub_max_tokens, prompt_chars=len(prompt)
+                        ) as span,
+                        anyio.fail_after(self.settings.subcall_timeout_s),
+                    ):
                         completion = await client.complete(model_id, prompt, max_tokens=self.settings.sub_max_tokens)
+                        span.completed(completion)
                     text, usage = completion.text, completion.usage
                 except ModelError as exc:
                     error = str(exc)
