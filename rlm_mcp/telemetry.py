@@ -60,7 +60,18 @@ class RunSpan:
         if trajectory.status in _FAILED:
             self.span.set_attribute("error.type", trajectory.status)
             self.span.set_status(StatusCode.ERROR, trajectory.message or trajectory.status)
-        log.info("run %s %s", trajectory.id, trajectory.status, extra={"run_summary": summary})
+        log.info(
+            "run %s %s: %d iterations, %d sub-calls, %d tokens in / %d out, cost %s, %s of the corpus to sub-models",
+            trajectory.id,
+            trajectory.status,
+            summary["iterations"],
+            summary["sub_calls"],
+            summary["root_input_tokens"] + summary["sub_input_tokens"],
+            summary["root_output_tokens"] + summary["sub_output_tokens"],
+            "unknown" if summary["cost_usd"] is None else f"${summary['cost_usd']:.4f}",
+            "none" if summary["corpus_share"] is None else f"{summary['corpus_share']:.0%}",
+            extra={"run_summary": summary},
+        )
         return summary
 
 

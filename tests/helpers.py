@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import httpx2
 from mcp import Client
 
 
@@ -18,3 +22,21 @@ async def call_error(client: Client, tool: str, **arguments: object) -> str:
     result = await client.call_tool(tool, arguments)
     assert result.is_error, f"{tool} should have failed but returned {result.structured_content}"
     return result.content[0].text
+
+
+def rpc(url: str, method: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """One JSON-RPC POST; the reply may come as JSON or as a one-event SSE stream."""
+    response = httpx2.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=headers, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+        return json.loads(data[-1])
+    return response.json()
+
+
+def tool_result(reply: dict[str, Any]) -> dict[str, Any]:
+    assert "result" in reply, reply
+    assert not reply["result"].get("isError"), reply["result"]
+    return reply["result"]["structuredContent"]

@@ -21,7 +21,7 @@ import httpx2
 import pytest
 import uvicorn
 from conftest import HttpServer, free_port, server_env
-from helpers import call
+from helpers import call, rpc, tool_result
 from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -56,24 +56,6 @@ def platform_headers(**extra: str) -> dict[str, str]:
         "X-Amzn-Trace-Id": "Root=1-65f00000-000000000000000000000001",
         **extra,
     }
-
-
-def rpc(url: str, method: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    """One JSON-RPC POST; the reply may come as JSON or as a one-event SSE stream."""
-    response = httpx2.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=headers, timeout=60
-    )
-    assert response.status_code == 200, response.text
-    if response.headers["content-type"].startswith("text/event-stream"):
-        data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
-        return json.loads(data[-1])
-    return response.json()
-
-
-def tool_result(reply: dict[str, Any]) -> dict[str, Any]:
-    assert "result" in reply, reply
-    assert not reply["result"].get("isError"), reply["result"]
-    return reply["result"]["structuredContent"]
 
 
 def raw_tool(url: str, name: str, arguments: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
