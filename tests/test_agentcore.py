@@ -9,6 +9,9 @@ raw HTTP POSTs carrying ``Mcp-Session-Id`` and
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -228,3 +231,40 @@ async def test_without_shared_keys_the_second_round_is_refused(tmp_path: Path) -
     result, balancer = await paint_on_two_replicas(tmp_path, "")  # each replica keeps a key of its own
     assert isinstance(result, MCPError) and result.error.message == "Invalid or expired requestState"
     assert len({port for port, method in balancer.sent if method == "tools/call"}) == 2
+
+
+# -- the signed client of the deployment guide ------------------------------------------------------
+
+
+def test_the_guides_client_asks_a_question(runtime: HttpServer, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the answer is in here\n")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE", "AWS_SECRET_ACCESS_KEY": "fake"}
+    client = Path(__file__).resolve().parent.parent / "scripts" / "agentcore_client.py"
+    done = subprocess.run(
+        [sys.executable, str(client), "--url", runtime.url, "--file", str(notes), "--query", "Where is it?"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "loaded 22 characters" in done.stdout and "completed after 1 iterations" in done.stdout
+
+
+def test_the_guides_client_signs_for_agentcore(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import agentcore_client
+
+    arn = "arn:aws:bedrock-agentcore:eu-central-1:123456789012:runtime/rlm_mcp-abc123"
+    url = agentcore_client.runtime_url(arn)
+    assert url == (
+        "https://bedrock-agentcore.eu-central-1.amazonaws.com/runtimes/"
+        "arn%3Aaws%3Abedrock-agentcore%3Aeu-central-1%3A123456789012%3Aruntime%2Frlm_mcp-abc123"
+        "/invocations?qualifier=DEFAULT"
+    )
+    request = httpx2.Request("POST", url, content=b"{}", headers={"Content-Type": "application/json"})
+    signed = next(agentcore_client.SigV4("bedrock-agentcore", "eu-central-1").auth_flow(request))
+    assert "/eu-central-1/bedrock-agentcore/aws4_request" in signed.headers["Authorization"]

@@ -202,11 +202,11 @@ class S3Store:
         return [body for body in bodies if body]
 
     def check(self) -> None:
+        # A listing of our own prefix needs only what the store needs anyway (s3:ListBucket on the prefix).
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "?")
-            if code in ("404", "NoSuchBucket", "NotFound"):
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
                 raise StoreError(f"RLM_STORE {self.url}: the bucket {self.bucket!r} does not exist") from None
             raise self._fail("opening", self.bucket, exc) from None
         except BotoCoreError as exc:
