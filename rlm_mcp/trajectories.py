@@ -96,12 +96,13 @@ class TrajectoryStore:
         self.lease_s = lease_s
         self._live: dict[str, Trajectory] = {}
         self._running: set[str] = set()
-        self._lock = anyio.Lock()
+        self._locks: dict[str, anyio.Lock] = {}
 
     async def _append(self, trajectory_id: str, event: dict[str, Any]) -> None:
+        """One event, durable when this returns; events of one trajectory are written one at a time, in order."""
         record = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
         check_id(trajectory_id, "trajectory")
-        async with self._lock:
+        async with self._locks.setdefault(trajectory_id, anyio.Lock()):
             await anyio.to_thread.run_sync(self.store.append, trajectory_id, record)
 
     # -- leases ------------------------------------------------------------------------------
@@ -197,6 +198,9 @@ class TrajectoryStore:
         """Drop a finished trajectory from the cache (it stays in the store)."""
         if trajectory_id not in self._running:
             self._live.pop(trajectory_id, None)
+            lock = self._locks.get(trajectory_id)
+            if lock is not None and not lock.locked():
+                del self._locks[trajectory_id]
 
     # -- reading -----------------------------------------------------------------------------
 

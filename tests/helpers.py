@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import httpx2
 from mcp import Client
+
+from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, Responder, echo
 
 
 async def call(client: Client, tool: str, **arguments: object) -> dict:
@@ -40,3 +43,14 @@ def tool_result(reply: dict[str, Any]) -> dict[str, Any]:
     assert "result" in reply, reply
     assert not reply["result"].get("isError"), reply["result"]
     return reply["result"]["structuredContent"]
+
+
+def holding(word: str, release: threading.Event, then: Responder = echo) -> Responder:
+    """A Converse responder that keeps any prompt containing ``word`` waiting until ``release`` is set."""
+
+    def respond(request: ConverseRequest) -> Reply:
+        if word in request.last_user_text:
+            release.wait(120)
+        return then(request)
+
+    return respond

@@ -24,7 +24,7 @@ import httpx2
 import pytest
 import uvicorn
 from conftest import HttpServer, free_port, server_env
-from helpers import call, rpc, tool_result
+from helpers import call, holding, rpc, tool_result
 from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -32,7 +32,6 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from rlm_mcp.config import Settings
-from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, echo
 from rlm_mcp.server import build_server
 from rlm_mcp.service import RLMService
 
@@ -117,13 +116,7 @@ def test_ping_reports_busy_while_work_runs(runtime: HttpServer, fake) -> None:
     assert first.json()["status"] == "Healthy" and isinstance(first.json()["time_of_last_update"], int)
 
     release = threading.Event()
-
-    def slow(request: ConverseRequest) -> Reply:
-        if "WAIT" in request.last_user_text:
-            release.wait(30)
-        return echo(request)
-
-    fake.respond = slow
+    fake.respond = holding("WAIT", release)
     sid = raw_tool(runtime.url, "load_context", {"content": "x"})["session_id"]
     worker = threading.Thread(
         target=raw_tool, args=(runtime.url, "repl_exec", {"session_id": sid, "code": "llm_query('WAIT')"})

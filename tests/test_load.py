@@ -19,10 +19,8 @@ from collections.abc import Iterator
 import anyio
 import pytest
 from conftest import HttpServer, server_env
-from helpers import call, call_error
+from helpers import call, call_error, holding
 from mcp import Client
-
-from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, echo
 
 pytestmark = pytest.mark.anyio
 SESSIONS = 32
@@ -80,13 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake) -> Iterator[HttpServe
 
 async def test_32_concurrent_sessions_are_isolated_bounded_and_evicted(server: HttpServer, fake) -> None:
     release = threading.Event()
-
-    def respond(request: ConverseRequest) -> Reply:
-        if "HOLD" in request.last_user_text:
-            release.wait(120)
-        return echo(request)
-
-    fake.respond = respond
+    fake.respond = holding("HOLD", release)
     results: dict[int, dict[str, str]] = {}
     sessions: dict[int, str] = {}
 

@@ -15,10 +15,10 @@ import anyio
 import boto3
 import pytest
 from conftest import ROOT_MODEL, HttpServer, server_env
-from helpers import call, call_error
+from helpers import call, call_error, holding
 from mcp import Client
 
-from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, code, echo, scripted
+from rlm_mcp.fakes.bedrock import code, scripted
 from rlm_mcp.schemas import Step
 from rlm_mcp.store import KeyNotFound, LocalStore, S3Store, Store
 from rlm_mcp.trajectories import TrajectoryStore
@@ -223,16 +223,10 @@ async def test_two_replicas_share_trajectories_sessions_and_corpora(replicas, fa
 async def test_a_replica_killed_mid_run_keeps_every_finished_step(replicas, fake) -> None:
     a, b, _ = replicas
     hold = threading.Event()
-
-    def sub(request: ConverseRequest) -> Reply:
-        if "HOLD" in request.last_user_text:
-            hold.wait(60)
-        return echo(request)
-
     fake.respond = scripted(
         ROOT_MODEL,
         [code("print('step one')"), code("print('step two')"), code("llm_query('HOLD')")],
-        sub=sub,
+        sub=holding("HOLD", hold),
     )
     try:
         async with Client(a.url, read_timeout_seconds=120) as on_a:

@@ -1,12 +1,13 @@
 """The shared store: one S3 bucket and prefix that every replica reads and writes.
 
 Objects map to objects. A log cannot be appended to in S3, so each record is its
-own object, ``<log>.log/<seq>-<writer>.json``: it is durable the moment its PUT
-returns (a crash keeps every finished record), records sort in the order they
-were written, and two replicas that ever write the same log cannot overwrite
-each other because each stamps its own writer id. S3's read-after-write
-consistency means a record written on one replica is listed by the next
-request on any other.
+own object, ``<log>.log/<seq>.json``: it is durable the moment its PUT returns
+(a crash keeps every finished record) and records sort in the order they were
+written. Each PUT is conditional (``If-None-Match: *``), so two replicas that
+ever write the same log cannot overwrite each other: the one that loses the race
+lists the log again and takes the next number. S3's read-after-write
+consistency means a record written on one replica is listed by the next request
+on any other.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,16 +27,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rlm_mcp.store.base import Entry, KeyNotFound, StoreError, check_key
 
 LOG_DIR = ".log/"
-_RECORD = re.compile(r"^(\d{10})-[0-9a-f]+\.json$")
+_RECORD = re.compile(r"^(\d{10})\.json$")
+_TAKEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+APPEND_ATTEMPTS = 20
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 READ_THREADS = 16
 
 
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in _NOT_FOUND
+
+
 @dataclass
 class _Shared:
-    """State shared by a store and its ``sub`` views: the writer id and the next record number per log."""
+    """State shared by a store and its ``sub`` views: the next record number of each log written here."""
 
-    writer: str = field(default_factory=lambda: secrets.token_hex(4))
     next_seq: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -76,7 +81,7 @@ class S3Store:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            if _missing(exc):
                 raise KeyNotFound(key) from None
             raise self._fail("reading", key, exc) from None
         except BotoCoreError as exc:
@@ -99,7 +104,7 @@ class S3Store:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            if _missing(exc):
                 return False
             raise self._fail("checking", key, exc) from None
         except BotoCoreError as exc:
@@ -135,7 +140,7 @@ class S3Store:
             self.client.download_file(self.bucket, self._key(key), tmp)
             os.replace(tmp, target)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            if _missing(exc):
                 raise KeyNotFound(key) from None
             raise self._fail("downloading", key, exc) from None
         except BotoCoreError as exc:
@@ -167,17 +172,24 @@ class S3Store:
         log_key = self._key(log)
         with self._shared.lock:
             seq = self._shared.next_seq.get(log_key)
-        if seq is None:
-            records = self._records(log)
-            seq = records[-1][0] + 1 if records else 0
-        with self._shared.lock:
-            seq = max(seq, self._shared.next_seq.get(log_key, 0))
-            self._shared.next_seq[log_key] = seq + 1
-        key = f"{log_key}{LOG_DIR}{seq:010d}-{self._shared.writer}.json"
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=record)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("appending to", log, exc) from None
+        for _ in range(APPEND_ATTEMPTS):
+            if seq is None:
+                records = self._records(log)
+                seq = records[-1][0] + 1 if records else 0
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=f"{log_key}{LOG_DIR}{seq:010d}.json", Body=record, IfNoneMatch="*"
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _TAKEN:
+                    seq = None  # another writer took this number: look again
+                    continue
+                raise self._fail("appending to", log, exc) from None
+            except BotoCoreError as exc:
+                raise self._fail("appending to", log, exc) from None
+            self._remember(log_key, seq)
+            return
+        raise StoreError(f"S3 store {self.url}: could not append to {log!r}: other writers kept taking its next number")
 
     def read_log(self, log: str) -> list[bytes]:
         records = self._records(log)
@@ -189,7 +201,7 @@ class S3Store:
             try:
                 return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                if _missing(exc):
                     return None  # deleted between the listing and the read
                 raise self._fail("reading", key, exc) from None
 
