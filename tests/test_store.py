@@ -6,6 +6,8 @@ import hashlib
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -243,3 +245,20 @@ async def test_a_replica_killed_mid_run_keeps_every_finished_step(replicas, fake
         assert seen["status"] == "running"  # until A's lease lapses; then it reads "interrupted" (see above)
     finally:
         hold.set()
+
+
+def test_a_store_that_cannot_be_used_stops_the_server_with_the_reason(tmp_path: Path, fake, moto_s3: str) -> None:
+    env = server_env(
+        tmp_path, tmp_path, fake.url, RLM_STORE="s3://no-such-bucket-anywhere/rlm", AWS_ENDPOINT_URL_S3=moto_s3
+    )
+    done = subprocess.run([sys.executable, "-m", "rlm_mcp"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert (
+        "RLM_STORE s3://no-such-bucket-anywhere/rlm/: the bucket 'no-such-bucket-anywhere' does not exist"
+        in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+
+    bad = server_env(tmp_path, tmp_path, fake.url, RLM_STORE="/var/data")
+    done = subprocess.run([sys.executable, "-m", "rlm_mcp"], env=bad, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "store (RLM_STORE or --store): Value error, give s3://bucket/prefix" in done.stderr
