@@ -12,24 +12,22 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 from pydantic import ValidationError
 
-from rlm_mcp import __version__
+from rlm_mcp import __version__, logs
 from rlm_mcp.config import Settings, add_setting_flags, settings_from_args
+from rlm_mcp.errors import RLMError
 
 SUBCOMMANDS = ("serve",)
+log = logging.getLogger("rlm_mcp")
 
 
-def configure_logging(level: str) -> None:
-    """Logs go to stderr: in stdio mode stdout is the protocol channel."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Logs go to stderr, as text or JSON lines: in stdio mode stdout is the protocol channel."""
+    logs.configure(level, fmt)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,15 +55,32 @@ async def serve(settings: Settings, transport: str, host: str, port: int, statel
     service = RLMService(settings)
     app = build_server(service)
     max_body = settings.max_request_mb * 1024 * 1024
+    if transport == "streamable-http" and stateless and not settings.request_state_keys:
+        log.warning(
+            "stateless HTTP without RLM_REQUEST_STATE_KEYS: a multi-round-trip request can only finish on the "
+            "replica that started it; give every replica the same keys"
+        )
     async with service.running():
         if transport == "stdio":
             await app.run_stdio_async()
         elif transport == "streamable-http":
-            await app.run_streamable_http_async(
-                host=host, port=port, stateless_http=stateless, max_request_body_size=max_body
-            )
+            http_app = app.streamable_http_app(stateless_http=stateless, max_request_body_size=max_body, host=host)
+            await _serve_http(http_app, settings, host, port)
         else:
-            await app.run_sse_async(host=host, port=port, max_request_body_size=max_body)
+            await _serve_http(app.sse_app(max_request_body_size=max_body, host=host), settings, host, port)
+
+
+async def _serve_http(app: Any, settings: Settings, host: str, port: int) -> None:
+    """Serve an ASGI app with uvicorn, its logs going through our handlers (stderr, text or JSON)."""
+    import uvicorn
+
+    from rlm_mcp.tracing import TraceContextMiddleware
+
+    config = uvicorn.Config(
+        TraceContextMiddleware(app), host=host, port=port, log_config=None, log_level=settings.log_level.lower()
+    )
+    log.info("serving MCP on http://%s:%d (store: %s)", host, port, settings.store or settings.data_dir)
+    await uvicorn.Server(config).serve()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -83,7 +98,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             for err in exc.errors()
         )
         parser.exit(2, f"rlm-mcp: invalid setting: {problems}\n")
-    configure_logging(settings.log_level)
-    if args.command == "serve":
-        with contextlib.suppress(KeyboardInterrupt):
-            anyio.run(serve, settings, args.transport, args.host, args.port, args.stateless)
+    configure_logging(settings.log_level, settings.log_format)
+    from rlm_mcp import tracing
+
+    try:
+        stop_tracing = tracing.setup(settings.traces)
+    except RLMError as exc:
+        parser.exit(2, f"rlm-mcp: {exc}\n")
+    try:
+        if args.command == "serve":
+            with contextlib.suppress(KeyboardInterrupt):
+                anyio.run(serve, settings, args.transport, args.host, args.port, args.stateless)
+    except RLMError as exc:  # e.g. a store that cannot be reached at start-up
+        parser.exit(1, f"rlm-mcp: {exc}\n")
+    finally:
+        stop_tracing()

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import AliasChoices, Field, FilePath, field_validator
+from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     max_request_mb: int = Field(64, ge=1, description="largest HTTP request body (inline content)")
     prices_file: FilePath | None = Field(None, description="JSON file of model prices that extends the built-in table")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level (logs go to stderr)")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'json' writes one JSON object per log line (with trace ids), for log pipelines"
+    )
+    store: str | None = Field(
+        None,
+        description="where corpora, trajectories and session records live: empty for the data directory, "
+        "or s3://bucket/prefix to share them between replicas",
+    )
+    request_state_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated secrets (32+ characters each; the first seals) shared by every replica, "
+        "so a multi-round-trip request can finish on any of them",
+    )
+    traces: Literal["off", "otlp", "console"] = Field(
+        "off",
+        description="OpenTelemetry traces: 'otlp' exports to OTEL_EXPORTER_OTLP_* (needs the otel extra), "
+        "'console' prints spans to stderr; 'off' leaves any tracer set up by the host",
+    )
     aws_region: str | None = Field(
         None,
         validation_alias=AliasChoices("aws_region", "AWS_REGION"),
@@ -76,6 +94,34 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one allowed root is needed")
         return [Path(os.path.expanduser(p)).resolve() for p in value]
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith("s3://") or not value[5:].split("/", 1)[0]:
+            raise ValueError("give s3://bucket/prefix, or leave it empty to keep everything in the data directory")
+        return value
+
+    @field_validator("request_state_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("request_state_keys")
+    @classmethod
+    def _check_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            if len(key.get_secret_value().encode()) < 32:
+                raise ValueError(
+                    "each key needs at least 32 characters of secret randomness; make one with "
+                    "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+                )
+        return value
 
     @field_validator("data_dir")
     @classmethod

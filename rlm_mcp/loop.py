@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from rlm_mcp import prompts
+from rlm_mcp import prompts, telemetry
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models import Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult, Usage
 from rlm_mcp.pricing import PriceTable
@@ -188,36 +188,39 @@ class RLMRun:
             max_sub_calls=self.config.max_sub_calls,
         )
         for turn in range(self.config.max_iterations):
-            reply = await self._ask_root(system)
-            self.outcome.iterations = turn + 1
-            if reply.tool_calls:
-                await self._run_tool_calls(turn, reply)
-            elif reply.stop_reason == "max_tokens":
-                await self._record(turn, reply, notes=["cut off at the output limit; asked to continue"])
-                self._say(prompts.CUT_OFF_MESSAGE)
-            elif reply.stop_reason == "model_context_window_exceeded":
-                await self._record(turn, reply)
-                raise _RunEnded("failed", message="the root's conversation outgrew its context window")
-            elif reply.stop_reason in ("guardrail_intervened", "content_filtered"):
-                await self._record(turn, reply)
-                raise _RunEnded("failed", message=f"the root's reply was blocked ({reply.stop_reason})")
-            elif reply.text.strip():
-                await self._record(turn, reply, final=reply.text)
-                raise _RunEnded("completed", answer=reply.text.strip())
-            else:
-                await self._record(turn, reply, notes=["empty reply; asked again"])
-                self._say(prompts.EMPTY_REPLY_MESSAGE)
-            await self._report(turn)
+            with telemetry.iteration_span(turn + 1):
+                reply = await self._ask_root(system)
+                self.outcome.iterations = turn + 1
+                if reply.tool_calls:
+                    await self._run_tool_calls(turn, reply)
+                elif reply.stop_reason == "max_tokens":
+                    await self._record(turn, reply, notes=["cut off at the output limit; asked to continue"])
+                    self._say(prompts.CUT_OFF_MESSAGE)
+                elif reply.stop_reason == "model_context_window_exceeded":
+                    await self._record(turn, reply)
+                    raise _RunEnded("failed", message="the root's conversation outgrew its context window")
+                elif reply.stop_reason in ("guardrail_intervened", "content_filtered"):
+                    await self._record(turn, reply)
+                    raise _RunEnded("failed", message=f"the root's reply was blocked ({reply.stop_reason})")
+                elif reply.text.strip():
+                    await self._record(turn, reply, final=reply.text)
+                    raise _RunEnded("completed", answer=reply.text.strip())
+                else:
+                    await self._record(turn, reply, notes=["empty reply; asked again"])
+                    self._say(prompts.EMPTY_REPLY_MESSAGE)
+                await self._report(turn)
         await self._last_turn(system)
 
     async def _ask_root(self, system: str) -> Completion:
-        reply = await self.root.chat(
-            self.config.root_model,
-            system=system,
-            messages=self.messages,
-            tools=[prompts.CODE_TOOL],
-            max_tokens=self.config.root_max_tokens,
-        )
+        with telemetry.model_span(self.config.root_model, role="root", max_tokens=self.config.root_max_tokens) as span:
+            reply = await self.root.chat(
+                self.config.root_model,
+                system=system,
+                messages=self.messages,
+                tools=[prompts.CODE_TOOL],
+                max_tokens=self.config.root_max_tokens,
+            )
+            span.completed(reply)
         self.outcome.root_usage = self.outcome.root_usage + reply.usage
         self.messages.append(reply.as_message())
         return reply
@@ -241,7 +244,9 @@ class RLMRun:
             sub_log = SubcallLog()
             started = time.time()
             try:
-                result = await self.sandbox.execute(code, on_subcall=self._handler(turn, sub_log))
+                with telemetry.code_span(self.session_id, code, tool_call_id=call.id) as span:
+                    result = await self.sandbox.execute(code, on_subcall=self._handler(turn, sub_log))
+                    span.result(result)
             except CodeTooLarge as exc:
                 results.append(ToolResult(call.id, str(exc), is_error=True))
                 await self._record(turn, reply if position == 0 else None, code=code[:2000], error_text=str(exc))

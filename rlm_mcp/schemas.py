@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 RunStatus = Literal["open", "running", "completed", "failed", "limit_reached", "cancelled", "interrupted", "closed"]
 
@@ -57,6 +57,12 @@ class LoadContextResult(BaseModel):
     estimated_tokens: int = Field(description="about chars / 4")
     preview: str = Field(description="the first few hundred characters of the corpus")
     added_documents: int = Field(description="documents added by this call")
+    corpus_id: str | None = Field(
+        None,
+        description="for inline content: its SHA-256, under which the server keeps it. Pass it back as "
+        "corpus_id to load the same text into another session (on any replica sharing the store) without "
+        "sending it again",
+    )
     skipped: list[str] = Field(default_factory=list, description="files left out, with the reason")
     notes: list[str] = Field(default_factory=list)
 
@@ -158,5 +164,14 @@ class Trajectory(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float | None = None
     elapsed_s: float = 0.0
+    corpus_chars: int | None = Field(None, description="size of the corpus the run worked on (rlm_query runs)")
+    sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)
+
+    @computed_field(description="sub_prompt_chars / corpus_chars: how much of the corpus went to sub-models")  # type: ignore[prop-decorator]
+    @property
+    def corpus_share(self) -> float | None:
+        if not self.corpus_chars:
+            return None
+        return round(self.sub_prompt_chars / self.corpus_chars, 4)

@@ -13,11 +13,15 @@ from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.request_state import RequestStateSecurity
 from mcp.types import ToolAnnotations
 from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from rlm_mcp import __version__
 from rlm_mcp.errors import RLMError
+from rlm_mcp.health import Health
 from rlm_mcp.schemas import (
     CloseSessionResult,
     LoadContextResult,
@@ -49,7 +53,20 @@ def _as_tool_errors() -> Iterator[None]:
 
 
 def build_server(service: RLMService) -> MCPServer:
-    mcp = MCPServer("rlm-mcp", version=__version__, instructions=INSTRUCTIONS)
+    keys = [key.get_secret_value() for key in service.settings.request_state_keys]
+    mcp = MCPServer(
+        "rlm-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        # Replicas sharing these keys can each continue a multi-round-trip request another one started.
+        request_state_security=RequestStateSecurity(keys=keys) if keys else None,
+    )
+    health = Health(lambda: service.busy)
+
+    @mcp.custom_route("/ping", methods=["GET"], include_in_schema=False)
+    async def ping(request: Request) -> JSONResponse:
+        """AgentCore Runtime's health check: Healthy, or HealthyBusy while work runs (keeps the session alive)."""
+        return JSONResponse(health.report())
 
     @mcp.tool(annotations=ToolAnnotations(title="Load a corpus", read_only_hint=False, destructive_hint=False))
     async def load_context(
@@ -71,16 +88,31 @@ def build_server(service: RLMService) -> MCPServer:
             Literal["strict", "replace"],
             Field(description="'replace' loads files with invalid bytes instead of refusing them"),
         ] = "strict",
+        corpus_id: Annotated[
+            str | None,
+            Field(
+                description="instead of content: the corpus_id an earlier load_context returned, to load the same "
+                "text again without sending it",
+                max_length=64,
+            ),
+        ] = None,
     ) -> LoadContextResult:
         """Load a corpus into a sandboxed REPL session as the variable `context`.
 
         A single file or inline text becomes a str; a directory, a glob, or a second load into the
         same session becomes a list[str] of documents, each starting with a '==> path <==' line.
-        Returns the session_id to use with repl_exec and rlm_query, sizes and a short preview.
+        Returns the session_id to use with repl_exec and rlm_query, sizes and a short preview, and for
+        inline content a corpus_id that loads the same text again later without sending it.
         """
         with _as_tool_errors():
             return await service.load_context(
-                content=content, path=path, name=name, session_id=session_id, encoding=encoding, errors=errors
+                content=content,
+                path=path,
+                name=name,
+                session_id=session_id,
+                encoding=encoding,
+                errors=errors,
+                corpus_id=corpus_id,
             )
 
     @mcp.tool(

@@ -38,7 +38,9 @@ from rlm_mcp.schemas import (
     code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager
+from rlm_mcp.store import open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
+from rlm_mcp.telemetry import code_span, run_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
@@ -49,11 +51,12 @@ ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 class RLMService:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.trajectories = TrajectoryStore(settings.data_dir / "trajectories")
-        self.sessions = SessionManager(settings, self.trajectories)
+        self.store = open_store(settings)
+        self.trajectories = TrajectoryStore(self.store.sub("trajectories"))
+        self.inline = InlineStore(settings.data_dir / "corpora", self.store.sub("corpora"))
+        self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.inline)
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
-        self.inline = InlineStore(settings.data_dir / "corpora")
         self.prices = PriceTable(settings.prices_file)
         self._runs: dict[str, RLMRun] = {}
         self._background: anyio.abc.TaskGroup | None = None
@@ -65,11 +68,13 @@ class RLMService:
         At exit, runs still going are marked interrupted and every sandbox stops.
         """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(self.store.check)
         await self.sessions.purge_stale_records()
         try:
             async with anyio.create_task_group() as tg:
                 self._background = tg
                 tg.start_soon(self._expire_loop)
+                tg.start_soon(self.trajectories.keep_leases)
                 try:
                     yield self
                 finally:
@@ -80,6 +85,11 @@ class RLMService:
             self._background = None
             with anyio.CancelScope(shield=True):
                 await self.sessions.aclose()
+
+    @property
+    def busy(self) -> bool:
+        """Work in progress: a run, or a request holding a session (the /ping health check reports it)."""
+        return bool(self._runs) or any(s.busy for s in self.sessions.live())
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -101,16 +111,20 @@ class RLMService:
         session_id: str | None = None,
         encoding: str = "utf-8",
         errors: str = "strict",
+        corpus_id: str | None = None,
     ) -> LoadContextResult:
-        if (content is None) == (path is None):
-            raise InvalidInput("give exactly one of `content` (the text itself) or `path` (a file, directory or glob)")
+        if sum(x is not None for x in (content, path, corpus_id)) != 1:
+            raise InvalidInput(
+                "give exactly one of `content` (the text itself), `path` (a file, directory or glob) or "
+                "`corpus_id` (the id an earlier load_context returned for inline content)"
+            )
         try:
             codecs.lookup(encoding)
         except LookupError:
             raise InvalidInput(f"unknown encoding {encoding!r}") from None
         if session_id is not None:
             check_id(session_id, "session")
-        source = await self._resolve(content, path, name, encoding, errors)
+        source = await self._resolve(content, path, name, encoding, errors, corpus_id)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
         if session_id is None:
@@ -148,14 +162,23 @@ class RLMService:
             estimated_tokens=info.chars // 4,
             preview=info.preview,
             added_documents=added,
+            corpus_id=self.inline.corpus_id_of(source.documents[0].path) if len(source.documents) == 1 else None,
             skipped=source.skipped[:50],
             notes=session.take_notes(),
         )
 
     async def _resolve(
-        self, content: str | None, path: str | None, name: str | None, encoding: str, errors: str
+        self,
+        content: str | None,
+        path: str | None,
+        name: str | None,
+        encoding: str,
+        errors: str,
+        corpus_id: str | None = None,
     ) -> ResolvedSource:
         max_bytes = self.settings.max_corpus_mb * 1024 * 1024
+        if corpus_id is not None:
+            return await anyio.to_thread.run_sync(self.inline.attach, corpus_id, name or "inline")
         if content is not None:
             if len(content) > max_bytes:
                 raise InvalidInput(f"content is larger than the corpus limit of {self.settings.max_corpus_mb} MB")
@@ -190,7 +213,9 @@ class RLMService:
             )
             started = time.time()
             try:
-                result = await session.sandbox.execute(code, on_subcall=handler)
+                with code_span(session.id, code) as span:
+                    result = await session.sandbox.execute(code, on_subcall=handler)
+                    span.result(result)
             except CodeTooLarge as exc:
                 raise InvalidInput(str(exc)) from None
             except SandboxError as exc:
@@ -287,6 +312,7 @@ class RLMService:
             query=query,
             root_model=root_id,
             sub_model=config.sub_model,
+            corpus_chars=session.info.chars,
         )
         session.runs.append(trajectory.id)
         run = RLMRun(
@@ -331,7 +357,10 @@ class RLMService:
         self._runs[run.trajectory_id] = run
         try:
             async with self.sessions.use(run.session_id):
-                return await run.run()
+                with run_span(run.config, trajectory_id=run.trajectory_id, session_id=run.session_id) as span:
+                    outcome = await run.run()
+                    span.finish(await self.trajectories.get(run.trajectory_id))
+                return outcome
         finally:
             self._runs.pop(run.trajectory_id, None)
             self.trajectories.forget(run.trajectory_id)

@@ -1,8 +1,10 @@
 """Sessions: one sandbox and its corpus, kept under an id the client holds.
 
-A session's record (its documents and trajectory id) is written to the data
-directory, so after a server restart the first request naming the session
-starts a new sandbox and reloads the corpus; only variables are lost, and the
+A session's record (its documents and trajectory id) is written to the store
+(the data directory, or S3 shared by replicas), so after a server restart, or
+when a request reaches a replica that does not hold the session, the first
+request naming it starts a new sandbox and reloads the corpus (inline corpora by
+their id, fetched from the store if needed); only variables are lost, and the
 result says so. Idle sessions are closed after ``RLM_SESSION_IDLE_TIMEOUT_S``;
 at ``RLM_MAX_SESSIONS`` the least recently used idle session makes room, and if
 every session is busy the new one is refused with a clear error.
@@ -13,24 +15,29 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import CapacityExceeded, NotFound
+from rlm_mcp.store import KeyNotFound, LocalStore, Store
 from rlm_mcp.subcalls import Budget
 from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
 from sandbox import Document, LoadInfo, Sandbox, SandboxLimits
 
+if TYPE_CHECKING:
+    from rlm_mcp.corpus import InlineStore
+
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
+RESAVE_S = 30.0
+"""A record is rewritten at most this often just to say the session is still in use."""
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -57,17 +64,28 @@ class Session:
     runs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Said once, in the next result: e.g. that the session was restored after a restart."""
+    saved_at: float = 0.0
 
-    def record(self) -> dict[str, Any]:
+    def record(self, corpora: InlineStore | None = None) -> dict[str, Any]:
+        documents = []
+        for d in self.sandbox.documents:
+            entry: dict[str, Any] = {
+                "name": d.name,
+                "path": str(d.path),
+                "header": d.header,
+                "encoding": d.encoding,
+                "errors": d.errors,
+            }
+            corpus_id = corpora.corpus_id_of(d.path) if corpora is not None else None
+            if corpus_id is not None:
+                entry["corpus_id"] = corpus_id
+            documents.append(entry)
         return {
             "id": self.id,
             "trajectory_id": self.trajectory_id,
             "created_at": self.created_at,
             "shape": self.sandbox.shape,
-            "documents": [
-                {"name": d.name, "path": str(d.path), "header": d.header, "encoding": d.encoding, "errors": d.errors}
-                for d in self.sandbox.documents
-            ],
+            "documents": documents,
         }
 
     def take_notes(self) -> list[str]:
@@ -76,40 +94,60 @@ class Session:
 
 
 class SessionManager:
-    def __init__(self, settings: Settings, trajectories: TrajectoryStore):
+    def __init__(
+        self,
+        settings: Settings,
+        trajectories: TrajectoryStore,
+        records: Store | None = None,
+        corpora: InlineStore | None = None,
+    ):
         self.settings = settings
         self.trajectories = trajectories
-        self.directory = settings.data_dir / "sessions"
+        self.records: Store = records or LocalStore(settings.data_dir / "sessions")
+        self.corpora = corpora
         self.workdirs = settings.data_dir / "work"
         self._live: dict[str, Session] = {}
         self._lock = anyio.Lock()
 
     # -- records -----------------------------------------------------------------------
 
-    def _record_path(self, session_id: str) -> Path:
-        return self.directory / f"{check_id(session_id, 'session')}.json"
+    @staticmethod
+    def _record_key(session_id: str) -> str:
+        return f"{check_id(session_id, 'session')}.json"
 
     async def save(self, session: Session) -> None:
-        path = self._record_path(session.id)
-        data = json.dumps(session.record())
-
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(data, "utf-8")
-            os.replace(tmp, path)
-
-        await anyio.to_thread.run_sync(write)
+        data = json.dumps(session.record(self.corpora)).encode()
+        await anyio.to_thread.run_sync(self.records.write, self._record_key(session.id), data)
+        session.saved_at = time.time()
 
     async def _read_record(self, session_id: str) -> dict[str, Any] | None:
-        path = self._record_path(session_id)
+        key = self._record_key(session_id)
         try:
-            return json.loads(await anyio.to_thread.run_sync(path.read_text, "utf-8"))
-        except FileNotFoundError:
+            return json.loads(await anyio.to_thread.run_sync(self.records.read, key))
+        except KeyNotFound:
             return None
         except ValueError:
-            log.warning("session record %s is unreadable", path)
+            log.warning("session record %s in %s is unreadable", key, self.records.url)
             return None
+
+    async def _document(self, raw: dict[str, Any]) -> Document:
+        """A recorded document, with its file on this machine (an inline corpus is fetched by id)."""
+        path = Path(raw["path"])
+        corpus_id = raw.get("corpus_id")
+        if corpus_id and self.corpora is not None:
+            path = await anyio.to_thread.run_sync(self.corpora.local_file, corpus_id)
+        elif not path.exists():
+            raise NotFound(
+                f"the session's document {raw['name']!r} ({path}) is not on this server; "
+                "load the corpus again with load_context"
+            )
+        return Document(
+            name=raw["name"],
+            path=path,
+            header=raw.get("header", ""),
+            encoding=raw.get("encoding", "utf-8"),
+            errors=raw.get("errors", "strict"),
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -169,17 +207,8 @@ class SessionManager:
                 f"no session {session_id!r}: it was closed, expired after "
                 f"{self.settings.session_idle_timeout_s:g} s idle, or never existed. Call load_context to start one"
             )
+        documents = [await self._document(d) for d in record.get("documents", [])]
         await self._make_room()
-        documents = [
-            Document(
-                name=d["name"],
-                path=Path(d["path"]),
-                header=d.get("header", ""),
-                encoding=d.get("encoding", "utf-8"),
-                errors=d.get("errors", "strict"),
-            )
-            for d in record.get("documents", [])
-        ]
         sandbox = self._new_sandbox()
         session = Session(
             id=session_id,
@@ -197,8 +226,8 @@ class SessionManager:
                 await sandbox.close()
                 raise
         session.notes.append(
-            "this session was restored after a server restart: its corpus was reloaded, "
-            "variables from before the restart are lost"
+            "this session was restored after a server restart (or on another replica): its corpus was reloaded, "
+            "variables from before are lost"
         )
         self._live[session_id] = session
         return session
@@ -225,10 +254,9 @@ class SessionManager:
                 self.trajectories.forget(session.trajectory_id)
         existed = session is not None
         if forget:
-            path = self._record_path(session_id)
-            existed = existed or path.exists()
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            key = self._record_key(session_id)
+            existed = existed or await anyio.to_thread.run_sync(self.records.exists, key)
+            await anyio.to_thread.run_sync(self.records.delete, key)
         return existed
 
     def live(self) -> list[Session]:
@@ -247,19 +275,19 @@ class SessionManager:
         cutoff = time.time() - self.settings.session_idle_timeout_s
 
         def purge() -> None:
-            if not self.directory.is_dir():
-                return
-            for path in self.directory.glob("s_*.json"):
-                with contextlib.suppress(OSError):
-                    if path.stat().st_mtime < cutoff:
-                        path.unlink()
+            for entry in self.records.list():
+                if entry.key.startswith("s_") and entry.key.endswith(".json") and entry.modified < cutoff:
+                    self.records.delete(entry.key)
 
         await anyio.to_thread.run_sync(purge)
 
     async def touch(self, session: Session) -> None:
-        path = self._record_path(session.id)
-        with contextlib.suppress(OSError):
-            await anyio.to_thread.run_sync(os.utime, path)
+        """Keep the record fresh (stale records are purged), rewriting it at most every RESAVE_S."""
+        if time.time() - session.saved_at >= RESAVE_S:
+            try:
+                await self.save(session)
+            except Exception:
+                log.warning("could not refresh the record of session %s", session.id, exc_info=True)
 
     async def aclose(self) -> None:
         """Stop every sandbox but keep the records, so sessions survive a restart."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from rlm_mcp import telemetry
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models import ModelClient, ModelRouter, Usage
@@ -101,7 +102,7 @@ class SubcallBroker:
         return handle
 
     async def _run_batch(
-        self, client: ModelClient, model_id: str, prompts: list[str], log: SubcallLog, progress: ProgressFn | None
+        self, client: ModelClient, model_id: str, prompts: list[str], sub_log: SubcallLog, progress: ProgressFn | None
     ) -> list[SubcallReply]:
         replies: list[SubcallReply] = [SubcallReply(error="not run")] * len(prompts)
         limiter = anyio.CapacityLimiter(self.settings.subcall_concurrency)
@@ -116,8 +117,14 @@ class SubcallBroker:
                 usage = Usage()
                 try:
                     self._check_size(prompt)
-                    with anyio.fail_after(self.settings.subcall_timeout_s):
+                    with (
+                        telemetry.model_span(
+                            model_id, role="sub", max_tokens=self.settings.sub_max_tokens, prompt_chars=len(prompt)
+                        ) as span,
+                        anyio.fail_after(self.settings.subcall_timeout_s),
+                    ):
                         completion = await client.complete(model_id, prompt, max_tokens=self.settings.sub_max_tokens)
+                        span.completed(completion)
                     text, usage = completion.text, completion.usage
                 except ModelError as exc:
                     error = str(exc)
@@ -127,8 +134,8 @@ class SubcallBroker:
                     log.exception("sub-call to %s failed", model_id)
                     error = f"the sub-call failed in the server ({type(exc).__name__}: {exc})"
                 replies[index] = SubcallReply(text=text, error=error)
-                log.usage = log.usage + usage
-                log.records.append(
+                sub_log.usage = sub_log.usage + usage
+                sub_log.records.append(
                     SubCallRecord(
                         model=model_id,
                         started_at=started,

@@ -1,14 +1,20 @@
 """Trajectories: every step of a session or run, written as it happens.
 
-Each trajectory is an append-only JSON Lines file of events (``start``, ``step``,
-``update``). A step is on disk as soon as it is finished, so a server that dies
-mid-run loses only the step in flight; a run still marked ``running`` when no
-process is running it is reported as ``interrupted``.
+Each trajectory is an append-only log of events (``start``, ``step``,
+``update``) in the store: a JSON Lines file in the data directory, or one object
+per event in S3. A step is stored as soon as it is finished, so a server that
+dies mid-run loses only the step in flight.
+
+A run being written holds a *lease*, a small object renewed every few seconds
+by the process running it. Any replica reading a trajectory still marked
+``running`` whose lease has lapsed (its process died) reports it as
+``interrupted``; a live lease means another replica is still on it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
@@ -20,10 +26,15 @@ import anyio.to_thread
 
 from rlm_mcp.errors import InvalidInput, NotFound
 from rlm_mcp.schemas import RunStatus, Step, Trajectory
+from rlm_mcp.store import KeyNotFound, LocalStore, Store
+
+log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[st]_[A-Za-z0-9_-]{8,64}$")
 PREVIEW_CHARS = 300
-_DERIVED = frozenset({"steps", "usage", "sub_calls", "iterations"})
+_DERIVED = frozenset({"steps", "usage", "sub_calls", "iterations", "sub_prompt_chars"})
+LEASE_S = 30.0
+"""How long a running trajectory stays ``running`` for other readers after its last renewal."""
 
 
 def new_id(prefix: str) -> str:
@@ -73,32 +84,55 @@ def _accumulate(trajectory: Trajectory, step: Step) -> None:
     usage.sub_input_tokens += step.sub_input_tokens
     usage.sub_output_tokens += step.sub_output_tokens
     trajectory.sub_calls += step.sub_call_count
+    trajectory.sub_prompt_chars += sum(call.prompt_chars for call in step.sub_calls)
     trajectory.iterations = len({s.turn for s in trajectory.steps})
 
 
 class TrajectoryStore:
-    """Trajectories as JSON Lines files under one directory, with the live ones cached."""
+    """Trajectories as event logs in a store, with the ones this process writes cached."""
 
-    def __init__(self, directory: Path):
-        self.directory = directory
+    def __init__(self, store: Store | Path, *, lease_s: float = LEASE_S):
+        self.store: Store = LocalStore(store) if isinstance(store, Path) else store
+        self.lease_s = lease_s
         self._live: dict[str, Trajectory] = {}
         self._running: set[str] = set()
-        self._lock = anyio.Lock()
-
-    def _path(self, trajectory_id: str) -> Path:
-        return self.directory / f"{check_id(trajectory_id, 'trajectory')}.jsonl"
+        self._locks: dict[str, anyio.Lock] = {}
 
     async def _append(self, trajectory_id: str, event: dict[str, Any]) -> None:
-        line = json.dumps(event, ensure_ascii=False) + "\n"
-        path = self._path(trajectory_id)
+        """One event, durable when this returns; events of one trajectory are written one at a time, in order."""
+        record = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        check_id(trajectory_id, "trajectory")
+        async with self._locks.setdefault(trajectory_id, anyio.Lock()):
+            await anyio.to_thread.run_sync(self.store.append, trajectory_id, record)
 
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as f:
-                f.write(line)
+    # -- leases ------------------------------------------------------------------------------
 
-        async with self._lock:
-            await anyio.to_thread.run_sync(write)
+    async def _write_lease(self, trajectory_id: str) -> None:
+        lease = json.dumps({"expires_at": time.time() + self.lease_s}).encode()
+        await anyio.to_thread.run_sync(self.store.write, f"{trajectory_id}.lease", lease)
+
+    async def renew_leases(self) -> None:
+        """Renew the lease of every run this process is writing (called every ``lease_s / 3``)."""
+        for trajectory_id in list(self._running):
+            try:
+                await self._write_lease(trajectory_id)
+            except Exception:
+                log.warning("could not renew the lease of %s", trajectory_id, exc_info=True)
+
+    async def keep_leases(self) -> None:
+        """Renew leases for as long as the server runs."""
+        while True:
+            await anyio.sleep(self.lease_s / 3)
+            await self.renew_leases()
+
+    async def _lease_alive(self, trajectory_id: str) -> bool:
+        try:
+            raw = await anyio.to_thread.run_sync(self.store.read, f"{trajectory_id}.lease")
+            return float(json.loads(raw)["expires_at"]) > time.time()
+        except (KeyNotFound, ValueError, KeyError, TypeError):
+            return False
+
+    # -- writing -----------------------------------------------------------------------------
 
     async def create(
         self,
@@ -109,6 +143,7 @@ class TrajectoryStore:
         query: str | None = None,
         root_model: str | None = None,
         sub_model: str | None = None,
+        corpus_chars: int | None = None,
     ) -> Trajectory:
         now = time.time()
         trajectory = Trajectory(
@@ -121,46 +156,69 @@ class TrajectoryStore:
             query=query,
             root_model=root_model,
             sub_model=sub_model,
+            corpus_chars=corpus_chars,
         )
         self._live[trajectory.id] = trajectory
         if status == "running":
             self._running.add(trajectory.id)
+            await self._write_lease(trajectory.id)
         await self._append(trajectory.id, {"event": "start", "trajectory": trajectory.model_dump(mode="json")})
         return trajectory
 
+    async def _held(self, trajectory_id: str) -> Trajectory:
+        """The trajectory this process is writing: cached from the first write on."""
+        trajectory = self._live.get(trajectory_id)
+        if trajectory is None:
+            trajectory = await self.get(trajectory_id)
+            self._live[trajectory_id] = trajectory
+        return trajectory
+
     async def add_step(self, trajectory_id: str, step: Step) -> None:
-        trajectory = await self.get(trajectory_id)
+        trajectory = await self._held(trajectory_id)
         _accumulate(trajectory, step)
         trajectory.updated_at = time.time()
         await self._append(trajectory_id, {"event": "step", "step": step.model_dump(mode="json")})
 
     async def update(self, trajectory_id: str, **fields: Any) -> Trajectory:
-        trajectory = await self.get(trajectory_id)
+        trajectory = await self._held(trajectory_id)
         fields["updated_at"] = time.time()
         for key, value in fields.items():
             setattr(trajectory, key, value)
-        if fields.get("status") not in (None, "running"):
-            self._running.discard(trajectory_id)
         dumped = trajectory.model_dump(mode="json", include=set(fields))
         await self._append(trajectory_id, {"event": "update", "fields": dumped})
+        if fields.get("status") not in (None, "running") and trajectory_id in self._running:
+            self._running.discard(trajectory_id)
+            try:
+                await anyio.to_thread.run_sync(self.store.delete, f"{trajectory_id}.lease")
+            except Exception:
+                log.warning("could not drop the lease of %s (it lapses by itself)", trajectory_id, exc_info=True)
         return trajectory
 
     def forget(self, trajectory_id: str) -> None:
-        """Drop a finished trajectory from the cache (it stays on disk)."""
+        """Drop a finished trajectory from the cache (it stays in the store)."""
         if trajectory_id not in self._running:
             self._live.pop(trajectory_id, None)
+            lock = self._locks.get(trajectory_id)
+            if lock is not None and not lock.locked():
+                del self._locks[trajectory_id]
+
+    # -- reading -----------------------------------------------------------------------------
 
     async def get(self, trajectory_id: str) -> Trajectory:
         cached = self._live.get(trajectory_id)
         if cached is not None:
             return cached
-        path = self._path(trajectory_id)
+        check_id(trajectory_id, "trajectory")
         try:
-            text = await anyio.to_thread.run_sync(path.read_text, "utf-8")
-        except FileNotFoundError:
+            records = await anyio.to_thread.run_sync(self.store.read_log, trajectory_id)
+        except KeyNotFound:
             raise NotFound(f"no trajectory {trajectory_id!r}; ids come from load_context and rlm_query") from None
-        trajectory = _fold(text, trajectory_id)
-        if trajectory.status == "running" and trajectory_id not in self._running:
+        trajectory = _fold(records, trajectory_id)
+        if (
+            trajectory.status == "running"
+            and trajectory_id not in self._running
+            and not await self._lease_alive(trajectory_id)
+        ):
             trajectory = await self._mark_interrupted(trajectory)
         return trajectory
 
@@ -174,12 +232,12 @@ class TrajectoryStore:
         return trajectory_id in self._running
 
 
-def _fold(text: str, trajectory_id: str) -> Trajectory:
-    """Rebuild a trajectory from its events; a torn last line (a crash mid-write) is ignored."""
+def _fold(records: list[bytes], trajectory_id: str) -> Trajectory:
+    """Rebuild a trajectory from its events; a torn record (a crash mid-write) is ignored."""
     trajectory: Trajectory | None = None
-    for line in text.splitlines():
+    for record in records:
         try:
-            event = json.loads(line)
+            event = json.loads(record)
         except ValueError:
             continue
         kind = event.get("event")

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
@@ -83,7 +84,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake: Conver
 
 
 class HttpServer:
-    def __init__(self, env: dict[str, str], *extra_args: str):
+    def __init__(self, env: dict[str, str], *extra_args: str, **popen: Any):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.process = subprocess.Popen(
@@ -99,6 +100,7 @@ class HttpServer:
                 *extra_args,
             ],
             env=env,
+            **popen,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

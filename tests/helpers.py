@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
+from typing import Any
 
+import httpx2
 from mcp import Client
+
+from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, Responder, echo
 
 
 async def call(client: Client, tool: str, **arguments: object) -> dict:
@@ -40,3 +46,32 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def rpc(url: str, method: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """One JSON-RPC POST; the reply may come as JSON or as a one-event SSE stream."""
+    response = httpx2.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=headers, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+        return json.loads(data[-1])
+    return response.json()
+
+
+def tool_result(reply: dict[str, Any]) -> dict[str, Any]:
+    assert "result" in reply, reply
+    assert not reply["result"].get("isError"), reply["result"]
+    return reply["result"]["structuredContent"]
+
+
+def holding(word: str, release: threading.Event, then: Responder = echo) -> Responder:
+    """A Converse responder that keeps any prompt containing ``word`` waiting until ``release`` is set."""
+
+    def respond(request: ConverseRequest) -> Reply:
+        if word in request.last_user_text:
+            release.wait(120)
+        return then(request)
+
+    return respond

@@ -1,0 +1,131 @@
+"""The embedded store: plain files under the data directory, nothing to install.
+
+Objects are files written through a temporary file and ``os.replace``; a log is a
+JSON Lines file opened for append, one record per line, so a torn last line (a
+crash mid-write) is simply skipped on read. The layout is what a person would
+expect to find: ``trajectories/t_....jsonl``, ``sessions/s_....json``,
+``corpora/<sha256>.txt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from rlm_mcp.store.base import Entry, KeyNotFound, StoreError, check_key
+
+LOG_SUFFIX = ".jsonl"
+
+
+def _replace(target: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write ``target`` through a temporary file in its directory: readers see the old file or the whole new one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fill(f)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _copy_into(source: Path, target: BinaryIO) -> None:
+    with source.open("rb") as f:
+        shutil.copyfileobj(f, target, 1024 * 1024)
+
+
+class LocalStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.url = str(root)
+
+    def sub(self, name: str) -> LocalStore:
+        return LocalStore(self.root / check_key(name))
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+
+    def write(self, key: str, data: bytes) -> None:
+        _replace(self._path(key), lambda f: f.write(data))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        if not self.root.is_dir():
+            return []
+        entries = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in filenames:
+                if name.startswith(".incoming-") or name.endswith(LOG_SUFFIX):
+                    continue
+                path = Path(dirpath) / name
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    info = path.stat()
+                    entries.append(Entry(key=key, size=info.st_size, modified=info.st_mtime))
+        return sorted(entries, key=lambda e: e.key)
+
+    def upload(self, key: str, source: Path) -> None:
+        target = self._path(key)
+        if source.resolve() != target.resolve():
+            _replace(target, lambda f: _copy_into(source, f))
+
+    def download(self, key: str, target: Path) -> None:
+        source = self._path(key)
+        if not source.is_file():
+            raise KeyNotFound(key)
+        if source.resolve() != target.resolve():
+            _replace(target, lambda f: _copy_into(source, f))
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+    def append(self, log: str, record: bytes) -> None:
+        path = self._path(log + LOG_SUFFIX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            # After a crash mid-write the file ends in a torn record: start on a fresh line.
+            torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+            os.write(fd, (b"\n" if torn else b"") + record + b"\n")
+        finally:
+            os.close(fd)
+
+    def read_log(self, log: str) -> list[bytes]:
+        try:
+            data = self._path(log + LOG_SUFFIX).read_bytes()
+        except FileNotFoundError:
+            raise KeyNotFound(log) from None
+        lines = data.split(b"\n")
+        # The last piece is either empty (a complete final line) or a record torn by a crash.
+        return [line for line in lines[:-1] if line]
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data directory {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"the data directory {self.root} is not writable; set RLM_DATA_DIR to one that is")
