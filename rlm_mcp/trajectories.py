@@ -7,16 +7,19 @@ dies mid-run loses only the step in flight.
 
 A run being written holds a *lease*, a small object renewed every few seconds
 by the process running it. Any replica reading a trajectory still marked
-``running`` whose lease has lapsed (its process died) reports it as
-``interrupted``; a live lease means another replica is still on it.
+``running`` whose lease has lapsed, or whose owner is a dead process on the
+same machine (a restarted server), reports it as ``interrupted``; a live lease
+means another replica is still on it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,27 @@ def _accumulate(trajectory: Trajectory, step: Step) -> None:
     trajectory.iterations = len({s.turn for s in trajectory.steps})
 
 
+def _machine_id() -> str:
+    """Names this kernel (boot id on Linux), so a lease's owner can be checked for life when it is local."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_OWNER = {"machine": _machine_id(), "pid": os.getpid()}
+
+
 class TrajectoryStore:
     """Trajectories as event logs in a store, with the ones this process writes cached."""
 
@@ -108,7 +132,7 @@ class TrajectoryStore:
     # -- leases ------------------------------------------------------------------------------
 
     async def _write_lease(self, trajectory_id: str) -> None:
-        lease = json.dumps({"expires_at": time.time() + self.lease_s}).encode()
+        lease = json.dumps({"expires_at": time.time() + self.lease_s, "owner": _OWNER}).encode()
         await anyio.to_thread.run_sync(self.store.write, f"{trajectory_id}.lease", lease)
 
     async def renew_leases(self) -> None:
@@ -126,11 +150,18 @@ class TrajectoryStore:
             await self.renew_leases()
 
     async def _lease_alive(self, trajectory_id: str) -> bool:
+        """A lease is alive until it expires, or until its owner is seen dead on this very machine."""
         try:
             raw = await anyio.to_thread.run_sync(self.store.read, f"{trajectory_id}.lease")
-            return float(json.loads(raw)["expires_at"]) > time.time()
+            lease = json.loads(raw)
+            if float(lease["expires_at"]) <= time.time():
+                return False
         except (KeyNotFound, ValueError, KeyError, TypeError):
             return False
+        owner = lease.get("owner")
+        if isinstance(owner, dict) and owner.get("machine") == _OWNER["machine"] and isinstance(owner.get("pid"), int):
+            return _pid_alive(owner["pid"])
+        return True
 
     # -- writing -----------------------------------------------------------------------------
 
