@@ -130,6 +130,7 @@ class Step(BaseModel):
     root_text: str | None = Field(None, description="what the root model said before its code (rlm_query runs)")
     root_input_tokens: int = 0
     root_output_tokens: int = 0
+    root_latency_ms: float = Field(0.0, description="how long the root model took to write this turn")
     code: str | None = None
     stdout: str = ""
     error: CodeError | None = None
@@ -138,6 +139,7 @@ class Step(BaseModel):
     sub_input_tokens: int = 0
     sub_output_tokens: int = 0
     sub_calls: list[SubCallRecord] = Field(default_factory=list)
+    child_runs: list[str] = Field(default_factory=list, description="trajectory ids of nested runs (rlm_query in code)")
     notes: list[str] = Field(default_factory=list)
 
 
@@ -153,6 +155,9 @@ class Trajectory(BaseModel):
     message: str | None = Field(None, description="why the run ended, when that is not obvious")
     root_model: str | None = None
     sub_model: str | None = None
+    corpus_chars: int | None = Field(None, description="size of the corpus the run worked on, in characters")
+    parent_id: str | None = Field(None, description="the run whose code started this one (rlm_query in the REPL)")
+    depth: int = Field(1, description="1 for a run started by a client; 2 and more for nested runs")
     iterations: int = Field(0, description="root turns (rlm_query) or repl_exec calls")
     sub_calls: int = 0
     usage: TokenUsage = Field(default_factory=TokenUsage)

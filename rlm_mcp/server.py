@@ -14,10 +14,12 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
+from mcp_types import InputRequiredResult
 from pydantic import Field
 
 from rlm_mcp import __version__
 from rlm_mcp.errors import RLMError
+from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
     CloseSessionResult,
     LoadContextResult,
@@ -50,6 +52,7 @@ def _as_tool_errors() -> Iterator[None]:
 
 def build_server(service: RLMService) -> MCPServer:
     mcp = MCPServer("rlm-mcp", version=__version__, instructions=INSTRUCTIONS)
+    rounds = SamplingRounds(service.spawn, service.settings.subcall_timeout_s)
 
     @mcp.tool(annotations=ToolAnnotations(title="Load a corpus", read_only_hint=False, destructive_hint=False))
     async def load_context(
@@ -92,7 +95,7 @@ def build_server(service: RLMService) -> MCPServer:
         session_id: SessionId,
         code: Annotated[str, Field(description="Python code to run in the session's persistent namespace")],
         ctx: Context,
-    ) -> ReplExecResult:
+    ) -> ReplExecResult | InputRequiredResult:
         """Run Python in the session's sandbox, where the corpus is `context`.
 
         Variables persist between calls. Available: context, llm_query(prompt, model=None) -> str,
@@ -103,11 +106,12 @@ def build_server(service: RLMService) -> MCPServer:
         No files, network or processes. The value of a last expression is shown, as in a REPL.
         """
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
         with _as_tool_errors():
-            return await service.repl_exec(session_id, code, progress=progress)
+            return await rounds.call(
+                ctx,
+                lambda progress: service.repl_exec(session_id, code, progress=progress),
+                uses_sampling=names_sampling(service.settings.sub_model, code),
+            )
 
     @mcp.tool(
         annotations=ToolAnnotations(
@@ -133,11 +137,19 @@ def build_server(service: RLMService) -> MCPServer:
         max_sub_calls: Annotated[
             int | None, Field(description="sub-calls for the whole run (default: RLM_MAX_SUB_CALLS)", ge=0, le=100_000)
         ] = None,
+        max_depth: Annotated[
+            int | None,
+            Field(
+                description="2 or more lets the code start nested runs with rlm_query (default: RLM_MAX_DEPTH)",
+                ge=1,
+                le=5,
+            ),
+        ] = None,
         wait: Annotated[
             bool,
             Field(description="false returns at once with status 'running'; follow it with get_trajectory"),
         ] = True,
-    ) -> RLMQueryResult:
+    ) -> RLMQueryResult | InputRequiredResult:
         """Answer a question over the session's corpus with the full RLM loop, run by the server.
 
         A root model on Bedrock writes Python against `context` (it sees only metadata about the
@@ -146,19 +158,23 @@ def build_server(service: RLMService) -> MCPServer:
         trajectory id; progress notifications report each step. Use wait=false for long runs.
         """
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
+        settings = service.settings
         with _as_tool_errors():
-            return await service.rlm_query(
-                session_id,
-                query,
-                root_model=root_model,
-                sub_model=sub_model,
-                max_iterations=max_iterations,
-                max_sub_calls=max_sub_calls,
-                wait=wait,
-                progress=progress,
+            return await rounds.call(
+                ctx,
+                lambda progress: service.rlm_query(
+                    session_id,
+                    query,
+                    root_model=root_model,
+                    sub_model=sub_model,
+                    max_iterations=max_iterations,
+                    max_sub_calls=max_sub_calls,
+                    max_depth=max_depth,
+                    wait=wait,
+                    progress=progress,
+                ),
+                uses_sampling=names_sampling(root_model or settings.root_model, sub_model or settings.sub_model),
+                background=not wait,
             )
 
     @mcp.tool(annotations=ToolAnnotations(title="Read a trajectory", read_only_hint=True))

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -23,6 +24,7 @@ from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.recursion import Recursion
 from rlm_mcp.schemas import (
     CloseSessionResult,
     LoadContextResult,
@@ -37,10 +39,10 @@ from rlm_mcp.schemas import (
     VariableInfo,
     code_error,
 )
-from rlm_mcp.sessions import Session, SessionManager
+from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
-from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
+from sandbox import CodeTooLarge, ExecResult, LoadError, Sandbox, SandboxError, SubcallRefused
 
 log = logging.getLogger(__name__)
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
@@ -57,6 +59,7 @@ class RLMService:
         self.prices = PriceTable(settings.prices_file)
         self._runs: dict[str, RLMRun] = {}
         self._background: anyio.abc.TaskGroup | None = None
+        self.recursion = Recursion(new_sandbox=self._nested_sandbox, store_text=self.inline.put)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RLMService]:
@@ -80,6 +83,20 @@ class RLMService:
             self._background = None
             with anyio.CancelScope(shield=True):
                 await self.sessions.aclose()
+                await self.router.aclose()
+
+    def spawn(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``fn`` in the background for as long as the server runs."""
+        if self._background is None:
+            raise RLMError("background work needs a running server")
+        self._background.start_soon(fn)
+
+    async def _nested_sandbox(self) -> Sandbox:
+        """A sandbox for a nested run (rlm_query in code), with the same limits as a session's."""
+        self.sessions.workdirs.mkdir(parents=True, exist_ok=True)
+        sandbox = Sandbox(sandbox_limits(self.settings), workdir_parent=self.sessions.workdirs)
+        await sandbox.start()
+        return sandbox
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -138,6 +155,7 @@ class RLMService:
                 added = len(source.documents)
         session.info = info
         await self.sessions.save(session)
+        await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
         return LoadContextResult(
             session_id=session.id,
             trajectory_id=session.trajectory_id,
@@ -190,7 +208,7 @@ class RLMService:
             )
             started = time.time()
             try:
-                result = await session.sandbox.execute(code, on_subcall=handler)
+                result = await session.sandbox.execute(code, on_subcall=handler, on_call=_no_nested_runs)
             except CodeTooLarge as exc:
                 raise InvalidInput(str(exc)) from None
             except SandboxError as exc:
@@ -249,6 +267,7 @@ class RLMService:
         sub_model: str | None = None,
         max_iterations: int | None = None,
         max_sub_calls: int | None = None,
+        max_depth: int | None = None,
         wait: bool = True,
         progress: ProgressReporter | None = None,
     ) -> RLMQueryResult:
@@ -257,7 +276,8 @@ class RLMService:
         root = root_model or self.settings.root_model
         if not root:
             raise InvalidInput(
-                "no root model is configured: set RLM_ROOT_MODEL to a Bedrock model id, or pass root_model"
+                "no root model is configured: set RLM_ROOT_MODEL (a Bedrock model id, openai:<model> or sampling), "
+                "or pass root_model"
             )
         client, root_id = self.router.client_for(root)
         await client.check()
@@ -279,6 +299,7 @@ class RLMService:
             timeout_s=self.settings.run_timeout_s,
             root_max_tokens=self.settings.root_max_tokens,
             sub_context_tokens=self.settings.sub_context_tokens,
+            max_depth=max_depth or self.settings.max_depth,
         )
         trajectory = await self.trajectories.create(
             kind="run",
@@ -288,6 +309,7 @@ class RLMService:
             root_model=root_id,
             sub_model=config.sub_model,
         )
+        await self.trajectories.update(trajectory.id, corpus_chars=session.info.chars)
         session.runs.append(trajectory.id)
         run = RLMRun(
             config=config,
@@ -300,6 +322,7 @@ class RLMService:
             trajectories=self.trajectories,
             prices=self.prices,
             progress=progress if wait else None,
+            recursion=self.recursion,
         )
         if wait:
             outcome = await self._drive(run)
@@ -372,3 +395,10 @@ class RLMService:
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:
         trajectory = await self.trajectories.get(trajectory_id)
         return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+
+
+async def _no_nested_runs(name: str, args: dict[str, Any]) -> Any:
+    raise SubcallRefused(
+        f"{name} is available in runs of the rlm_query tool with max_depth > 1; in repl_exec you are the root, "
+        "so split the work yourself with llm_query_batched"
+    )
