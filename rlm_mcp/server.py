@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.shared.exceptions import MCPError
 from mcp.types import ToolAnnotations
-from mcp_types import InputRequiredResult
+from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from rlm_mcp import __version__
-from rlm_mcp.errors import RLMError
+from rlm_mcp import __version__, viewer
+from rlm_mcp.errors import NotFound, RLMError
 from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
     CloseSessionResult,
@@ -201,4 +204,65 @@ def build_server(service: RLMService) -> MCPServer:
         with _as_tool_errors():
             return await service.close_session(session_id)
 
+    _add_guide_resources_and_viewer(mcp, service)
     return mcp
+
+
+# -- client-driven guidance, resources and the trajectory viewer (issue 7) -------------------------
+
+
+def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None:
+    """The rlm_guide prompt, trajectories and sessions as resources, and /trajectories/<id> over HTTP."""
+
+    @mcp.prompt(title="Act as the root of an RLM")
+    async def rlm_guide(session_id: str | None = None, question: str | None = None) -> str:
+        """How to answer a question over a loaded corpus yourself, through repl_exec: probe, filter, chunk,
+        batch sub-calls with llm_query_batched, aggregate in code, and finish with FINAL."""
+        try:
+            return await service.guide(session_id, question)
+        except RLMError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
+
+    @mcp.resource(
+        "rlm://trajectories/{trajectory_id}",
+        title="Trajectory",
+        description="Every step of a session or rlm_query run, in full, as JSON",
+        mime_type="application/json",
+    )
+    async def trajectory_resource(trajectory_id: str) -> str:
+        try:
+            return (await service.get_trajectory(trajectory_id, "full")).model_dump_json()
+        except RLMError as exc:
+            raise ResourceError(str(exc)) from exc
+
+    @mcp.resource(
+        "rlm://sessions",
+        title="Sessions",
+        description="The live sessions: corpus size, idle time, sub-call budget, trajectory ids",
+        mime_type="application/json",
+    )
+    async def sessions_resource() -> str:
+        return (await service.list_sessions()).model_dump_json()
+
+    @mcp.resource(
+        "rlm://sessions/{session_id}",
+        title="Session",
+        description="One live session's metadata and the trajectory ids of its runs",
+        mime_type="application/json",
+    )
+    async def session_resource(session_id: str) -> str:
+        for session in (await service.list_sessions()).sessions:
+            if session.session_id == session_id:
+                return session.model_dump_json()
+        raise ResourceError(f"no live session {session_id!r}; rlm://sessions lists them")
+
+    @mcp.custom_route("/trajectories/{trajectory_id}", methods=["GET"], include_in_schema=False)
+    async def trajectory_page(request: Request) -> Response:
+        try:
+            page = await service.trajectory_page(request.path_params["trajectory_id"])
+        except NotFound as exc:
+            return PlainTextResponse(str(exc), status_code=404)
+        except RLMError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        headers = {"Content-Security-Policy": viewer.page_policy(), "Cache-Control": "no-store"}
+        return HTMLResponse(page, headers=headers)

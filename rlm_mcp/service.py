@@ -18,9 +18,11 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.corpus import InlineStore, ResolvedSource, document_header, resolve_path
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
+from rlm_mcp.guide import guide_text
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
@@ -395,6 +397,15 @@ class RLMService:
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:
         trajectory = await self.trajectories.get(trajectory_id)
         return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+
+    async def trajectory_page(self, trajectory_id: str) -> str:
+        """The trajectory (with its nested runs) as a self-contained HTML page."""
+        return await viewer.render_trajectory(trajectory_id, self.trajectories.get, self.prices)
+
+    async def guide(self, session_id: str | None = None, question: str | None = None) -> str:
+        """The rlm_guide prompt, with the session's corpus metadata when a session is named."""
+        corpus = (await self.sessions.get(session_id)).info if session_id else None
+        return guide_text(self.settings, corpus, question)
 
 
 async def _no_nested_runs(name: str, args: dict[str, Any]) -> Any:
