@@ -1,4 +1,5 @@
-"""The ``rlm-mcp`` command. ``serve`` (the default) runs the MCP server.
+"""The ``rlm-mcp`` command. ``serve`` (the default) runs the MCP server; ``query``, ``trajectory``,
+``sessions`` and ``install`` live in :mod:`rlm_mcp.commands`.
 
 Every setting in :mod:`rlm_mcp.config` is also a flag of each subcommand, so a
 client configuration can pass flags or environment variables, whichever it
@@ -16,10 +17,12 @@ from collections.abc import Sequence
 import anyio
 from pydantic import ValidationError
 
-from rlm_mcp import __version__
+from rlm_mcp import __version__, commands
 from rlm_mcp.config import Settings, add_setting_flags, settings_from_args
 
-SUBCOMMANDS = ("serve",)
+SUBCOMMANDS = ("serve", *commands.NAMES)
+QUIET_BY_DEFAULT = "WARNING"
+"""Log level of the shell commands unless one is set: their output is the answer, not the server's story."""
 
 
 def configure_logging(level: str) -> None:
@@ -35,8 +38,8 @@ def configure_logging(level: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlm-mcp", description="A Recursive Language Model as an MCP server.")
     parser.add_argument("--version", action="version", version=f"rlm-mcp {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the MCP server (the default command)")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = subcommands.add_parser("serve", help="run the MCP server (the default command)")
     serve.add_argument(
         "--transport",
         choices=("stdio", "streamable-http", "sse"),
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     serve.add_argument("--stateless", action="store_true", help="serve streamable HTTP without MCP sessions")
     add_setting_flags(serve)
+    commands.add_parsers(subcommands)
     return parser
 
 
@@ -74,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args_list.insert(0, "serve")
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if args.command == "install":
+        sys.exit(commands.install.run(args))
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
@@ -83,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for err in exc.errors()
         )
         parser.exit(2, f"rlm-mcp: invalid setting: {problems}\n")
-    configure_logging(settings.log_level)
     if args.command == "serve":
+        configure_logging(settings.log_level)
         with contextlib.suppress(KeyboardInterrupt):
             anyio.run(serve, settings, args.transport, args.host, args.port, args.stateless)
+    else:
+        configure_logging(settings.log_level if "log_level" in settings.model_fields_set else QUIET_BY_DEFAULT)
+        sys.exit(commands.run(args, settings))
