@@ -17,6 +17,8 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -24,7 +26,7 @@ import anyio.to_thread
 from rlm_mcp.corpus import ResolvedSource
 from rlm_mcp.errors import RLMError
 from rlm_mcp.loop import RLMRun
-from sandbox import CallHandler, Document, LoadInfo, Sandbox, SandboxError, SubcallRefused
+from sandbox import CallHandler, Document, LoadInfo, Sandbox, SandboxError, SandboxLimits, SubcallRefused
 
 log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 200_000
@@ -142,3 +144,23 @@ def _texts(context: object) -> list[str] | None:
     if not any(texts):
         raise SubcallRefused("rlm_query's context is empty: pass the text the nested run should work on")
     return texts
+
+
+def sandbox_factory(limits: SandboxLimits, workdirs: Path) -> Callable[[], Awaitable[Sandbox]]:
+    """Started sandboxes for nested runs, with the same limits as a session's."""
+
+    async def new_sandbox() -> Sandbox:
+        workdirs.mkdir(parents=True, exist_ok=True)
+        sandbox = Sandbox(limits, workdir_parent=workdirs)
+        await sandbox.start()
+        return sandbox
+
+    return new_sandbox
+
+
+async def refuse_in_repl_exec(name: str, args: dict[str, Any]) -> Any:
+    """In repl_exec the client's model is the root: nested runs are for runs of the rlm_query tool."""
+    raise SubcallRefused(
+        f"{name} is available in runs of the rlm_query tool with max_depth > 1; in repl_exec you are the root, "
+        "so split the work yourself with llm_query_batched"
+    )

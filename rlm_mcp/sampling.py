@@ -121,6 +121,7 @@ class _Job:
         self.last_seen = time.monotonic()
         self._changed = anyio.Event()
         self._asks = 0
+        self._scope = anyio.CancelScope()
 
     # -- the run's side ------------------------------------------------------------------
 
@@ -150,10 +151,17 @@ class _Job:
             except Exception:  # a round that just closed
                 log.debug("progress for job %s dropped", self.id)
 
+    def cancel(self) -> None:
+        """The client gave up on the call (it cancelled a round): stop the work it started."""
+        self._scope.cancel()
+
     async def run(self, fn: Callable[[ProgressFn], Awaitable[Any]]) -> None:
         token = current_sampler.set(self)
         try:
-            self.result = await fn(self.progress)
+            with self._scope:
+                self.result = await fn(self.progress)
+            if self._scope.cancelled_caught:
+                self.error = ToolError("the call was cancelled")
         except Exception as exc:
             self.error = exc
         finally:
@@ -266,6 +274,10 @@ class SamplingRounds:
     async def _round(self, job: _Job, ctx: Context) -> Any:
         try:
             outcome = await job.next_round(ctx)
+        except anyio.get_cancelled_exc_class():
+            job.cancel()
+            self._jobs.pop(job.id, None)
+            raise
         except BaseException:
             if job.finished.is_set():
                 self._jobs.pop(job.id, None)

@@ -26,7 +26,7 @@ from rlm_mcp.guide import guide_text
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
-from rlm_mcp.recursion import Recursion
+from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.schemas import (
     CloseSessionResult,
     LoadContextResult,
@@ -44,7 +44,7 @@ from rlm_mcp.schemas import (
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
-from sandbox import CodeTooLarge, ExecResult, LoadError, Sandbox, SandboxError, SubcallRefused
+from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
@@ -61,7 +61,9 @@ class RLMService:
         self.prices = PriceTable(settings.prices_file)
         self._runs: dict[str, RLMRun] = {}
         self._background: anyio.abc.TaskGroup | None = None
-        self.recursion = Recursion(new_sandbox=self._nested_sandbox, store_text=self.inline.put)
+        self.recursion = Recursion(
+            new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs), store_text=self.inline.put
+        )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RLMService]:
@@ -92,13 +94,6 @@ class RLMService:
         if self._background is None:
             raise RLMError("background work needs a running server")
         self._background.start_soon(fn)
-
-    async def _nested_sandbox(self) -> Sandbox:
-        """A sandbox for a nested run (rlm_query in code), with the same limits as a session's."""
-        self.sessions.workdirs.mkdir(parents=True, exist_ok=True)
-        sandbox = Sandbox(sandbox_limits(self.settings), workdir_parent=self.sessions.workdirs)
-        await sandbox.start()
-        return sandbox
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -210,7 +205,7 @@ class RLMService:
             )
             started = time.time()
             try:
-                result = await session.sandbox.execute(code, on_subcall=handler, on_call=_no_nested_runs)
+                result = await session.sandbox.execute(code, on_subcall=handler, on_call=refuse_in_repl_exec)
             except CodeTooLarge as exc:
                 raise InvalidInput(str(exc)) from None
             except SandboxError as exc:
@@ -406,10 +401,3 @@ class RLMService:
         """The rlm_guide prompt, with the session's corpus metadata when a session is named."""
         corpus = (await self.sessions.get(session_id)).info if session_id else None
         return guide_text(self.settings, corpus, question)
-
-
-async def _no_nested_runs(name: str, args: dict[str, Any]) -> Any:
-    raise SubcallRefused(
-        f"{name} is available in runs of the rlm_query tool with max_depth > 1; in repl_exec you are the root, "
-        "so split the work yourself with llm_query_batched"
-    )

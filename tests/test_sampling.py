@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import HttpServer, server_env
 from helpers import call, call_error
@@ -187,3 +188,23 @@ async def test_input_required_rounds_on_the_wire(env) -> None:
         )  # fmt: skip
         assert isinstance(final, CallToolResult) and not final.is_error
         assert final.structured_content["stdout"] == "['ONE', 'TWO', 'THREE']\n"
+
+
+async def test_cancelling_a_round_stops_the_run(env) -> None:
+    """2026-07-28: the run lives between rounds; a client that cancels the call stops it."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "rlm_mcp"], env=env)
+    model = ClientModel(["kept = 1\nwhile True:\n    kept = 1"])
+    async with Client(params, read_timeout_seconds=60, sampling_callback=model,
+                      sampling_capabilities=SamplingCapability(tools=SamplingToolsCapability())) as client:  # fmt: skip
+        sid = (await call(client, "load_context", content="x"))["session_id"]
+        with anyio.move_on_after(1.0):
+            await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
+        assert len(model.root_turns) == 1  # the first round asked for the root's turn; its code is running
+        with anyio.fail_after(20):
+            while True:
+                session = next(s for s in (await call(client, "list_sessions"))["sessions"] if s["session_id"] == sid)
+                if not session["busy"]:
+                    break
+                await anyio.sleep(0.1)
+        trajectory = await call(client, "get_trajectory", trajectory_id=session["runs"][-1])
+    assert trajectory["status"] == "cancelled"

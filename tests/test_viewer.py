@@ -121,7 +121,8 @@ async def test_served_over_http_with_a_nested_run(browser: Chromium, env, fake, 
         ])(request)
     )  # fmt: skip
     async with connect("http", env, http_server) as client:
-        sid = (await call(client, "load_context", content="seven c and more"))["session_id"]
+        loaded = await call(client, "load_context", content="seven c and more")
+        sid = loaded["session_id"]
         out = await call(client, "rlm_query", session_id=sid, query="outer", max_depth=2)
     assert (out["status"], out["answer"]) == ("completed", "7 A")
     base = http_server.url.removesuffix("/mcp")
@@ -141,6 +142,12 @@ async def test_served_over_http_with_a_nested_run(browser: Chromium, env, fake, 
     nested_answer = browser.evaluate("document.querySelector('#r-s1-n0 .answer .text').textContent")
     assert nested_answer == "7"
     assert "depth 2" in browser.evaluate("document.querySelector('#r-s1-n0 summary').textContent")
+
+    # A session without any repl_exec yet is a page too.
+    report = browser.open(f"{base}/trajectories/{loaded['trajectory_id']}")
+    assert report.errors == [], report.errors
+    assert browser.evaluate("document.querySelector('h1').textContent").startswith("Session ")
+    assert browser.evaluate("document.getElementById('answer').textContent") == "(no answer)"
 
 
 @pytest.mark.anyio
