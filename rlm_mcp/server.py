@@ -129,10 +129,18 @@ def build_server(service: RLMService) -> MCPServer:
         query: Annotated[str, Field(description="the question to answer over the session's corpus")],
         ctx: Context,
         root_model: Annotated[
-            str | None, Field(description="Bedrock model id of the root (default: RLM_ROOT_MODEL)", max_length=300)
+            str | None,
+            Field(
+                description="the root's model: a Bedrock id, openai:<model> or sampling (default: RLM_ROOT_MODEL)",
+                max_length=300,
+            ),
         ] = None,
         sub_model: Annotated[
-            str | None, Field(description="Bedrock model id for sub-calls (default: RLM_SUB_MODEL)", max_length=300)
+            str | None,
+            Field(
+                description="sub-calls' model: a Bedrock id, openai:<model> or sampling (default: RLM_SUB_MODEL)",
+                max_length=300,
+            ),
         ] = None,
         max_iterations: Annotated[
             int | None, Field(description="root turns (default: RLM_MAX_ITERATIONS)", ge=1, le=500)
@@ -155,10 +163,11 @@ def build_server(service: RLMService) -> MCPServer:
     ) -> RLMQueryResult | InputRequiredResult:
         """Answer a question over the session's corpus with the full RLM loop, run by the server.
 
-        A root model on Bedrock writes Python against `context` (it sees only metadata about the
-        corpus, never the corpus), fans chunks out to the sub-model and aggregates in code until it
-        calls FINAL. You get the answer, the status, token usage, an estimated cost and the
-        trajectory id; progress notifications report each step. Use wait=false for long runs.
+        A root model (on Bedrock, an OpenAI-compatible server, or your own model through sampling)
+        writes Python against `context` (it sees only metadata about the corpus, never the corpus),
+        fans chunks out to the sub-model and aggregates in code until it calls FINAL. You get the
+        answer, the status, token usage, an estimated cost and the trajectory id; progress
+        notifications report each step. Use wait=false for long runs (not with sampling).
         """
 
         settings = service.settings
