@@ -503,6 +503,8 @@ class Sandbox:
             result = await on_call(clean_text(name, 100), _clean_json(args))
         except SubcallRefused as exc:
             return {"op": "call_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
+        except Exception as exc:  # the handler's bug must not leave the worker waiting for a reply
+            return {"op": "call_result", "id": request_id, "error": f"{name} failed: {exc!r}"}
         return {"op": "call_result", "id": request_id, "result": result}
 
     async def variables(self) -> list[Variable]:

@@ -151,6 +151,8 @@ async def test_the_sandbox_serves_named_requests_through_its_parent(tmp_path: Pa
         seen.append((name, args))
         if args["prompt"] == "refuse":
             raise SubcallRefused("not today", error_type="SubcallBudgetExceeded")
+        if args["prompt"] == "bug":
+            raise KeyError("oops")
         return f"answer to {args['prompt']}"
 
     async with Sandbox(SandboxLimits(exec_timeout_s=5), workdir_parent=tmp_path) as box:
@@ -161,6 +163,8 @@ async def test_the_sandbox_serves_named_requests_through_its_parent(tmp_path: Pa
             on_call=on_call,
         )
         assert result.stdout == "refused: not today\n"
+        result = await box.execute("try:\n    rlm_query('bug')\nexcept LLMError as e:\n    print(e)", on_call=on_call)
+        assert result.stdout == "rlm_query failed: KeyError('oops')\n"  # and the channel is still in step:
         result = await box.execute("rlm_query('p', context={'a': 1})", on_call=on_call)
         assert result.error is not None and result.error.type == "TypeError"
         result = await box.execute("rlm_query('p')")
@@ -168,4 +172,5 @@ async def test_the_sandbox_serves_named_requests_through_its_parent(tmp_path: Pa
     assert seen == [
         ("rlm_query", {"prompt": "p", "context": ["a", "b"]}),
         ("rlm_query", {"prompt": "refuse", "context": None}),
+        ("rlm_query", {"prompt": "bug", "context": None}),
     ]
