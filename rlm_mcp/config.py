@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     )
     openai_api_key: SecretStr | None = Field(
         None,
-        validation_alias=AliasChoices("openai_api_key", "RLM_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        validation_alias=AliasChoices("RLM_OPENAI_API_KEY", "OPENAI_API_KEY"),
         description="API key for openai:<model> (falls back to OPENAI_API_KEY; local servers need none)",
     )
     openai_max_attempts: int = Field(6, ge=1, description="attempts per OpenAI-compatible call (429, 5xx retried)")

@@ -270,3 +270,14 @@ async def test_conversation_translation_round_trips(openai_fake: ChatCompletions
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
     assert sent[2]["content"] == "let me look"
     assert sent[3] == {"role": "tool", "tool_call_id": "call_1", "content": "ERROR: Traceback: boom"}
+
+
+def test_api_key_settings_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlm_mcp.config import Settings
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-usual-variable")
+    assert Settings().openai_api_key.get_secret_value() == "sk-the-usual-variable"
+    monkeypatch.setenv("RLM_OPENAI_API_KEY", "sk-ours")
+    assert Settings().openai_api_key.get_secret_value() == "sk-ours"
+    assert Settings(openai_api_key="sk-flag").openai_api_key.get_secret_value() == "sk-flag"
+    assert "sk-ours" not in repr(Settings())  # a secret is never printed
