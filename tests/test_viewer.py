@@ -171,3 +171,17 @@ async def test_resources_and_the_guide_prompt(client) -> None:
     assert "Load the corpus first with load_context" in general
     with pytest.raises(Exception, match="no session"):
         await client.get_prompt("rlm_guide", {"session_id": "s_noSuchSession"})
+
+
+@needs_chromium
+@pytest.mark.anyio
+async def test_a_running_run_is_followed(browser: Chromium, env, fake, http_server) -> None:
+    fake.respond = scripted(ROOT_MODEL, [code("x = 1", delay_s=0.2), code("FINAL(x)", delay_s=3)])
+    async with connect("http", env, http_server) as client:
+        sid = (await call(client, "load_context", content="abc"))["session_id"]
+        started = await call(client, "rlm_query", session_id=sid, query="slow", wait=False)
+        base = http_server.url.removesuffix("/mcp")
+        report = browser.open(f"{base}/trajectories/{started['trajectory_id']}")
+        assert report.errors == [], report.errors
+        assert browser.evaluate("document.querySelector('.badge').textContent") == "running"
+        assert "reloads every 5 s" in browser.evaluate("document.getElementById('app').textContent")

@@ -418,5 +418,10 @@
   app.appendChild(renderRun(data.run, "r", true));
   app.appendChild(el("footer", null, "rlm-mcp " + data.version + " · page made " + fmt.when(data.generated_at) +
     " · self-contained: it loads nothing from the network"));
+  if (data.run.status === "running" && /^https?:$/.test(location.protocol)) {
+    // Served by a live server: follow the run until it ends.
+    app.insertBefore(el("p", { "class": "muted" }, "This run is still going; the page reloads every 5 s."), app.firstChild);
+    setTimeout(function () { location.reload(); }, 5000);
+  }
   document.body.setAttribute("data-rendered", "true");
 })();
