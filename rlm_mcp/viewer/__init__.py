@@ -37,8 +37,16 @@ Loader = Callable[[str], Awaitable[Trajectory]]
 _PLACEHOLDER = re.compile(r"\{\{(CSP|TITLE|CSS|DATA|JS)\}\}")
 
 
+SCRIPTS = ("base.js", "timeline.js", "viewer.js")
+"""Parts of the page's one script, in order; they share one function scope."""
+
+
 def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _script() -> str:
+    return '(function () {\n  "use strict";\n' + "\n".join(_asset(name) for name in SCRIPTS) + "})();\n"
 
 
 def _cost(prices: PriceTable, model: str | None, input_tokens: int, output_tokens: int) -> float | None:
@@ -184,12 +192,12 @@ def content_security_policy(script: str) -> str:
 
 def page_policy() -> str:
     """The policy the page declares, for servers to send as a header as well."""
-    return content_security_policy(_asset("viewer.js"))
+    return content_security_policy(_script())
 
 
 def render(trajectory: Trajectory, children: dict[str, Trajectory], prices: PriceTable) -> str:
     """The whole page, as one string."""
-    script = _asset("viewer.js")
+    script = _script()
     data = {
         "generated_at": time.time(),
         "version": __version__,
