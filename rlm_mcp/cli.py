@@ -1,4 +1,5 @@
-"""The ``rlm-mcp`` command. ``serve`` (the default) runs the MCP server.
+"""The ``rlm-mcp`` command. ``serve`` (the default) runs the MCP server; ``query``, ``trajectory``,
+``sessions`` and ``install`` live in :mod:`rlm_mcp.commands`.
 
 Every setting in :mod:`rlm_mcp.config` is also a flag of each subcommand, so a
 client configuration can pass flags or environment variables, whichever it
@@ -17,11 +18,13 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from rlm_mcp import __version__, logs
+from rlm_mcp import __version__, commands, logs
 from rlm_mcp.config import Settings, add_setting_flags, settings_from_args
 from rlm_mcp.errors import RLMError
 
-SUBCOMMANDS = ("serve",)
+SUBCOMMANDS = ("serve", *commands.NAMES)
+QUIET_BY_DEFAULT = "WARNING"
+"""Log level of the shell commands unless one is set: their output is the answer, not the server's story."""
 log = logging.getLogger("rlm_mcp")
 
 
@@ -33,8 +36,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlm-mcp", description="A Recursive Language Model as an MCP server.")
     parser.add_argument("--version", action="version", version=f"rlm-mcp {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the MCP server (the default command)")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = subcommands.add_parser("serve", help="run the MCP server (the default command)")
     serve.add_argument(
         "--transport",
         choices=("stdio", "streamable-http", "sse"),
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     serve.add_argument("--stateless", action="store_true", help="serve streamable HTTP without MCP sessions")
     add_setting_flags(serve)
+    commands.add_parsers(subcommands)
     return parser
 
 
@@ -89,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args_list.insert(0, "serve")
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if args.command == "install":
+        sys.exit(commands.install.run(args))
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
@@ -98,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for err in exc.errors()
         )
         parser.exit(2, f"rlm-mcp: invalid setting: {problems}\n")
-    configure_logging(settings.log_level, settings.log_format)
+    serving = args.command == "serve"
+    level = settings.log_level if serving or "log_level" in settings.model_fields_set else QUIET_BY_DEFAULT
+    configure_logging(level, settings.log_format)
     from rlm_mcp import tracing
 
     try:
@@ -106,10 +114,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RLMError as exc:
         parser.exit(2, f"rlm-mcp: {exc}\n")
     try:
-        if args.command == "serve":
+        if serving:
             with contextlib.suppress(KeyboardInterrupt):
                 anyio.run(serve, settings, args.transport, args.host, args.port, args.stateless)
+        else:
+            code = commands.run(args, settings)
     except RLMError as exc:  # e.g. a store that cannot be reached at start-up
         parser.exit(1, f"rlm-mcp: {exc}\n")
     finally:
         stop_tracing()
+    if not serving:
+        sys.exit(code)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -25,11 +26,26 @@ def _default_data_dir() -> Path:
     return Path(base) / "rlm-mcp"
 
 
+def user_config_dir() -> Path:
+    """Where desktop applications keep their settings on this platform (for ``rlm-mcp install``)."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support"
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RLM_", extra="ignore", frozen=True, populate_by_name=True)
 
-    root_model: str | None = Field(None, description="Bedrock model id (or inference profile) of the root in rlm_query")
-    sub_model: str | None = Field(None, description="Bedrock model id of the sub-model behind llm_query")
+    root_model: str | None = Field(
+        None,
+        description="model of the root in rlm_query: a Bedrock model id, bedrock:<id>, openai:<model> or sampling",
+    )
+    sub_model: str | None = Field(
+        None,
+        description="model behind llm_query: a Bedrock model id, bedrock:<id>, openai:<model> or sampling",
+    )
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="where corpora, sessions and trajectories live"
     )
@@ -46,6 +62,19 @@ class Settings(BaseSettings):
     root_max_tokens: int = Field(8192, ge=256, description="output token limit of one root turn")
     run_timeout_s: float = Field(1800.0, gt=0, description="wall-clock limit of one rlm_query run")
     bedrock_max_attempts: int = Field(8, ge=1, description="attempts per Bedrock call (botocore's standard retry mode)")
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="base URL of the OpenAI-compatible API behind openai:<model> (Ollama: http://localhost:11434/v1)",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("RLM_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key for openai:<model> (falls back to OPENAI_API_KEY; local servers need none)",
+    )
+    openai_max_attempts: int = Field(6, ge=1, description="attempts per OpenAI-compatible call (429, 5xx retried)")
+    max_depth: int = Field(
+        1, ge=1, le=5, description="recursion depth of rlm_query inside the REPL; 1 means the REPL has no rlm_query"
+    )
     exec_timeout_s: float = Field(60.0, gt=0, description="compute seconds one code execution may take")
     kill_grace_s: float = Field(5.0, gt=0, description="seconds after the soft timeout before the sandbox is killed")
     worker_memory_mb: int = Field(2048, ge=64, description="working memory of a sandbox, on top of its corpus")

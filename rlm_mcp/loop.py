@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -27,7 +27,10 @@ from rlm_mcp.pricing import PriceTable
 from rlm_mcp.schemas import RunStatus, Step, SubCallRecord, code_error
 from rlm_mcp.subcalls import Budget, SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore
-from sandbox import CodeTooLarge, ExecResult, LoadInfo, Sandbox, SandboxError
+from sandbox import CallHandler, CodeTooLarge, ExecResult, LoadInfo, Sandbox, SandboxError
+
+if TYPE_CHECKING:
+    from rlm_mcp.recursion import Recursion
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
@@ -43,6 +46,8 @@ class RunConfig:
     timeout_s: float
     root_max_tokens: int
     sub_context_tokens: int
+    max_depth: int = 1
+    """Nesting allowed for rlm_query inside the REPL: 1 means the code cannot start nested runs."""
 
 
 @dataclass
@@ -90,6 +95,9 @@ class RLMRun:
         trajectories: TrajectoryStore,
         prices: PriceTable,
         progress: ProgressFn | None = None,
+        depth: int = 1,
+        recursion: Recursion | None = None,
+        budget: Budget | None = None,
     ):
         self.config = config
         self.trajectory_id = trajectory_id
@@ -101,7 +109,10 @@ class RLMRun:
         self.trajectories = trajectories
         self.prices = prices
         self.progress = progress
-        self.budget = Budget(config.max_sub_calls)
+        self.depth = depth
+        self.recursion = recursion
+        self.budget = budget if budget is not None else Budget(config.max_sub_calls)
+        """Shared with nested runs, so the whole tree of runs stays within one budget."""
         self.outcome = RunOutcome(status="running")
         self.messages: list[Message] = []
         self._started = time.monotonic()
@@ -146,6 +157,19 @@ class RLMRun:
         await self._finish()
         return self.outcome
 
+    @property
+    def can_recurse(self) -> bool:
+        return self.recursion is not None and self.depth < self.config.max_depth
+
+    def remaining_s(self) -> float:
+        return max(self.config.timeout_s - (time.monotonic() - self._started), 0.0)
+
+    def absorb(self, child: RunOutcome) -> None:
+        """A nested run's spending counts towards this run's usage and cost."""
+        self.outcome.root_usage = self.outcome.root_usage + child.root_usage
+        self.outcome.sub_usage = self.outcome.sub_usage + child.sub_usage
+        self.outcome.sub_calls.extend(child.sub_calls)
+
     def _end(self, status: RunStatus, answer: str | None = None, message: str | None = None) -> None:
         self.outcome.status = status
         self.outcome.answer = answer
@@ -186,6 +210,7 @@ class RLMRun:
             sub_context_tokens=self.config.sub_context_tokens,
             max_iterations=self.config.max_iterations,
             max_sub_calls=self.config.max_sub_calls,
+            can_recurse=self.can_recurse,
         )
         for turn in range(self.config.max_iterations):
             with telemetry.iteration_span(turn + 1):
@@ -242,10 +267,13 @@ class RLMRun:
                 await self._record(turn, reply if position == 0 else None, code=None, error_text=text)
                 continue
             sub_log = SubcallLog()
+            children: list[str] = []
             started = time.time()
             try:
                 with telemetry.code_span(self.session_id, code, tool_call_id=call.id) as span:
-                    result = await self.sandbox.execute(code, on_subcall=self._handler(turn, sub_log))
+                    result = await self.sandbox.execute(
+                        code, on_subcall=self._handler(turn, sub_log), on_call=self._call_handler(turn, children)
+                    )
                     span.result(result)
             except CodeTooLarge as exc:
                 results.append(ToolResult(call.id, str(exc), is_error=True))
@@ -256,7 +284,13 @@ class RLMRun:
             text = tool_result_text(result, sub_log)
             results.append(ToolResult(call.id, text, is_error=result.error is not None))
             await self._record(
-                turn, reply if position == 0 else None, code=code, result=result, sub_log=sub_log, started=started
+                turn,
+                reply if position == 0 else None,
+                code=code,
+                result=result,
+                sub_log=sub_log,
+                started=started,
+                children=children,
             )
             if result.final is not None:
                 final = result.final
@@ -274,6 +308,12 @@ class RLMRun:
         return self.broker.handler(
             budget=self.budget, log=sub_log, default_model=self.config.sub_model, progress=on_progress
         )
+
+    def _call_handler(self, turn: int, children: list[str]) -> CallHandler | None:
+        """Serves rlm_query from the code: a nested run, recorded in ``children``."""
+        if self.recursion is None:
+            return None
+        return self.recursion.handler(self, turn, children)
 
     async def _report(self, turn: int) -> None:
         if self.progress is not None:
@@ -302,6 +342,7 @@ class RLMRun:
         final: str | None = None,
         error_text: str | None = None,
         notes: list[str] | None = None,
+        children: list[str] | None = None,
     ) -> None:
         sub_log = sub_log or SubcallLog()
         step = Step(
@@ -312,6 +353,7 @@ class RLMRun:
             root_text=reply.text if reply else None,
             root_input_tokens=reply.usage.input_tokens if reply else 0,
             root_output_tokens=reply.usage.output_tokens if reply else 0,
+            root_latency_ms=reply.latency_ms if reply else 0.0,
             code=code,
             stdout=result.stdout if result else "",
             error=code_error(result) if result else None,
@@ -320,6 +362,7 @@ class RLMRun:
             sub_input_tokens=sub_log.usage.input_tokens,
             sub_output_tokens=sub_log.usage.output_tokens,
             sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
+            child_runs=list(children or []),
             notes=(notes or []) + (result.notes if result else []) + ([error_text] if error_text else []),
         )
         self._steps += 1

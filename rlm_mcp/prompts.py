@@ -61,17 +61,28 @@ A sub-model sees only the prompt you pass it, so put the instruction and the tex
 for output your code can parse. Counts and totals are exact when code does the adding up.\
 """
 
+RECURSION_NOTE = """
 
-def system_prompt(*, sub_context_tokens: int, max_iterations: int, max_sub_calls: int) -> str:
+- rlm_query(prompt, context=None) -> str starts a nested run: a fresh copy of you, with its own REPL whose \
+`context` is the str or list of str you pass (None: the whole corpus), that works until it answers. Use it \
+for a part of the question that needs several steps of its own; plain reading is cheaper with llm_query. \
+Each nested run costs one sub-call, and its own sub-calls come out of the same budget.\
+"""
+
+
+def system_prompt(
+    *, sub_context_tokens: int, max_iterations: int, max_sub_calls: int, can_recurse: bool = False
+) -> str:
     sub_chars = sub_context_tokens * CHARS_PER_TOKEN
     chunk_chars = max(1000, int(sub_chars * 0.8) // 1000 * 1000)
-    return SYSTEM_PROMPT.format(
+    prompt = SYSTEM_PROMPT.format(
         sub_chars=sub_chars,
         sub_tokens=sub_context_tokens,
         chunk_chars=f"{chunk_chars:_}",
         max_iterations=max_iterations,
         max_sub_calls=max_sub_calls,
     )
+    return prompt + RECURSION_NOTE if can_recurse else prompt
 
 
 def corpus_metadata(info: LoadInfo) -> str:

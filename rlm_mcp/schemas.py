@@ -136,6 +136,7 @@ class Step(BaseModel):
     root_text: str | None = Field(None, description="what the root model said before its code (rlm_query runs)")
     root_input_tokens: int = 0
     root_output_tokens: int = 0
+    root_latency_ms: float = Field(0.0, description="how long the root model took to write this turn")
     code: str | None = None
     stdout: str = ""
     error: CodeError | None = None
@@ -144,6 +145,7 @@ class Step(BaseModel):
     sub_input_tokens: int = 0
     sub_output_tokens: int = 0
     sub_calls: list[SubCallRecord] = Field(default_factory=list)
+    child_runs: list[str] = Field(default_factory=list, description="trajectory ids of nested runs (rlm_query in code)")
     notes: list[str] = Field(default_factory=list)
 
 
@@ -159,12 +161,14 @@ class Trajectory(BaseModel):
     message: str | None = Field(None, description="why the run ended, when that is not obvious")
     root_model: str | None = None
     sub_model: str | None = None
+    corpus_chars: int | None = Field(None, description="size of the corpus worked on, in characters")
+    parent_id: str | None = Field(None, description="the run whose code started this one (rlm_query in the REPL)")
+    depth: int = Field(1, description="1 for a run started by a client; 2 and more for nested runs")
     iterations: int = Field(0, description="root turns (rlm_query) or repl_exec calls")
     sub_calls: int = 0
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float | None = None
     elapsed_s: float = 0.0
-    corpus_chars: int | None = Field(None, description="size of the corpus the run worked on (rlm_query runs)")
     sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)

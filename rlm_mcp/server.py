@@ -12,16 +12,19 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.request_state import RequestStateSecurity
+from mcp.shared.exceptions import MCPError
 from mcp.types import ToolAnnotations
+from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from rlm_mcp import __version__
-from rlm_mcp.errors import RLMError
+from rlm_mcp import __version__, viewer
+from rlm_mcp.errors import NotFound, RLMError
 from rlm_mcp.health import Health
+from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
     CloseSessionResult,
     LoadContextResult,
@@ -67,6 +70,8 @@ def build_server(service: RLMService) -> MCPServer:
     async def ping(request: Request) -> JSONResponse:
         """AgentCore Runtime's health check: Healthy, or HealthyBusy while work runs (keeps the session alive)."""
         return JSONResponse(health.report())
+
+    rounds = SamplingRounds(service.spawn, service.settings.subcall_timeout_s)
 
     @mcp.tool(annotations=ToolAnnotations(title="Load a corpus", read_only_hint=False, destructive_hint=False))
     async def load_context(
@@ -124,7 +129,7 @@ def build_server(service: RLMService) -> MCPServer:
         session_id: SessionId,
         code: Annotated[str, Field(description="Python code to run in the session's persistent namespace")],
         ctx: Context,
-    ) -> ReplExecResult:
+    ) -> ReplExecResult | InputRequiredResult:
         """Run Python in the session's sandbox, where the corpus is `context`.
 
         Variables persist between calls. Available: context, llm_query(prompt, model=None) -> str,
@@ -135,11 +140,12 @@ def build_server(service: RLMService) -> MCPServer:
         No files, network or processes. The value of a last expression is shown, as in a REPL.
         """
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
         with _as_tool_errors():
-            return await service.repl_exec(session_id, code, progress=progress)
+            return await rounds.call(
+                ctx,
+                lambda progress: service.repl_exec(session_id, code, progress=progress),
+                uses_sampling=names_sampling(service.settings.sub_model, code),
+            )
 
     @mcp.tool(
         annotations=ToolAnnotations(
@@ -154,10 +160,18 @@ def build_server(service: RLMService) -> MCPServer:
         query: Annotated[str, Field(description="the question to answer over the session's corpus")],
         ctx: Context,
         root_model: Annotated[
-            str | None, Field(description="Bedrock model id of the root (default: RLM_ROOT_MODEL)", max_length=300)
+            str | None,
+            Field(
+                description="the root's model: a Bedrock id, openai:<model> or sampling (default: RLM_ROOT_MODEL)",
+                max_length=300,
+            ),
         ] = None,
         sub_model: Annotated[
-            str | None, Field(description="Bedrock model id for sub-calls (default: RLM_SUB_MODEL)", max_length=300)
+            str | None,
+            Field(
+                description="sub-calls' model: a Bedrock id, openai:<model> or sampling (default: RLM_SUB_MODEL)",
+                max_length=300,
+            ),
         ] = None,
         max_iterations: Annotated[
             int | None, Field(description="root turns (default: RLM_MAX_ITERATIONS)", ge=1, le=500)
@@ -165,32 +179,45 @@ def build_server(service: RLMService) -> MCPServer:
         max_sub_calls: Annotated[
             int | None, Field(description="sub-calls for the whole run (default: RLM_MAX_SUB_CALLS)", ge=0, le=100_000)
         ] = None,
+        max_depth: Annotated[
+            int | None,
+            Field(
+                description="2 or more lets the code start nested runs with rlm_query (default: RLM_MAX_DEPTH)",
+                ge=1,
+                le=5,
+            ),
+        ] = None,
         wait: Annotated[
             bool,
             Field(description="false returns at once with status 'running'; follow it with get_trajectory"),
         ] = True,
-    ) -> RLMQueryResult:
+    ) -> RLMQueryResult | InputRequiredResult:
         """Answer a question over the session's corpus with the full RLM loop, run by the server.
 
-        A root model on Bedrock writes Python against `context` (it sees only metadata about the
-        corpus, never the corpus), fans chunks out to the sub-model and aggregates in code until it
-        calls FINAL. You get the answer, the status, token usage, an estimated cost and the
-        trajectory id; progress notifications report each step. Use wait=false for long runs.
+        A root model (on Bedrock, an OpenAI-compatible server, or your own model through sampling)
+        writes Python against `context` (it sees only metadata about the corpus, never the corpus),
+        fans chunks out to the sub-model and aggregates in code until it calls FINAL. You get the
+        answer, the status, token usage, an estimated cost and the trajectory id; progress
+        notifications report each step. Use wait=false for long runs (not with sampling).
         """
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
+        settings = service.settings
         with _as_tool_errors():
-            return await service.rlm_query(
-                session_id,
-                query,
-                root_model=root_model,
-                sub_model=sub_model,
-                max_iterations=max_iterations,
-                max_sub_calls=max_sub_calls,
-                wait=wait,
-                progress=progress,
+            return await rounds.call(
+                ctx,
+                lambda progress: service.rlm_query(
+                    session_id,
+                    query,
+                    root_model=root_model,
+                    sub_model=sub_model,
+                    max_iterations=max_iterations,
+                    max_sub_calls=max_sub_calls,
+                    max_depth=max_depth,
+                    wait=wait,
+                    progress=progress,
+                ),
+                uses_sampling=names_sampling(root_model or settings.root_model, sub_model or settings.sub_model),
+                background=not wait,
             )
 
     @mcp.tool(annotations=ToolAnnotations(title="Read a trajectory", read_only_hint=True))
@@ -217,4 +244,65 @@ def build_server(service: RLMService) -> MCPServer:
         with _as_tool_errors():
             return await service.close_session(session_id)
 
+    _add_guide_resources_and_viewer(mcp, service)
     return mcp
+
+
+# -- client-driven guidance, resources and the trajectory viewer (issue 7) -------------------------
+
+
+def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None:
+    """The rlm_guide prompt, trajectories and sessions as resources, and /trajectories/<id> over HTTP."""
+
+    @mcp.prompt(title="Act as the root of an RLM")
+    async def rlm_guide(session_id: str | None = None, question: str | None = None) -> str:
+        """How to answer a question over a loaded corpus yourself, through repl_exec: probe, filter, chunk,
+        batch sub-calls with llm_query_batched, aggregate in code, and finish with FINAL."""
+        try:
+            return await service.guide(session_id, question)
+        except RLMError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
+
+    @mcp.resource(
+        "rlm://trajectories/{trajectory_id}",
+        title="Trajectory",
+        description="Every step of a session or rlm_query run, in full, as JSON",
+        mime_type="application/json",
+    )
+    async def trajectory_resource(trajectory_id: str) -> str:
+        try:
+            return (await service.get_trajectory(trajectory_id, "full")).model_dump_json()
+        except RLMError as exc:
+            raise ResourceError(str(exc)) from exc
+
+    @mcp.resource(
+        "rlm://sessions",
+        title="Sessions",
+        description="The live sessions: corpus size, idle time, sub-call budget, trajectory ids",
+        mime_type="application/json",
+    )
+    async def sessions_resource() -> str:
+        return (await service.list_sessions()).model_dump_json()
+
+    @mcp.resource(
+        "rlm://sessions/{session_id}",
+        title="Session",
+        description="One live session's metadata and the trajectory ids of its runs",
+        mime_type="application/json",
+    )
+    async def session_resource(session_id: str) -> str:
+        for session in (await service.list_sessions()).sessions:
+            if session.session_id == session_id:
+                return session.model_dump_json()
+        raise ResourceError(f"no live session {session_id!r}; rlm://sessions lists them")
+
+    @mcp.custom_route("/trajectories/{trajectory_id}", methods=["GET"], include_in_schema=False)
+    async def trajectory_page(request: Request) -> Response:
+        try:
+            page = await service.trajectory_page(request.path_params["trajectory_id"])
+        except NotFound as exc:
+            return PlainTextResponse(str(exc), status_code=404)
+        except RLMError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        headers = {"Content-Security-Policy": viewer.page_policy(), "Cache-Control": "no-store"}
+        return HTMLResponse(page, headers=headers)

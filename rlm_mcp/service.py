@@ -12,17 +12,21 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 
+from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.corpus import InlineStore, ResolvedSource, document_header, resolve_path
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
+from rlm_mcp.guide import guide_text
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.schemas import (
     CloseSessionResult,
     LoadContextResult,
@@ -37,7 +41,7 @@ from rlm_mcp.schemas import (
     VariableInfo,
     code_error,
 )
-from rlm_mcp.sessions import Session, SessionManager
+from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.store import open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span, run_span
@@ -60,6 +64,9 @@ class RLMService:
         self.prices = PriceTable(settings.prices_file)
         self._runs: dict[str, RLMRun] = {}
         self._background: anyio.abc.TaskGroup | None = None
+        self.recursion = Recursion(
+            new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs), store_text=self.inline.put
+        )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RLMService]:
@@ -85,6 +92,13 @@ class RLMService:
             self._background = None
             with anyio.CancelScope(shield=True):
                 await self.sessions.aclose()
+                await self.router.aclose()
+
+    def spawn(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``fn`` in the background for as long as the server runs."""
+        if self._background is None:
+            raise RLMError("background work needs a running server")
+        self._background.start_soon(fn)
 
     @property
     def busy(self) -> bool:
@@ -152,6 +166,7 @@ class RLMService:
                 added = len(source.documents)
         session.info = info
         await self.sessions.save(session)
+        await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
         return LoadContextResult(
             session_id=session.id,
             trajectory_id=session.trajectory_id,
@@ -214,7 +229,7 @@ class RLMService:
             started = time.time()
             try:
                 with code_span(session.id, code) as span:
-                    result = await session.sandbox.execute(code, on_subcall=handler)
+                    result = await session.sandbox.execute(code, on_subcall=handler, on_call=refuse_in_repl_exec)
                     span.result(result)
             except CodeTooLarge as exc:
                 raise InvalidInput(str(exc)) from None
@@ -274,6 +289,7 @@ class RLMService:
         sub_model: str | None = None,
         max_iterations: int | None = None,
         max_sub_calls: int | None = None,
+        max_depth: int | None = None,
         wait: bool = True,
         progress: ProgressReporter | None = None,
     ) -> RLMQueryResult:
@@ -282,7 +298,8 @@ class RLMService:
         root = root_model or self.settings.root_model
         if not root:
             raise InvalidInput(
-                "no root model is configured: set RLM_ROOT_MODEL to a Bedrock model id, or pass root_model"
+                "no root model is configured: set RLM_ROOT_MODEL (a Bedrock model id, openai:<model> or sampling), "
+                "or pass root_model"
             )
         client, root_id = self.router.client_for(root)
         await client.check()
@@ -304,6 +321,7 @@ class RLMService:
             timeout_s=self.settings.run_timeout_s,
             root_max_tokens=self.settings.root_max_tokens,
             sub_context_tokens=self.settings.sub_context_tokens,
+            max_depth=max_depth or self.settings.max_depth,
         )
         trajectory = await self.trajectories.create(
             kind="run",
@@ -326,6 +344,7 @@ class RLMService:
             trajectories=self.trajectories,
             prices=self.prices,
             progress=progress if wait else None,
+            recursion=self.recursion,
         )
         if wait:
             outcome = await self._drive(run)
@@ -401,3 +420,12 @@ class RLMService:
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:
         trajectory = await self.trajectories.get(trajectory_id)
         return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+
+    async def trajectory_page(self, trajectory_id: str) -> str:
+        """The trajectory (with its nested runs) as a self-contained HTML page."""
+        return await viewer.render_trajectory(trajectory_id, self.trajectories.get, self.prices)
+
+    async def guide(self, session_id: str | None = None, question: str | None = None) -> str:
+        """The rlm_guide prompt, with the session's corpus metadata when a session is named."""
+        corpus = (await self.sessions.get(session_id)).info if session_id else None
+        return guide_text(self.settings, corpus, question)

@@ -281,6 +281,20 @@ class SessionManager:
 
         await anyio.to_thread.run_sync(purge)
 
+    async def stored(self) -> list[dict[str, Any]]:
+        """The records of every session a server could revive, with ``last_used`` (for ``rlm-mcp sessions``)."""
+
+        def scan() -> list[dict[str, Any]]:
+            records = []
+            for path in sorted(self.directory.glob("s_*.json")) if self.directory.is_dir() else []:
+                try:
+                    records.append({**json.loads(path.read_text("utf-8")), "last_used": path.stat().st_mtime})
+                except (OSError, ValueError):
+                    continue
+            return records
+
+        return await anyio.to_thread.run_sync(scan)
+
     async def touch(self, session: Session) -> None:
         """Keep the record fresh (stale records are purged), rewriting it at most every RESAVE_S."""
         if time.time() - session.saved_at >= RESAVE_S:

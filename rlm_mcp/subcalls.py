@@ -89,10 +89,11 @@ class SubcallBroker:
             if not chosen:
                 raise SubcallRefused(
                     "no sub-model is configured: set RLM_SUB_MODEL to a Bedrock model id "
-                    "(e.g. us.anthropic.claude-haiku-4-5-20251001-v1:0) or pass model= to llm_query"
+                    "(e.g. us.anthropic.claude-haiku-4-5-20251001-v1:0), openai:<model> or sampling, "
+                    "or pass model= to llm_query"
                 )
-            client, model_id = self.router.client_for(chosen)
             try:
+                client, model_id = self.router.client_for(chosen)
                 await client.check()
             except ModelError as exc:
                 raise SubcallRefused(str(exc)) from None

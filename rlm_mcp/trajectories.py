@@ -253,6 +253,33 @@ class TrajectoryStore:
             trajectory = await self._mark_interrupted(trajectory)
         return trajectory
 
+    async def read(self, trajectory_id: str) -> Trajectory:
+        """The trajectory as it is on disk, changing nothing: for readers outside the server (the CLI),
+        which cannot tell a run that died from one another process is running."""
+        path = self._path(trajectory_id)
+        try:
+            text = await anyio.to_thread.run_sync(path.read_text, "utf-8")
+        except FileNotFoundError:
+            raise NotFound(f"no trajectory {trajectory_id!r} in {self.directory}") from None
+        return _fold(text, trajectory_id)
+
+    async def recent(self, limit: int = 20) -> list[Trajectory]:
+        """The most recently changed trajectories, newest first, read without side effects (see :meth:`read`)."""
+
+        def scan() -> list[Trajectory]:
+            if not self.directory.is_dir():
+                return []
+            paths = sorted(self.directory.glob("t_*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+            found = []
+            for path in paths[:limit]:
+                try:
+                    found.append(_fold(path.read_text("utf-8"), path.stem))
+                except (OSError, NotFound):
+                    continue
+            return found
+
+        return await anyio.to_thread.run_sync(scan)
+
     async def _mark_interrupted(self, trajectory: Trajectory) -> Trajectory:
         message = "the server stopped while this run was in progress; the steps above were completed"
         fields = {"status": "interrupted", "message": message, "updated_at": time.time()}

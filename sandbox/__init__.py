@@ -13,6 +13,7 @@ worker process is confined by the operating system. Sub-calls made by the code
 from sandbox.host import CodeTooLarge, LoadError, Sandbox, SandboxError, SandboxLimits, WorkerStartError
 from sandbox.modules import SAFE_MODULES
 from sandbox.results import (
+    CallHandler,
     Document,
     ExecError,
     ExecResult,
@@ -25,6 +26,7 @@ from sandbox.results import (
 
 __all__ = [
     "SAFE_MODULES",
+    "CallHandler",
     "CodeTooLarge",
     "Document",
     "ExecError",

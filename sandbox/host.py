@@ -33,6 +33,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from sandbox import protocol
 from sandbox.results import (
+    CallHandler,
     Document,
     ExecError,
     ExecResult,
@@ -388,9 +389,18 @@ class Sandbox:
     # -- execution -----------------------------------------------------------------------
 
     async def execute(
-        self, code: str, *, on_subcall: SubcallHandler | None = None, timeout: float | None = None
+        self,
+        code: str,
+        *,
+        on_subcall: SubcallHandler | None = None,
+        timeout: float | None = None,
+        on_call: CallHandler | None = None,
     ) -> ExecResult:
-        """Run ``code`` in the namespace; never raises for anything the code does."""
+        """Run ``code`` in the namespace; never raises for anything the code does.
+
+        ``on_subcall`` serves ``llm_query``; ``on_call`` serves the other requests
+        the code may make of its parent (``rlm_query``), by name.
+        """
         if len(code) > self.limits.max_code_chars:
             raise CodeTooLarge(
                 f"the code is {len(code):,} characters, over the limit of {self.limits.max_code_chars:,}; "
@@ -400,7 +410,7 @@ class Sandbox:
         async with self._lock:
             await self._ensure_running()
             try:
-                result = await self._execute_locked(code, timeout, on_subcall)
+                result = await self._execute_locked(code, timeout, on_subcall, on_call)
             except _WorkerLost as lost:
                 result = await self._recover(lost, timeout)
             return self._with_pending_notes(result)
@@ -435,11 +445,14 @@ class Sandbox:
             notes=notes,
         )
 
-    async def _execute_locked(self, code: str, timeout: float, on_subcall: SubcallHandler | None) -> ExecResult:
+    async def _execute_locked(
+        self, code: str, timeout: float, on_subcall: SubcallHandler | None, on_call: CallHandler | None = None
+    ) -> ExecResult:
         grace = self.limits.kill_grace_s
         await self._send({"op": "exec", "code": code, "timeout": timeout, "cpu_budget": timeout + 2 * grace + 1})
         budget = timeout + grace
         pending_llm: int | None = None
+        pending_call: int | None = None
         try:
             while True:
                 started = anyio.current_time()
@@ -453,6 +466,10 @@ class Sandbox:
                     pending_llm = message.get("id") if isinstance(message.get("id"), int) else -1
                     await self._send(await self._serve_subcall(message, on_subcall))
                     pending_llm = None
+                elif op == "call":
+                    pending_call = message.get("id") if isinstance(message.get("id"), int) else -1
+                    await self._send(await self._serve_call(message, on_call))
+                    pending_call = None
                 elif op == "result":
                     return ExecResult.parse(message, self.limits.max_output_chars, self.limits.max_final_chars)
                 elif op == "internal_error":
@@ -462,22 +479,25 @@ class Sandbox:
                     raise _WorkerLost("protocol", f"the sandbox sent an unexpected {op!r} message")
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._stop_running_code(pending_llm)
+                await self._stop_running_code(pending_llm, pending_call)
             raise
 
-    async def _stop_running_code(self, pending_llm: int | None) -> None:
+    async def _stop_running_code(self, pending_llm: int | None, pending_call: int | None = None) -> None:
         """After the caller cancelled: interrupt the code, drain its result, or kill it."""
         try:
             if pending_llm is not None:
                 await self._send({"op": "llm_result", "id": pending_llm, "interrupt": True})
+            elif pending_call is not None:
+                await self._send({"op": "call_result", "id": pending_call, "interrupt": True})
             elif self._process is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self._process.pid, signal.SIGUSR1)
             with anyio.fail_after(self.limits.kill_grace_s):
                 while True:
                     message = await self._recv()
-                    if message.get("op") == "llm":
-                        await self._send({"op": "llm_result", "id": message.get("id"), "interrupt": True})
+                    if message.get("op") in ("llm", "call"):
+                        reply_op = "llm_result" if message.get("op") == "llm" else "call_result"
+                        await self._send({"op": reply_op, "id": message.get("id"), "interrupt": True})
                     elif message.get("op") in ("result", "internal_error"):
                         return
         except (_WorkerLost, TimeoutError):
@@ -503,6 +523,20 @@ class Sandbox:
             replies = [SubcallReply(error="internal error: reply count mismatch")] * len(prompts)
         return {"op": "llm_result", "id": request_id, "results": [r.to_message() for r in replies]}
 
+    async def _serve_call(self, message: dict[str, Any], on_call: CallHandler | None) -> dict[str, Any]:
+        request_id, name, args = message.get("id"), message.get("name"), message.get("args")
+        if not isinstance(name, str) or not isinstance(args, dict):
+            return {"op": "call_result", "id": request_id, "error": "malformed request"}
+        if on_call is None:
+            return {"op": "call_result", "id": request_id, "error": f"{clean_text(name, 100)} is not available here"}
+        try:
+            result = await on_call(clean_text(name, 100), _clean_json(args))
+        except SubcallRefused as exc:
+            return {"op": "call_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
+        except Exception as exc:  # the handler's bug must not leave the worker waiting for a reply
+            return {"op": "call_result", "id": request_id, "error": f"{name} failed: {exc!r}"}
+        return {"op": "call_result", "id": request_id, "result": result}
+
     async def variables(self) -> list[Variable]:
         async with self._lock:
             await self._ensure_running()
@@ -513,6 +547,17 @@ class Sandbox:
                 await self._restart()
                 raise SandboxError("the sandbox did not answer, so it was restarted")
             return parse_variables(reply.get("variables"))
+
+
+def _clean_json(value: Any) -> Any:
+    """Strings from the worker made safe to encode (user code can build lone surrogates)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k): _clean_json(v) for k, v in value.items()}
+    return value
 
 
 def _open_document(doc: Document) -> int:

@@ -159,3 +159,8 @@ class SubcallRefused(Exception):
 
 SubcallHandler = Callable[[list[str], str | None], Awaitable[list[SubcallReply]]]
 """Serves ``llm_query``/``llm_query_batched``: prompts and an optional model id in, one reply per prompt out."""
+
+
+CallHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]
+"""Serves the code's other requests of its parent (``rlm_query``): a name and JSON arguments in,
+a JSON result out; raise :class:`SubcallRefused` to make the code see an error."""

@@ -28,7 +28,7 @@ from sandbox.capture import OutputCapture
 from sandbox.policy import ECHO_HOOK, READ_GUARD, WRITE_GUARD, RestrictedCodeError, compile_cell
 
 USER_MODULE = "repl"
-HELPER_NAMES = ("llm_query", "llm_query_batched", "FINAL", "FINAL_VAR", "SHOW_VARS")
+HELPER_NAMES = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
 RESERVED = ("context", *HELPER_NAMES)
 MAX_VARIABLES = 200
 MAX_MESSAGE_CHARS = 4000
@@ -177,6 +177,10 @@ def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit:,} more characters]"
 
 
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 def _safe_str(value: object) -> str:
     try:
         return str(value)
@@ -240,6 +244,7 @@ class Repl:
             "FINAL": Helper("FINAL", self._final),
             "FINAL_VAR": Helper("FINAL_VAR", self._final_var),
             "SHOW_VARS": Helper("SHOW_VARS", self._show_vars),
+            "rlm_query": Helper("rlm_query", self._rlm_query),
         }
         extra_builtins = {
             "print": Helper("print", self._print),
@@ -359,6 +364,32 @@ class Repl:
         if not isinstance(results, list) or len(results) != len(prompts):
             raise protocol.ProtocolError("sub-call reply does not match the request")
         return results
+
+    def _rlm_query(self, prompt: Any, context: Any = None) -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(f"rlm_query(prompt, context=None) takes a str prompt, not {type(prompt).__name__}")
+        if not (context is None or isinstance(context, str) or _is_str_list(context)):
+            raise TypeError("rlm_query's context must be None (the whole corpus), a str, or a list of str")
+        return str(self._call_parent("rlm_query", {"prompt": prompt, "context": context}))
+
+    def _call_parent(self, name: str, args: dict[str, Any]) -> Any:
+        """A named request the parent serves (e.g. a nested run); the worker knows only the name."""
+        self._request_id += 1
+        request_id = self._request_id
+        self.interrupts.pause()
+        try:
+            self.channel.send({"op": "call", "id": request_id, "name": name, "args": args})
+            reply = self.channel.recv()
+        finally:
+            self.interrupts.resume()
+        if reply.get("op") != "call_result" or reply.get("id") != request_id:
+            raise protocol.ProtocolError(f"unexpected reply to {name}")
+        if reply.get("interrupt"):
+            raise ExecInterrupted("cancelled")
+        if "error" in reply:
+            kind = SubcallBudgetExceeded if reply.get("error_type") == "SubcallBudgetExceeded" else LLMError
+            raise kind(str(reply["error"]))
+        return reply.get("result")
 
     # -- namespace -----------------------------------------------------------------------
 

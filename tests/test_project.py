@@ -99,13 +99,3 @@ def test_readme_documents_every_setting() -> None:
     for name in Settings.model_fields:
         env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
         assert f"| `{env}` | `--{name.replace('_', '-')}` |" in readme, f"{env} is missing from the README"
-
-
-def test_mcp_json_example_entries_start_this_server() -> None:
-    import json
-
-    example = json.loads((ROOT / "mcp.json.example").read_text())
-    desktop, vscode = example["mcpServers"]["rlm"], example["servers"]["rlm"]
-    assert vscode == {"type": "stdio", **desktop}
-    assert desktop["command"] == "rlm-mcp" and desktop["args"] == ["serve"]
-    assert {"RLM_SUB_MODEL", "RLM_ROOT_MODEL", "RLM_ALLOWED_ROOTS"} <= set(desktop["env"])

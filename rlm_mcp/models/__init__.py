@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError
+from rlm_mcp.models import sampling
 from rlm_mcp.models.base import (
     Completion,
     Message,
@@ -15,6 +18,8 @@ from rlm_mcp.models.base import (
     Usage,
 )
 from rlm_mcp.models.bedrock import BedrockClient
+from rlm_mcp.models.openai import OpenAIClient
+from rlm_mcp.models.sampling import SamplingClient
 
 __all__ = [
     "BedrockClient",
@@ -23,29 +28,87 @@ __all__ = [
     "ModelClient",
     "ModelError",
     "ModelRouter",
+    "OpenAIClient",
+    "SamplingClient",
     "TextBlock",
     "ToolCall",
     "ToolResult",
     "ToolSpec",
     "Usage",
+    "parse_model",
 ]
 
 
+BACKENDS = ("bedrock", "openai", "sampling")
+_SCHEME = re.compile(r"^(?P<scheme>[a-z][a-z0-9_-]*):")
+
+
+def parse_model(model: str) -> tuple[str, str]:
+    """A model setting as (backend, model id).
+
+    ``bedrock:<id>``, ``openai:<model>`` and ``sampling`` (or ``sampling:<hint>``)
+    name their backend; a bare id is a Bedrock model id, as it always was. Bedrock
+    ids and ARNs contain colons too (``...-v1:0``, ``arn:aws:...``) but never start
+    with a lowercase word and a colon other than ``arn:``, so they stay bare.
+    """
+    model = model.strip()
+    if model == sampling.PREFIX or model.startswith(sampling.PREFIX + ":"):
+        return "sampling", model
+    match = _SCHEME.match(model)
+    if match is None or match["scheme"] == "arn":
+        backend, model_id = "bedrock", model
+    elif match["scheme"] in BACKENDS:
+        backend, model_id = match["scheme"], model[match.end() :]
+    else:
+        raise ModelError(
+            f"unknown model backend {match['scheme']!r} in {model!r}: write bedrock:<model-id>, openai:<model> "
+            "(any OpenAI-compatible server, with RLM_OPENAI_BASE_URL), or sampling (the MCP client's own model)",
+            kind="config",
+        )
+    if not model_id:
+        raise ModelError(f"{model!r} names no model: write {backend}:<model>", kind="config")
+    return backend, model_id
+
+
 class ModelRouter:
-    """Maps a model setting to the client that serves it (Bedrock for now)."""
+    """Maps a model setting to the client that serves it: Bedrock, an OpenAI-compatible API, or sampling.
+
+    Clients are built on first use, so a backend that is never named needs no
+    configuration (no AWS credentials for an Ollama-only setup, and the reverse).
+    """
 
     def __init__(self, settings: Settings):
         self._settings = settings
         self._bedrock: BedrockClient | None = None
+        self._openai: OpenAIClient | None = None
+        self._sampling = SamplingClient()
 
     def client_for(self, model: str) -> tuple[ModelClient, str]:
+        backend, model_id = parse_model(model)
+        s = self._settings
+        # Several sessions share a client: its pool must not be smaller than their concurrency.
+        pool = max(10, 4 * s.subcall_concurrency)
+        if backend == "sampling":
+            return self._sampling, model_id
+        if backend == "openai":
+            if self._openai is None:
+                self._openai = OpenAIClient(
+                    base_url=s.openai_base_url,
+                    api_key=s.openai_api_key.get_secret_value() if s.openai_api_key else None,
+                    max_attempts=s.openai_max_attempts,
+                    read_timeout_s=s.subcall_timeout_s,
+                    pool_size=pool,
+                )
+            return self._openai, model_id
         if self._bedrock is None:
-            s = self._settings
             self._bedrock = BedrockClient(
-                # Several sessions share the client: the pool must not be smaller than their concurrency.
-                pool_size=max(10, 4 * s.subcall_concurrency),
+                pool_size=pool,
                 max_attempts=s.bedrock_max_attempts,
                 read_timeout_s=s.subcall_timeout_s,
                 fallback_region=s.aws_region,
             )
-        return self._bedrock, model
+        return self._bedrock, model_id
+
+    async def aclose(self) -> None:
+        if self._openai is not None:
+            await self._openai.aclose()

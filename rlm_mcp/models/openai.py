@@ -1,0 +1,265 @@
+"""Any OpenAI-compatible chat-completions API: OpenAI itself, Ollama, vLLM, LM Studio, llama.cpp's server.
+
+One endpoint (``POST {base}/chat/completions``) carries both sub-calls and the
+root's tool-using conversation, so a small client over ``httpx2`` (the HTTP
+library the mcp SDK already brings) covers every server that speaks it, with
+no vendor SDK. Rate limits (429) and server faults (5xx, dropped connections)
+are retried with exponential backoff, honouring ``Retry-After``; everything
+else becomes a :class:`~rlm_mcp.errors.ModelError` that says what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+import anyio
+import httpx2
+
+from rlm_mcp.errors import ModelError
+from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+
+_STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens", "content_filter": "content_filtered"}
+_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "context window")
+_RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+_MAX_BACKOFF_S = 20.0
+
+
+class OpenAIClient:
+    """A :class:`~rlm_mcp.models.base.ModelClient` over an OpenAI-compatible chat-completions API."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        max_attempts: int,
+        read_timeout_s: float,
+        pool_size: int,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._max_attempts = max_attempts
+        self._read_timeout_s = read_timeout_s
+        self._pool_size = pool_size
+        self._client: httpx2.AsyncClient | None = None
+        self._completion_tokens: set[str] = set()
+        """Models that refused ``max_tokens`` and want ``max_completion_tokens`` (OpenAI's reasoning models)."""
+
+    def _http(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            self._client = httpx2.AsyncClient(
+                headers={**headers, "User-Agent": "rlm-mcp"},
+                timeout=httpx2.Timeout(self._read_timeout_s, connect=min(10.0, self._read_timeout_s)),
+                limits=httpx2.Limits(max_connections=self._pool_size, max_keepalive_connections=self._pool_size),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- ModelClient -------------------------------------------------------------------
+
+    async def check(self) -> None:
+        if not self._api_key and "api.openai.com" in self.base_url:
+            raise ModelError(
+                "no API key for the OpenAI API: set RLM_OPENAI_API_KEY (or OPENAI_API_KEY), or point "
+                "RLM_OPENAI_BASE_URL at a local server such as Ollama (http://localhost:11434/v1)",
+                kind="config",
+            )
+
+    async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
+        if not prompt.strip():
+            raise ModelError("the prompt is empty", kind="validation")
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+        return await self._chat(model, body, max_tokens)
+
+    async def chat(
+        self,
+        model: str,
+        *,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        max_tokens: int,
+    ) -> Completion:
+        wire: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        for message in messages:
+            wire.extend(to_openai(message))
+        body: dict[str, Any] = {"model": model, "messages": wire}
+        if tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
+                }
+                for t in tools
+            ]
+            body["tool_choice"] = "auto"
+        return await self._chat(model, body, max_tokens)
+
+    # -- transport -----------------------------------------------------------------------
+
+    async def _chat(self, model: str, body: dict[str, Any], max_tokens: int) -> Completion:
+        for _ in range(2):  # a second try only to switch the token-limit parameter
+            key = "max_completion_tokens" if model in self._completion_tokens else "max_tokens"
+            started = time.perf_counter()
+            try:
+                response = await self._post({**body, key: max_tokens}, model)
+            except _WantsCompletionTokens:
+                self._completion_tokens.add(model)
+                continue
+            return parse_completion(response, model, (time.perf_counter() - started) * 1000)
+        raise ModelError(f"{model} refused both max_tokens and max_completion_tokens", kind="validation")
+
+    async def _post(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        url = f"{self.base_url}/chat/completions"
+        for attempt in range(1, self._max_attempts + 1):
+            last = attempt == self._max_attempts
+            try:
+                response = await self._http().post(url, json=body)
+            except httpx2.TimeoutException as exc:
+                if last:
+                    raise ModelError(f"{self.base_url} did not answer in time ({exc!r})", kind="timeout") from exc
+                await anyio.sleep(_backoff(attempt, None))
+                continue
+            except httpx2.TransportError as exc:
+                if last:
+                    raise ModelError(
+                        f"cannot reach {self.base_url} ({exc!r}): is the server running, and is "
+                        "RLM_OPENAI_BASE_URL right?",
+                        kind="unavailable",
+                    ) from exc
+                await anyio.sleep(_backoff(attempt, None))
+                continue
+            if response.status_code == 200:
+                try:
+                    return response.json()
+                except ValueError as exc:
+                    raise ModelError(f"{self.base_url} returned a body that is not JSON", kind="malformed") from exc
+            if response.status_code in _RETRY_STATUS and not last:
+                await anyio.sleep(_backoff(attempt, response.headers.get("retry-after")))
+                continue
+            raise _translate_error(response, model, self.base_url)
+        raise AssertionError("unreachable")
+
+
+class _WantsCompletionTokens(ModelError):
+    def __init__(self) -> None:
+        super().__init__("the model wants max_completion_tokens", kind="validation")
+
+
+def _backoff(attempt: int, retry_after: str | None) -> float:
+    if retry_after is not None:
+        try:
+            return min(max(float(retry_after), 0.0), _MAX_BACKOFF_S)
+        except ValueError:
+            pass
+    return min(0.25 * 2**attempt, _MAX_BACKOFF_S) * random.uniform(0.5, 1.0)
+
+
+def _translate_error(response: httpx2.Response, model: str, base_url: str) -> ModelError:
+    status = response.status_code
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    if not isinstance(error, dict):  # some servers send {"error": "text"}
+        error = {"message": str(error)}
+    message = str(error.get("message") or response.text[:500] or f"HTTP {status}")
+    code = str(error.get("code") or "")
+    lowered = message.lower()
+    if status == 400 and "max_completion_tokens" in lowered:
+        return _WantsCompletionTokens()
+    if status == 400 and (code == "context_length_exceeded" or any(h in lowered for h in _CONTEXT_HINTS)):
+        return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
+    if status in (401, 403):
+        return ModelError(
+            f"{base_url} refused the credentials for {model} ({status}): {message}. Check RLM_OPENAI_API_KEY",
+            kind="auth",
+        )
+    if status == 404:
+        return ModelError(
+            f"model {model} was not found at {base_url}: {message}. Check the model name after 'openai:' "
+            "(for Ollama, `ollama list`) and RLM_OPENAI_BASE_URL",
+            kind="config",
+        )
+    if status == 429:
+        return ModelError(f"{base_url} kept rate-limiting {model} after retries: {message}", kind="throttled")
+    if status >= 500 or status in _RETRY_STATUS:
+        return ModelError(f"{base_url} could not serve {model} ({status}): {message}", kind="unavailable")
+    return ModelError(f"{base_url} rejected the request to {model} ({status}): {message}", kind="validation")
+
+
+def to_openai(message: Message) -> list[dict[str, Any]]:
+    """One neutral message as chat-completions messages (tool results become ``tool`` messages)."""
+    if message.role == "assistant":
+        text = "\n".join(b.text for b in message.content if isinstance(b, TextBlock))
+        calls = [b for b in message.content if isinstance(b, ToolCall)]
+        wire: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if calls:
+            wire["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.input)}}
+                for c in calls
+            ]
+        return [wire]
+    out: list[dict[str, Any]] = [
+        {"role": "tool", "tool_call_id": b.tool_call_id, "content": (("ERROR: " if b.is_error else "") + b.text)}
+        for b in message.content
+        if isinstance(b, ToolResult)
+    ]
+    text = "\n".join(b.text for b in message.content if isinstance(b, TextBlock))
+    if text:
+        out.append({"role": "user", "content": text})
+    return out
+
+
+def parse_completion(response: dict[str, Any], model: str, latency_ms: float) -> Completion:
+    try:
+        choice = response["choices"][0]
+        message = choice.get("message") or {}
+        calls = []
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            calls.append(
+                ToolCall(
+                    id=str(call.get("id") or f"call_{len(calls)}"),
+                    name=str(function.get("name", "")),
+                    input=_arguments(function.get("arguments")),
+                )
+            )
+        usage = response.get("usage") or {}
+        finish = str(choice.get("finish_reason") or ("tool_calls" if calls else "stop"))
+        return Completion(
+            text=_content_text(message.get("content")),
+            model=model,
+            usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+            latency_ms=latency_ms,
+            stop_reason=_STOP.get(finish, finish),
+            tool_calls=calls,
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"the chat-completions response cannot be read ({exc!r})", kind="malformed") from exc
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content if isinstance(content, str) else ""
+
+
+def _arguments(raw: Any) -> Any:
+    """Arguments arrive as a JSON string; local models often put raw newlines in it, which strict JSON refuses."""
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str):
+        return None
+    try:
+        return json.loads(raw, strict=False)
+    except ValueError:
+        return None

@@ -1,0 +1,220 @@
+"""The trajectory viewer: one self-contained HTML page per run, readable offline.
+
+:func:`render` turns a trajectory (and its nested runs) into a page whose CSS
+and JavaScript are inline and whose data is embedded as JSON, so the file can
+be mailed, archived or opened from disk with no network. The page is built in
+the browser with ``textContent`` only, never ``innerHTML``: trajectories hold
+model output and corpus text, which are hostile by assumption. A
+Content-Security-Policy with the script's own hash forbids every other script
+and every network request.
+
+The view model computed here adds what the trajectory does not store: cost per
+step from the price table, start offsets for the timeline, and each sub-call's
+share of the corpus (its prompt size over the corpus size).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from rlm_mcp import __version__
+from rlm_mcp.errors import NotFound
+from rlm_mcp.pricing import PriceTable
+from rlm_mcp.schemas import Step, SubCallRecord, Trajectory
+
+MAX_NESTED = 200
+"""Nested runs embedded in one page at most (each is a trajectory of its own)."""
+
+Loader = Callable[[str], Awaitable[Trajectory]]
+_PLACEHOLDER = re.compile(r"\{\{(CSP|TITLE|CSS|DATA|JS)\}\}")
+
+
+SCRIPTS = ("base.js", "timeline.js", "viewer.js")
+"""Parts of the page's one script, in order; they share one function scope."""
+
+
+def _asset(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _script() -> str:
+    return '(function () {\n  "use strict";\n' + "\n".join(_asset(name) for name in SCRIPTS) + "})();\n"
+
+
+def _cost(prices: PriceTable, model: str | None, input_tokens: int, output_tokens: int) -> float | None:
+    if not input_tokens and not output_tokens:
+        return 0.0
+    if model is None:
+        return None
+    return prices.cost(model, input_tokens, output_tokens)
+
+
+def _add(total: float | None, part: float | None) -> float | None:
+    return None if total is None or part is None else total + part
+
+
+def _sub_view(call: SubCallRecord, origin: float, corpus_chars: int | None, prices: PriceTable) -> dict[str, Any]:
+    return {
+        "model": call.model,
+        "t": round(call.started_at - origin, 4),
+        "ms": round(call.latency_ms, 1),
+        "chars": call.prompt_chars,
+        "share": round(call.prompt_chars / corpus_chars, 5) if corpus_chars else None,
+        "in": call.input_tokens,
+        "out": call.output_tokens,
+        "cost": _cost(prices, call.model, call.input_tokens, call.output_tokens),
+        "error": call.error,
+        "prompt": call.prompt_preview,
+        "response": call.response_preview,
+    }
+
+
+def _step_view(
+    step: Step, trajectory: Trajectory, origin: float, prices: PriceTable, children: list[dict[str, Any]]
+) -> dict[str, Any]:
+    root_model = trajectory.root_model if trajectory.kind == "run" else None
+    calls = [_sub_view(c, origin, trajectory.corpus_chars, prices) for c in step.sub_calls]
+    cost = _cost(prices, root_model, step.root_input_tokens, step.root_output_tokens)
+    for call in calls:
+        cost = _add(cost, call["cost"])
+    return {
+        "index": step.index,
+        "turn": step.turn,
+        "t": round(step.started_at - origin, 4),
+        "ms": round(step.elapsed_ms, 1),
+        "root_ms": round(step.root_latency_ms, 1),
+        "root_text": step.root_text,
+        "root_in": step.root_input_tokens,
+        "root_out": step.root_output_tokens,
+        "code": step.code,
+        "stdout": step.stdout,
+        "error": step.error.model_dump() if step.error else None,
+        "final": step.final,
+        "notes": step.notes,
+        "sub_count": step.sub_call_count,
+        "sub_in": step.sub_input_tokens,
+        "sub_out": step.sub_output_tokens,
+        "subs": calls,
+        "cost": cost,
+        "children": children,
+    }
+
+
+def view_model(trajectory: Trajectory, children: dict[str, Trajectory], prices: PriceTable) -> dict[str, Any]:
+    """The page's data: the run, its steps and sub-calls with offsets and costs, nested runs inside their steps."""
+    origin = trajectory.created_at
+    steps = []
+    total_cost: float | None = 0.0
+    nested_cost: float | None = 0.0
+    for step in trajectory.steps:
+        kids = [view_model(children[c], children, prices) for c in step.child_runs if c in children]
+        view = _step_view(step, trajectory, origin, prices, kids)
+        steps.append(view)
+        total_cost = _add(total_cost, view["cost"])
+        for kid in kids:
+            nested_cost = _add(nested_cost, kid["totals"]["cost_with_nested"])
+    ends = [origin + 0.001]
+    for step in trajectory.steps:
+        ends.append(step.started_at + step.elapsed_ms / 1000)
+        ends.extend(c.started_at + c.latency_ms / 1000 for c in step.sub_calls)
+    if trajectory.status not in ("running", "open"):
+        ends.append(trajectory.updated_at)
+    read_chars = sum(c.prompt_chars for s in trajectory.steps for c in s.sub_calls)
+    return {
+        "id": trajectory.id,
+        "kind": trajectory.kind,
+        "status": trajectory.status,
+        "query": trajectory.query,
+        "answer": trajectory.answer,
+        "message": trajectory.message,
+        "root_model": trajectory.root_model,
+        "sub_model": trajectory.sub_model,
+        "corpus_chars": trajectory.corpus_chars,
+        "depth": trajectory.depth,
+        "parent_id": trajectory.parent_id,
+        "created_at": trajectory.created_at,
+        "span_s": round(max(ends) - origin, 4),
+        "elapsed_s": trajectory.elapsed_s,
+        "iterations": trajectory.iterations,
+        "sub_calls": trajectory.sub_calls,
+        "failed": sum(1 for s in trajectory.steps for c in s.sub_calls if c.error is not None),
+        "usage": trajectory.usage.model_dump(),
+        "steps": steps,
+        "totals": {
+            "cost": total_cost,
+            "cost_with_nested": _add(total_cost, nested_cost),
+            "recorded_cost": trajectory.cost_usd,
+            "read_chars": read_chars,
+            "coverage": round(read_chars / trajectory.corpus_chars, 4) if trajectory.corpus_chars else None,
+            "nested": sum(len(s["children"]) for s in steps),
+        },
+    }
+
+
+async def collect_nested(trajectory: Trajectory, load: Loader) -> dict[str, Trajectory]:
+    """Every nested run below ``trajectory``, depth first, up to :data:`MAX_NESTED`; missing ones are skipped."""
+    found: dict[str, Trajectory] = {}
+    pending = [c for s in trajectory.steps for c in s.child_runs]
+    while pending and len(found) < MAX_NESTED:
+        child_id = pending.pop(0)
+        if child_id in found:
+            continue
+        try:
+            child = await load(child_id)
+        except NotFound:
+            continue
+        found[child_id] = child
+        pending.extend(c for s in child.steps for c in s.child_runs)
+    return found
+
+
+def _embed(data: Any) -> str:
+    """JSON that cannot end its <script> element early, whatever text it holds."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def content_security_policy(script: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    return (
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def page_policy() -> str:
+    """The policy the page declares, for servers to send as a header as well."""
+    return content_security_policy(_script())
+
+
+def render(trajectory: Trajectory, children: dict[str, Trajectory], prices: PriceTable) -> str:
+    """The whole page, as one string."""
+    script = _script()
+    data = {
+        "generated_at": time.time(),
+        "version": __version__,
+        "run": view_model(trajectory, children, prices),
+    }
+    values = {
+        "CSP": content_security_policy(script),
+        "TITLE": html.escape(f"rlm-mcp trajectory {trajectory.id}"),
+        "CSS": _asset("viewer.css"),
+        "DATA": _embed(data),
+        "JS": script,
+    }
+    # One pass, so nothing inserted (the data above all) is ever read as a placeholder.
+    return _PLACEHOLDER.sub(lambda match: values[match[1]], _asset("page.html"))
+
+
+async def render_trajectory(trajectory_id: str, load: Loader, prices: PriceTable) -> str:
+    """Load a trajectory and its nested runs, and render the page."""
+    trajectory = await load(trajectory_id)
+    return render(trajectory, await collect_nested(trajectory, load), prices)

@@ -1,0 +1,199 @@
+"""The shell commands: query (the whole loop, no MCP client), trajectory and sessions.
+
+Each runs as a real subprocess, as a script would run it, against the model fakes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT_MODEL, SUB_MODEL, connect, server_env
+from helpers import call
+
+from rlm_mcp.fakes.bedrock import ConverseRequest, Fault, Reply, code, scripted
+from rlm_mcp.fakes.openai import ChatCompletionsFake
+from rlm_mcp.fakes.openai import code as chat_code
+from rlm_mcp.fakes.openai import scripted as chat_scripted
+
+LOGS = {f"service-{name}.log": "".join(f"{name} line {i} {'ERROR' if i % 4 == 0 else 'ok'}\n" for i in range(40))
+        for name in ("api", "db", "web")}  # fmt: skip
+COUNT_ERRORS = """
+answers = llm_query_batched(['Count the lines that report an error:\\n' + doc for doc in context])
+FINAL(sum(int(a) for a in answers))
+"""
+
+
+def count_errors(request: ConverseRequest) -> Reply:
+    return Reply(text=str(request.last_user_text.count("ERROR")))
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for name, text in LOGS.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def rlm(
+    env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rlm_mcp", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, fake) -> dict[str, str]:
+    # The allowed roots do not include the logs folder: naming a path on the command line is the permission.
+    return server_env(tmp_path / "data", tmp_path / "elsewhere", fake.url)
+
+
+def test_query_prints_the_answer_and_nothing_else_when_piped(cli_env, fake, logs: Path, tmp_path: Path) -> None:
+    fake.respond = scripted(ROOT_MODEL, [code("print(len(context))"), code(COUNT_ERRORS)], sub=count_errors)
+    done = rlm(cli_env, "query", "--context", str(logs), "How many error lines are there?", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "30\n"
+    assert done.stderr == ""  # no progress bar, no logs: stderr is not a terminal here
+    assert len(fake.requests_for(SUB_MODEL)) == 3
+
+    page = tmp_path / "run.html"
+    done = rlm(cli_env, "query", "-c", str(logs / "*.log"), "--json", "--html", str(page), "Errors?", cwd=tmp_path)
+    result = json.loads(done.stdout)
+    assert (result["status"], result["answer"], result["sub_calls"]) == ("completed", "30", 3)
+    assert result["trajectory_id"] in page.read_text() and "<svg" not in page.read_text()  # drawn by the browser
+
+    # The run's trajectory is in the data directory for the other commands.
+    listed = rlm(cli_env, "trajectory").stdout
+    assert result["trajectory_id"] in listed and "Errors?" in listed
+    summary = rlm(cli_env, "trajectory", result["trajectory_id"]).stdout
+    assert "answer:   30" in summary and "3 sub-calls" in summary
+    full = json.loads(rlm(cli_env, "trajectory", result["trajectory_id"], "--json", "--full").stdout)
+    assert len(full["steps"][1]["sub_calls"]) == 3
+    assert full["corpus_chars"] > sum(map(len, LOGS.values()))  # the texts and their '==> path <==' headers
+    html = rlm(cli_env, "trajectory", result["trajectory_id"], "--html", "-")
+    assert html.stdout.startswith("<!doctype html>") and html.returncode == 0
+
+
+def test_query_from_stdin_on_a_local_openai_compatible_server(tmp_path: Path) -> None:
+    """No AWS at all: root and sub-model on an OpenAI-compatible server, the corpus piped in."""
+    with ChatCompletionsFake() as local:
+        local.respond = chat_scripted(
+            "coder", [chat_code("FINAL(llm_query('words: ' + str(len(context.split()))))")],
+            sub=lambda request: Reply(text=request.last_user_text.split(": ")[1]),
+        )  # fmt: skip
+        env = server_env(
+            tmp_path / "data", tmp_path, "", AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="", AWS_DEFAULT_REGION="",
+            RLM_ROOT_MODEL="openai:coder", RLM_SUB_MODEL="openai:small", RLM_OPENAI_BASE_URL=local.base_url,
+        )  # fmt: skip
+        done = rlm(env, "query", "--context", "-", "How many words?", stdin="one two three four")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "4\n"
+
+
+def test_failures_have_clear_messages_and_exit_codes(cli_env, fake, logs: Path) -> None:
+    done = rlm(cli_env, "query", "--context", str(logs / "missing.log"), "?")
+    assert done.returncode == 2 and "missing.log" in done.stderr and "Traceback" not in done.stderr
+    fake.respond = scripted(ROOT_MODEL, [Fault(400, "ValidationException", "Input is too long for requested model.")])
+    done = rlm(cli_env, "query", "--context", str(logs), "?")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "the run ended failed" in done.stderr and "too long" in done.stderr
+    fake.respond = scripted(ROOT_MODEL, [lambda r: code("print(1)") if "tool calls" not in r.last_user_text
+                                         else Reply(text="my best guess: 2")])  # fmt: skip
+    done = rlm(cli_env, "query", "--context", str(logs), "--max-iterations", "2", "?")
+    assert done.returncode == 3 and done.stdout == "my best guess: 2\n" and "limit_reached" in done.stderr
+    assert rlm(cli_env, "trajectory", "t_noSuchTrajectory").returncode == 2
+
+
+def test_progress_bar_on_a_terminal(cli_env, fake, logs: Path) -> None:
+    fake.respond = scripted(
+        ROOT_MODEL, [code("x = 1", delay_s=0.3), code("y = 2", delay_s=0.3), code("FINAL(x + y)", delay_s=0.3)]
+    )
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal has a size
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rlm_mcp", "query", "--context", str(logs), "?"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                shown += os.read(master, 65536)
+            except OSError:
+                break
+    stdout = process.communicate(timeout=30)[0]
+    os.close(master)
+    assert stdout == "3\n"
+    terminal = shown.decode(errors="replace")
+    assert "step 2" in terminal and "\r" in terminal  # a bar redrawn in place, on the terminal only
+    assert "loaded" in terminal and "3 steps, 0 sub-calls" in terminal
+
+
+@pytest.mark.anyio
+async def test_sessions_lists_what_a_server_left(tmp_path: Path, fake, corpus_dir: Path) -> None:
+    env = server_env(tmp_path / "data", corpus_dir, fake.url)
+    fake.respond = scripted(ROOT_MODEL, [code("FINAL(len(context))")])
+    async with connect("stdio", env) as client:
+        sid = (await call(client, "load_context", content="kept for later", name="notes.txt"))["session_id"]
+        run = await call(client, "rlm_query", session_id=sid, query="?")
+    listed = rlm(env, "sessions").stdout
+    assert sid in listed and "notes.txt" in listed and run["trajectory_id"] in listed
+    as_json = json.loads(rlm(env, "sessions", "--json").stdout)
+    mine = next(s for s in as_json["sessions"] if s["session_id"] == sid)
+    assert mine["runs"] == [run["trajectory_id"]] and mine["documents"] == ["notes.txt"]
+    empty = server_env(tmp_path / "nothing", corpus_dir, fake.url)
+    assert "no stored sessions" in rlm(empty, "sessions").stdout
+
+
+def test_reading_a_running_trajectory_changes_nothing(cli_env, tmp_path: Path) -> None:
+    """The CLI reads files a live server may be writing: it must not mark a running run as interrupted."""
+    folder = Path(cli_env["RLM_DATA_DIR"]) / "trajectories"
+    folder.mkdir(parents=True)
+    start = {"event": "start", "trajectory": {"id": "t_liveRun0000000", "kind": "run", "session_id": "s_x0000000",
+             "status": "running", "created_at": 1.0, "updated_at": 1.0}}  # fmt: skip
+    path = folder / "t_liveRun0000000.jsonl"
+    path.write_text(json.dumps(start) + "\n")
+    done = rlm(cli_env, "trajectory", "t_liveRun0000000")
+    assert "running" in done.stdout and path.read_text() == json.dumps(start) + "\n"
+
+
+@pytest.mark.anyio
+async def test_progress_without_tqdm_is_one_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rlm_mcp.commands.progress import RunProgress
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the optional extra is not installed
+    stream = io.StringIO()
+    with RunProgress(enabled=True, stream=stream) as progress:
+        await progress(1, 20, "step 1: 0 sub-calls")
+        await progress(2, 20, "step 2: 8/8 sub-calls")
+    assert stream.getvalue().startswith("\rstep 1: 0 sub-calls (1/20)\rstep 2: 8/8 sub-calls (2/20)")
+    quiet = io.StringIO()
+    with RunProgress(enabled=False, stream=quiet) as progress:
+        await progress(1, 20, "step 1")
+    assert quiet.getvalue() == ""
