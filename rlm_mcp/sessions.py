@@ -286,10 +286,12 @@ class SessionManager:
 
         def scan() -> list[dict[str, Any]]:
             records = []
-            for path in sorted(self.directory.glob("s_*.json")) if self.directory.is_dir() else []:
+            for entry in self.records.list():
+                if not entry.key.startswith("s_"):
+                    continue
                 try:
-                    records.append({**json.loads(path.read_text("utf-8")), "last_used": path.stat().st_mtime})
-                except (OSError, ValueError):
+                    records.append({**json.loads(self.records.read(entry.key)), "last_used": entry.modified})
+                except (KeyNotFound, ValueError):
                     continue
             return records
 

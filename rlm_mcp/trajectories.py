@@ -254,27 +254,25 @@ class TrajectoryStore:
         return trajectory
 
     async def read(self, trajectory_id: str) -> Trajectory:
-        """The trajectory as it is on disk, changing nothing: for readers outside the server (the CLI),
+        """The trajectory as stored, changing nothing: for readers outside the server (the CLI),
         which cannot tell a run that died from one another process is running."""
-        path = self._path(trajectory_id)
+        check_id(trajectory_id, "trajectory")
         try:
-            text = await anyio.to_thread.run_sync(path.read_text, "utf-8")
-        except FileNotFoundError:
-            raise NotFound(f"no trajectory {trajectory_id!r} in {self.directory}") from None
-        return _fold(text, trajectory_id)
+            records = await anyio.to_thread.run_sync(self.store.read_log, trajectory_id)
+        except KeyNotFound:
+            raise NotFound(f"no trajectory {trajectory_id!r} in {self.store.url}") from None
+        return _fold(records, trajectory_id)
 
     async def recent(self, limit: int = 20) -> list[Trajectory]:
         """The most recently changed trajectories, newest first, read without side effects (see :meth:`read`)."""
 
         def scan() -> list[Trajectory]:
-            if not self.directory.is_dir():
-                return []
-            paths = sorted(self.directory.glob("t_*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+            entries = sorted(self.store.list_logs(), key=lambda e: e.modified, reverse=True)
             found = []
-            for path in paths[:limit]:
+            for entry in entries[:limit]:
                 try:
-                    found.append(_fold(path.read_text("utf-8"), path.stem))
-                except (OSError, NotFound):
+                    found.append(_fold(self.store.read_log(entry.key), entry.key))
+                except (KeyNotFound, NotFound):
                     continue
             return found
 

@@ -20,6 +20,7 @@ from rlm_mcp.config import Settings
 from rlm_mcp.errors import RLMError
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.schemas import Trajectory
+from rlm_mcp.store import open_store
 from rlm_mcp.trajectories import TrajectoryStore, summarize
 
 CODE_WIDTH = 60
@@ -80,7 +81,7 @@ def _print_summary(t: Trajectory) -> None:
 
 
 async def _trajectory(settings: Settings, args: argparse.Namespace) -> int:
-    store = TrajectoryStore(settings.data_dir / "trajectories")
+    store = TrajectoryStore(open_store(settings).sub("trajectories"))
     if args.id is None:
         for t in await store.recent(args.limit):
             print(f"{t.id}  {_when(t.updated_at)}  {t.kind:<7}  {t.status:<13}  {_one_line(t.query or '', 60)}")
@@ -104,8 +105,9 @@ async def _trajectory(settings: Settings, args: argparse.Namespace) -> int:
 async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
     from rlm_mcp.sessions import SessionManager
 
-    store = TrajectoryStore(settings.data_dir / "trajectories")
-    records = await SessionManager(settings, store).stored()
+    shared = open_store(settings)
+    store = TrajectoryStore(shared.sub("trajectories"))
+    records = await SessionManager(settings, store, shared.sub("sessions")).stored()
     runs: dict[str, list[str]] = {}
     for t in await store.recent(limit=1000):
         if t.kind == "run":

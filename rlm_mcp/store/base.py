@@ -80,6 +80,10 @@ class Store(Protocol):
         """Every complete record of ``log`` in the order written; KeyNotFound if it has none."""
         ...
 
+    def list_logs(self) -> list[Entry]:
+        """Every log, keyed by its name, ``modified`` being the time of its last record."""
+        ...
+
     def check(self) -> None:
         """Fail now, with a StoreError that says what to fix, if the store cannot be used."""
         ...

@@ -122,6 +122,16 @@ class LocalStore:
         # The last piece is either empty (a complete final line) or a record torn by a crash.
         return [line for line in lines[:-1] if line]
 
+    def list_logs(self) -> list[Entry]:
+        if not self.root.is_dir():
+            return []
+        entries = []
+        for path in self.root.glob(f"*{LOG_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                info = path.stat()
+                entries.append(Entry(key=path.name[: -len(LOG_SUFFIX)], size=info.st_size, modified=info.st_mtime))
+        return sorted(entries, key=lambda e: e.key)
+
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -213,6 +213,19 @@ class S3Store:
                 bodies = list(pool.map(fetch, keys))
         return [body for body in bodies if body]
 
+    def list_logs(self) -> list[Entry]:
+        logs: dict[str, Entry] = {}
+        for item in self._list_raw(self.prefix):
+            key = item["Key"][len(self.prefix) :]
+            if LOG_DIR not in key:
+                continue
+            name = key.split(LOG_DIR, 1)[0]
+            modified = item["LastModified"].timestamp()
+            seen = logs.get(name)
+            size = int(item["Size"]) + (seen.size if seen else 0)
+            logs[name] = Entry(key=name, size=size, modified=max(modified, seen.modified if seen else 0.0))
+        return sorted(logs.values(), key=lambda e: e.key)
+
     def check(self) -> None:
         # A listing of our own prefix needs only what the store needs anyway (s3:ListBucket on the prefix).
         try:
