@@ -57,7 +57,7 @@ def build_server(service: RLMService) -> MCPServer:
             str | None,
             Field(
                 description="a file, a directory (each text file becomes one document) or a glob such as "
-                "'logs/**/*.log', inside the server's allowed roots"
+                "'logs/**/*.log', inside the server's allowed roots; or s3://bucket/key, s3://bucket/prefix/"
             ),
         ] = None,
         content: Annotated[str | None, Field(description="the corpus text itself, instead of a path")] = None,
@@ -71,16 +71,47 @@ def build_server(service: RLMService) -> MCPServer:
             Literal["strict", "replace"],
             Field(description="'replace' loads files with invalid bytes instead of refusing them"),
         ] = "strict",
+        include: Annotated[
+            list[Annotated[str, Field(max_length=500)]] | None,
+            Field(
+                description="globs of files to load from a directory or S3 prefix, relative to it: '*.py' "
+                "(any depth), 'docs/*.md'",
+                max_length=100,
+            ),
+        ] = None,
+        exclude: Annotated[
+            list[Annotated[str, Field(max_length=500)]] | None,
+            Field(description="globs of files to leave out, e.g. 'tests/*', '*.min.js'", max_length=100),
+        ] = None,
+        format: Annotated[
+            Literal["auto", "text"],
+            Field(
+                description="'auto' reads .pdf as one document per page and .json/.jsonl as one document per "
+                "record; 'text' reads JSON files as plain text"
+            ),
+        ] = "auto",
     ) -> LoadContextResult:
         """Load a corpus into a sandboxed REPL session as the variable `context`.
 
-        A single file or inline text becomes a str; a directory, a glob, or a second load into the
-        same session becomes a list[str] of documents, each starting with a '==> path <==' line.
-        Returns the session_id to use with repl_exec and rlm_query, sizes and a short preview.
+        Sources: a text file, a directory, a glob, an s3://bucket/key or s3://bucket/prefix/ URL, or
+        inline content; .gz files are decompressed, PDFs give one document per page
+        ('==> report.pdf#page=3 <=='), JSON arrays and JSON Lines one document per record (compact JSON
+        after a '==> data.jsonl:17 <==' line). A single text file, object or inline text becomes a str;
+        everything else, or a second load into the same session, a list[str] of documents, each
+        starting with a '==> name <==' line. Returns the session_id to use with repl_exec and
+        rlm_query, sizes and a short preview.
         """
         with _as_tool_errors():
             return await service.load_context(
-                content=content, path=path, name=name, session_id=session_id, encoding=encoding, errors=errors
+                content=content,
+                path=path,
+                name=name,
+                session_id=session_id,
+                encoding=encoding,
+                errors=errors,
+                include=include,
+                exclude=exclude,
+                format=format,
             )
 
     @mcp.tool(

@@ -12,13 +12,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Literal
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 
 from rlm_mcp.config import Settings
-from rlm_mcp.corpus import InlineStore, ResolvedSource, document_header, resolve_path
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelRouter
@@ -38,6 +38,7 @@ from rlm_mcp.schemas import (
     code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager
+from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
@@ -53,7 +54,9 @@ class RLMService:
         self.sessions = SessionManager(settings, self.trajectories)
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
-        self.inline = InlineStore(settings.data_dir / "corpora")
+        self.sources = Sources(
+            roots=settings.allowed_roots, corpora_dir=settings.data_dir / "corpora", aws_region=settings.aws_region
+        )
         self.prices = PriceTable(settings.prices_file)
         self._runs: dict[str, RLMRun] = {}
         self._background: anyio.abc.TaskGroup | None = None
@@ -101,16 +104,31 @@ class RLMService:
         session_id: str | None = None,
         encoding: str = "utf-8",
         errors: str = "strict",
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        format: Literal["auto", "text"] = "auto",
     ) -> LoadContextResult:
         if (content is None) == (path is None):
-            raise InvalidInput("give exactly one of `content` (the text itself) or `path` (a file, directory or glob)")
+            raise InvalidInput(
+                "give exactly one of `content` (the text itself) or `path` (a file, directory, glob or s3:// URL)"
+            )
+        if content is not None and (include or exclude):
+            raise InvalidInput("include/exclude select files of a directory or S3 prefix; they do not apply to content")
         try:
             codecs.lookup(encoding)
         except LookupError:
             raise InvalidInput(f"unknown encoding {encoding!r}") from None
+        options = LoadOptions(
+            max_bytes=self.settings.max_corpus_mb * 1024 * 1024,
+            encoding=encoding,
+            errors=errors,
+            format=format,
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+        )
         if session_id is not None:
             check_id(session_id, "session")
-        source = await self._resolve(content, path, name, encoding, errors)
+        source = await self._resolve(content, path, name, options)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
         if session_id is None:
@@ -125,17 +143,20 @@ class RLMService:
                 with anyio.CancelScope(shield=True):
                     await self.sessions.close(session.id)
                 raise
-            added = len(source.documents)
+            added = info.documents
         else:
             async with self.sessions.use(session_id) as session:
+                before = session.info.documents if session.info else 0
                 existing = session.sandbox.documents
                 first_header = document_header(existing[0].name) if existing and session.sandbox.shape == "str" else ""
-                added_docs = [d if d.header else replace(d, header=document_header(d.name)) for d in source.documents]
+                added_docs = [
+                    d if d.header or d.parts else replace(d, header=document_header(d.name)) for d in source.documents
+                ]
                 try:
                     info = await session.sandbox.load(added_docs, shape="list", append=True, first_header=first_header)
                 except LoadError as exc:
                     raise InvalidInput(str(exc)) from None
-                added = len(source.documents)
+                added = info.documents - before
         session.info = info
         await self.sessions.save(session)
         return LoadContextResult(
@@ -153,18 +174,15 @@ class RLMService:
         )
 
     async def _resolve(
-        self, content: str | None, path: str | None, name: str | None, encoding: str, errors: str
+        self, content: str | None, path: str | None, name: str | None, options: LoadOptions
     ) -> ResolvedSource:
-        max_bytes = self.settings.max_corpus_mb * 1024 * 1024
         if content is not None:
-            if len(content) > max_bytes:
+            if len(content) > options.max_bytes:
                 raise InvalidInput(f"content is larger than the corpus limit of {self.settings.max_corpus_mb} MB")
-            return await anyio.to_thread.run_sync(self.inline.put, content, name or "inline")
+            return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline")
         assert path is not None
-        source = await anyio.to_thread.run_sync(
-            lambda: resolve_path(path, self.settings.allowed_roots, encoding=encoding, errors=errors)
-        )
-        if source.total_bytes > max_bytes:
+        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
+        if source.total_bytes > options.max_bytes:
             raise InvalidInput(
                 f"{path!r} holds {source.total_bytes / 1e6:,.0f} MB, over the corpus limit of "
                 f"{self.settings.max_corpus_mb} MB (RLM_MAX_CORPUS_MB)"

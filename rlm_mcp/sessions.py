@@ -65,7 +65,14 @@ class Session:
             "created_at": self.created_at,
             "shape": self.sandbox.shape,
             "documents": [
-                {"name": d.name, "path": str(d.path), "header": d.header, "encoding": d.encoding, "errors": d.errors}
+                {
+                    "name": d.name,
+                    "path": str(d.path),
+                    "header": d.header,
+                    "encoding": d.encoding,
+                    "errors": d.errors,
+                    "parts": d.parts,
+                }
                 for d in self.sandbox.documents
             ],
         }
@@ -176,6 +183,7 @@ class SessionManager:
                 header=d.get("header", ""),
                 encoding=d.get("encoding", "utf-8"),
                 errors=d.get("errors", "strict"),
+                parts=d.get("parts") is True,
             )
             for d in record.get("documents", [])
         ]

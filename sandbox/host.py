@@ -328,7 +328,13 @@ class Sandbox:
                     "first_header": first_header,
                     "memory_bytes": soft,
                     "documents": [
-                        {"name": d.name, "header": d.header, "encoding": d.encoding, "errors": d.errors}
+                        {
+                            "name": d.name,
+                            "header": d.header,
+                            "encoding": d.encoding,
+                            "errors": d.errors,
+                            "parts": d.parts,
+                        }
                         for d in documents
                     ],
                 }

@@ -381,7 +381,10 @@ class Repl:
             for index, spec in enumerate(specs):
                 fd = fds[index]
                 fds[index] = -1
-                texts.append(loader.read_document(fd, spec))
+                if spec.parts:
+                    texts.extend(loader.read_parts(fd, spec))
+                else:
+                    texts.append(loader.read_document(fd, spec))
         finally:
             for fd in fds:
                 if fd >= 0:
