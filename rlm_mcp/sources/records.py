@@ -21,6 +21,7 @@ LINE_SUFFIXES = (".jsonl", ".ndjson")
 JSON_SUFFIX = ".json"
 READ_CHUNK = 1024 * 1024
 _WHITESPACE = " \t\n\r"
+_NUMBER_CHARS = frozenset("0123456789.eE+-")
 
 
 def kind_of(name: str) -> str | None:
@@ -92,6 +93,13 @@ class _Buffer:
                 return ""
 
 
+def _may_continue(value: object, text: str, end: int) -> bool:
+    """A number that ends where the buffer does (or before more number characters) may be cut short."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return end == len(text) or text[end] in _NUMBER_CHARS
+
+
 def write_json(source: Path, name: str, writer: PartsWriter, *, encoding: str, errors: str) -> None:
     decoder = json.JSONDecoder()
     try:
@@ -113,6 +121,8 @@ def write_json(source: Path, name: str, writer: PartsWriter, *, encoding: str, e
                 if ch == "]":
                     buf.pos += 1
                     break
+                if ch == "":
+                    raise InvalidInput(f"{name} ends before its closing ']' (after {index} elements); is it cut short?")
                 if index and ch == ",":
                     buf.pos += 1
                     buf.peek()
@@ -127,8 +137,8 @@ def write_json(source: Path, name: str, writer: PartsWriter, *, encoding: str, e
                         raise InvalidInput(
                             f"{name}: element {index} is not valid JSON ({exc.msg}); fix it, or load with format='text'"
                         ) from None
-                    if end == len(buf.text) and buf.more():
-                        continue  # a number may go on in the next chunk
+                    if _may_continue(value, buf.text, end) and buf.more():
+                        continue  # a number cut by the end of the chunk: read on and parse it again
                     break
                 writer.add(f"{name}[{index}]", _compact(value))
                 index += 1
