@@ -31,6 +31,11 @@ __all__ = [
 ]
 
 
+def pool_size(settings: Settings) -> int:
+    """HTTP connections (and threads) per backend client: several sessions share it, so never below the concurrency."""
+    return max(10, 4 * settings.subcall_concurrency)
+
+
 class ModelRouter:
     """Maps a model setting to the client that serves it (Bedrock for now)."""
 
@@ -42,8 +47,7 @@ class ModelRouter:
         if self._bedrock is None:
             s = self._settings
             self._bedrock = BedrockClient(
-                # Several sessions share the client: the pool must not be smaller than their concurrency.
-                pool_size=max(10, 4 * s.subcall_concurrency),
+                pool_size=pool_size(s),
                 max_attempts=s.bedrock_max_attempts,
                 read_timeout_s=s.subcall_timeout_s,
                 fallback_region=s.aws_region,
