@@ -102,3 +102,20 @@ def test_bad_json_is_refused(tmp_path: Path, text: str, message: str) -> None:
 def test_limit_stops_a_conversion(tmp_path: Path) -> None:
     with (tmp_path / "out").open("wb") as out, pytest.raises(derived.TooLarge, match="corpus limit"):
         derived.LimitedWriter(out, 10, "big.gz").write(b"x" * 11)
+
+
+@pytest.mark.anyio
+async def test_more_files_than_the_worker_may_open_at_once(tmp_path: Path) -> None:
+    """The worker may hold 512 descriptors: 1,100 files go over in acknowledged batches."""
+    from sandbox import Document, Sandbox
+
+    docs = []
+    for i in range(1100):
+        path = tmp_path / f"f{i:04d}.txt"
+        path.write_text(f"doc {i}\n")
+        docs.append(Document(name=path.name, path=path, header=f"==> {path.name} <==\n"))
+    async with Sandbox() as box:
+        info = await box.load(docs, shape="list")
+        assert info.documents == 1100
+        result = await box.execute("print(len(context), context[0].split()[-1], context[-1].split()[-1])")
+    assert result.stdout == "1100 0 1099\n"
