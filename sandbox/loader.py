@@ -17,6 +17,11 @@ moment CPython copies what was read so far into the wider string; the peak is
 then the old narrow string plus the new wide one. Text whose first chunk is
 already wide pays nothing extra.
 
+The in-place ``+=`` is an optimisation of CPython's specialising interpreter,
+which applies it only once a loop has run a few times ("warm" code). The first
+reads are therefore small (64 KB), so the copies made before the loop is warm
+cost kilobytes rather than the first 64 MB of a large file.
+
 A file may hold several documents (PDF pages, JSON records), each beginning
 with its own header, separated by U+001E (the ASCII record separator, as in
 RFC 7464 JSON text sequences). The server never writes U+001E inside a
@@ -32,6 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 READ_CHUNK = 8 * 1024 * 1024
+WARM_CHUNK = 64 * 1024
+WARM_READS = 16
 PREVIEW_CHARS = 500
 PART_SEPARATOR = "\x1e"
 
@@ -73,9 +80,12 @@ def _decoded_chunks(fd: int, spec: DocumentSpec):  # type: ignore[no-untyped-def
     buf = bytearray(READ_CHUNK)
     view = memoryview(buf)
     offset = 0
+    reads = 0
     try:
         while True:
-            n = os.readv(fd, [view])
+            size = min(WARM_CHUNK, READ_CHUNK) if reads < WARM_READS else READ_CHUNK
+            reads += 1
+            n = os.readv(fd, [view[:size]])
             final = n == 0
             pending = len(decoder.getstate()[0])
             try:
