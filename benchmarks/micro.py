@@ -8,8 +8,10 @@ plain CPython for guarded code, the ideal wave time for fan-out.
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -224,7 +226,31 @@ async def fan_out(work: Path, fake: ConverseFake, target: harness.Target, n: int
             await srv.call("repl_exec", session_id=sid, code=code)
             walls.append(time.perf_counter() - started)
         out["per_call_ms"] = round(statistics.median(walls) / n * 1000, 3)
+    out["fake_floor_ms"] = round(_fake_floor_ms(fake, target.sub_model, n), 3)
+    out["overhead_ms"] = round(out["per_call_ms"] - out["fake_floor_ms"], 3)
+    out["amortized_ms"] = round((out["wall_s"] - out["ideal_s"]) / n * 1000, 3)
     return out
+
+
+def _fake_floor_ms(fake: ConverseFake, model: str, n: int) -> float:
+    """What the fake itself costs per call: the same request over one kept-alive HTTP connection, no boto3."""
+    fake.respond = echo
+    host, port = fake.url.removeprefix("http://").split(":")
+    body = json.dumps(
+        {"messages": [{"role": "user", "content": [{"text": "p1"}]}], "inferenceConfig": {"maxTokens": 4096}}
+    )
+    connection = http.client.HTTPConnection(host, int(port))
+    connection.connect()
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    walls = []
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(n):
+            connection.request("POST", f"/model/{model}/converse", body, {"Content-Type": "application/json"})
+            connection.getresponse().read()
+        walls.append(time.perf_counter() - started)
+    connection.close()
+    return statistics.median(walls) / n * 1000
 
 
 async def root_tokens(

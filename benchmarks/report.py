@@ -93,8 +93,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 "per-call overhead under 2 ms",
-                f"{fan['per_call_ms']} ms per sub-call, one at a time, zero model latency, whole path",
-                _met(fan["per_call_ms"] < 2),
+                f"{fan['overhead_ms']} ms: {fan['per_call_ms']} ms per sub-call one at a time at zero latency, less "
+                f"{fan['fake_floor_ms']} ms that the fake's own HTTP server takes; {fan['amortized_ms']} ms per call "
+                "beyond the ideal in the fan-out",
+                _met(fan["overhead_ms"] < 2),
             )
         )
     if micro.get("root_tokens"):
@@ -281,8 +283,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "",
             f"{f['calls']} sub-calls in one `llm_query_batched`, {f['latency_s']} s each at the fake, concurrency "
             f"{f['concurrency']}, through `repl_exec`: {f['wall_s']} s against the ideal {f['ideal_s']} s "
-            f"({f['ratio']}x). At zero latency and concurrency 1 the whole path (sandbox, broker, boto3, HTTP, the "
-            f"fake) costs {f['per_call_ms']} ms per sub-call.",
+            f"({f['ratio']}x), {f['amortized_ms']} ms per call beyond it. At zero latency and concurrency 1 the "
+            f"whole path (sandbox, broker, boto3, HTTP, the fake) costs {f['per_call_ms']} ms per sub-call, of "
+            f"which the fake's own HTTP server (the same request over a kept-alive connection) takes "
+            f"{f['fake_floor_ms']} ms: rlm-mcp's part is {f['overhead_ms']} ms.",
             "",
         ]
     if "speedup" in micro:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 PREVIEW_CHARS = 500
 ProgressFn = Callable[[int, int], Awaitable[None]]
 OVERLOAD_KINDS = frozenset({"throttled", "unavailable"})
+PROGRESS_INTERVAL_S = 0.1
 
 
 class Budget:
@@ -159,9 +160,10 @@ class SubcallBroker:
         limiter = anyio.CapacityLimiter(self.settings.subcall_concurrency)
         shared = self.limit_for(model_id)
         done = 0
+        reported = 0.0
 
         async def run(index: int, prompt: str) -> None:
-            nonlocal done
+            nonlocal done, reported
             async with limiter, shared.limiter:
                 epoch = shared.epoch
                 started = time.time()
@@ -198,7 +200,10 @@ class SubcallBroker:
                     )
                 )
             done += 1
-            if progress is not None:
+            now = time.monotonic()
+            # The first, the last, and at most ten a second between: each is a message to the client.
+            if progress is not None and (done in (1, len(prompts)) or now - reported >= PROGRESS_INTERVAL_S):
+                reported = now
                 await progress(done, len(prompts))
 
         async with anyio.create_task_group() as tg:
