@@ -52,10 +52,12 @@ async def load(work: Path, target: harness.Target, size_mb: int, repeats: int = 
     for kind in ("ascii", "non-latin", "mixed"):
         path = _sample(work, kind, size_mb)
         size = path.stat().st_size
-        floors, loads, peaks, servers, chars = [], [], [], [], 0
+        floors, loads, peaks, servers, extras, chars = [], [], [], [], [], 0
         for _ in range(repeats):
             floors.append(_floor_read_s(path))
             async with harness.server(target, work) as srv:
+                await srv.call("list_sessions")
+                before = srv.memory()["server_peak"]
                 started = time.perf_counter()
                 loaded = await srv.call("load_context", path=str(path))
                 await srv.call("repl_exec", session_id=loaded["session_id"], code="n = len(context)")
@@ -63,6 +65,7 @@ async def load(work: Path, target: harness.Target, size_mb: int, repeats: int = 
                 memory = srv.memory()
                 peaks.append(memory["peak"])
                 servers.append(memory["server_peak"])
+                extras.append(memory["server_peak"] - before)
                 chars = loaded["chars"]
         rows.append(
             {
@@ -74,6 +77,7 @@ async def load(work: Path, target: harness.Target, size_mb: int, repeats: int = 
                 "time_ratio": round(statistics.median(loads) / statistics.median(floors), 3),
                 "peak_bytes": int(statistics.median(peaks)),
                 "server_peak_bytes": int(statistics.median(servers)),
+                "server_growth_bytes": int(statistics.median(extras)),
                 "memory_ratio": round(statistics.median(peaks) / size, 3),
             }
         )

@@ -10,7 +10,7 @@ MB = 1024 * 1024
 
 
 def _mb(n: int | float) -> str:
-    return f"{n / MB:,.0f} MB"
+    return f"{n / MB:,.0f} MB" if n >= MB else f"{n / 1024:,.0f} KB"
 
 
 def _tokens(n: int) -> str:
@@ -46,8 +46,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 "the server holds no copy of the corpus",
-                f"server peak {_mb(a['server_peak_bytes'])} while loading {size}",
-                _met(a["server_peak_bytes"] < 0.25 * a["file_bytes"]),
+                f"the server's peak grew by {_mb(a['server_growth_bytes'])} while loading {size} "
+                f"(peak {_mb(a['server_peak_bytes'])}, most of it Python, boto3 and the MCP SDK)",
+                _met(a["server_growth_bytes"] < 0.05 * a["file_bytes"]),
             )
         )
     for kind, label in (("non-latin", "Cyrillic and CJK"), ("mixed", "ASCII with one CJK line at the end")):
@@ -220,13 +221,15 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "Until code can run on it: `load_context` plus a first `repl_exec`, against a fresh "
             '`python -c "open(p).read()"` (the floor), medians of the repeats.',
             "",
-            "| text | file | characters | floor | rlm-mcp | ratio | peak server + worker | of the file | server peak |",
+            "| text | file | characters | floor | rlm-mcp | ratio | peak server + worker | of the file | server peak "
+            "(growth) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in micro["load"]:
             lines.append(
                 f"| {r['kind']} | {_mb(r['file_bytes'])} | {r['chars']:,} | {r['floor_s']} s | {r['load_s']} s | "
-                f"{r['time_ratio']}x | {_mb(r['peak_bytes'])} | {r['memory_ratio']}x | {_mb(r['server_peak_bytes'])} |"
+                f"{r['time_ratio']}x | {_mb(r['peak_bytes'])} | {r['memory_ratio']}x | {_mb(r['server_peak_bytes'])} "
+                f"({_mb(r['server_growth_bytes'])}) |"
             )
         lines += [
             "",
