@@ -24,6 +24,7 @@ from rlm_mcp.fakes.bedrock import ConverseFake
 ROOT = Path(__file__).resolve().parent.parent
 FULL_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 QUICK_SIZES = (10_000, 100_000)
+BEDROCK_SIZES = (10_000, 100_000, 1_000_000)  # real models cost real money: 10M tokens only when asked
 
 
 def machine() -> str:
@@ -73,7 +74,8 @@ def log(message: str) -> None:
 
 async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     quick = args.quick
-    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if quick else FULL_SIZES)
+    default = QUICK_SIZES if quick else (BEDROCK_SIZES if args.bedrock else FULL_SIZES)
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else default
     trec = corpora.read_trec(args.trec) if (args.trec / "train_5500.label").exists() else None
     if trec is None:
         log(f"TREC files not found in {args.trec}: the OOLONG tasks are left out")

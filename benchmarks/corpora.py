@@ -11,6 +11,7 @@ import itertools
 import random
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,7 @@ def ascii_line(rng: random.Random) -> str:
     return " ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9))) for _ in range(12))
 
 
-def write_sized(path: Path, size_bytes: int, make_line, seed: int = 5) -> None:  # type: ignore[no-untyped-def]
+def write_sized(path: Path, size_bytes: int, make_line: Callable[[random.Random], str], seed: int = 5) -> None:
     """A file of about ``size_bytes``: a block of generated lines repeated (fast for a gigabyte)."""
     rng = random.Random(seed)
     block = ("\n".join(make_line(rng) for _ in range(2000)) + "\n").encode()

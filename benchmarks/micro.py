@@ -94,19 +94,18 @@ async def shared(work: Path, target: harness.Target, size_mb: int) -> dict[str, 
         shutil.copyfileobj(src, dst, 8 * MB)
     out: dict[str, Any] = {"file_bytes": path.stat().st_size}
     async with harness.server(target, work) as srv:
-        times = []
-        for _ in range(2):
-            started = time.perf_counter()
-            await srv.call("load_context", path=str(path))
-            times.append(round(time.perf_counter() - started, 3))
-        out["local_load_s"] = times
+
+        async def twice(source: Path) -> list[float]:
+            times = []
+            for _ in range(2):
+                started = time.perf_counter()
+                await srv.call("load_context", path=str(source))
+                times.append(round(time.perf_counter() - started, 3))
+            return times
+
+        out["local_load_s"] = await twice(path)
         out["local_server_peak_bytes"] = srv.memory()["server_peak"]
-        times = []
-        for _ in range(2):
-            started = time.perf_counter()
-            await srv.call("load_context", path=str(gz_source))
-            times.append(round(time.perf_counter() - started, 3))
-        out["gzip_load_s"] = times
+        out["gzip_load_s"] = await twice(gz_source)
         derived = srv.data_dir / "corpora" / "derived"
         out["gzip_derived_files"] = len(list(derived.iterdir()))
         out["gzip_server_peak_bytes"] = srv.memory()["server_peak"]
@@ -286,7 +285,9 @@ async def root_tokens(
     return rows
 
 
-async def parallel_speedup(work: Path, fake: ConverseFake, target: harness.Target, trec, tokens: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def parallel_speedup(
+    work: Path, fake: ConverseFake, target: harness.Target, trec: list[tuple[str, str]], tokens: int
+) -> dict[str, Any]:
     """OOLONG counting with sub-calls one at a time versus 16 at once, at 250 ms per sub-call."""
     task = next(t for t in all_tasks(trec) if t.name == "oolong")
     directory = work / "corpora" / "speedup"

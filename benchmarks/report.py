@@ -122,9 +122,10 @@ def _task_table(tasks: list[dict[str, Any]]) -> list[str]:
     for r in tasks:
         cost = "n/a" if r.get("cost_unknown") else f"${r['cost_usd']:.4f}"
         speed = "-" if r.get("speedup") is None else f"{r['speedup']}x"
+        coverage = "n/a | n/a" if r["coverage"] is None else f"{r['coverage']:.1%} | {r['repeated']:.1%}"
         out.append(
-            f"| {r['title']} | {_tokens(r['tokens'])} tokens | {r['score']:.3f} | {r['coverage']:.1%} | "
-            f"{r['repeated']:.1%} | {r['sub_calls']:,} | {r['iterations']} | "
+            f"| {r['title']} | {_tokens(r['tokens'])} tokens | {r['score']:.3f} | {coverage} | "
+            f"{r['sub_calls']:,} | {r['iterations']} | "
             f"{r['root_input_tokens']:,} / {r['root_output_tokens']:,} | "
             f"{r['sub_input_tokens']:,} / {r['sub_output_tokens']:,} | {r['wall_s']:.2f} s | {speed} | "
             f"{_mb(r['peak'])} | {cost} |"

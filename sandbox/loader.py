@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import codecs
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,7 @@ def _decoder(spec: DocumentSpec) -> codecs.IncrementalDecoder:
         raise DocumentDecodeError(f"unknown encoding {spec.encoding!r} for {spec.name}") from None
 
 
-def _decoded_chunks(fd: int, spec: DocumentSpec):  # type: ignore[no-untyped-def]
+def _decoded_chunks(fd: int, spec: DocumentSpec) -> Iterator[str]:
     """Decoded text of ``fd`` in chunks of about ``READ_CHUNK`` bytes; closes ``fd``."""
     decoder = _decoder(spec)
     buf = bytearray(READ_CHUNK)

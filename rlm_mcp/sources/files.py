@@ -10,6 +10,7 @@ copied: the worker reads the file itself through a descriptor.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from rlm_mcp.errors import InvalidInput
 from rlm_mcp.sources import compressed, pdf, records
@@ -42,7 +43,7 @@ def file_document(
     identity = identity if identity is not None else local_identity(path)
     if compressed.is_compressed(name) or head[:2] == b"\x1f\x8b":
 
-        def gunzip(out) -> None:  # type: ignore[no-untyped-def]
+        def gunzip(out: BinaryIO) -> None:
             compressed.gunzip(path, LimitedWriter(out, options.max_bytes, name), name)
 
         plain = derived.build("gunzip", identity, gunzip)
@@ -66,7 +67,7 @@ def _plain_or_converted(
             head = f.read(SNIFF_BYTES)
     if pdf.is_pdf(kind_name, head):
 
-        def pages(out) -> None:  # type: ignore[no-untyped-def]
+        def pages(out: BinaryIO) -> None:
             pdf.extract_pages(path, name, PartsWriter(LimitedWriter(out, options.max_bytes, name)))
 
         return Document(name=name, path=derived.build("pdf", identity, pages), parts=True)
@@ -75,7 +76,7 @@ def _plain_or_converted(
         write = records.write_jsonl if record_kind == "jsonl" else records.write_json
         key = [*identity, options.encoding, options.errors]
 
-        def convert(out) -> None:  # type: ignore[no-untyped-def]
+        def convert(out: BinaryIO) -> None:
             writer = PartsWriter(LimitedWriter(out, options.max_bytes, name))
             write(path, name, writer, encoding=options.encoding, errors=options.errors)
 

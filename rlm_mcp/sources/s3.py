@@ -13,7 +13,7 @@ key relative to the prefix.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -117,7 +117,7 @@ class S3Reader:
             )
         identity: list[object] = ["s3", bucket, key, obj.get("ETag", ""), obj.get("Size", 0)]
 
-        def download(out) -> None:  # type: ignore[no-untyped-def]
+        def download(out: BinaryIO) -> None:
             self._s3().download_fileobj(bucket, key, out)
 
         local = self.derived.build("s3", identity, download)
