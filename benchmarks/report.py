@@ -140,6 +140,7 @@ def plot(tasks: list[dict[str, Any]], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import ticker
     except ImportError:
         return False
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -154,6 +155,8 @@ def plot(tasks: list[dict[str, Any]], path: Path) -> bool:
             ax.plot([r["tokens"] for r in rows], [value(r) for r in rows], marker="o", label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("corpus size (tokens)")
         ax.set_title(label)
         ax.grid(True, which="both", alpha=0.3)
@@ -319,8 +322,12 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         "`python3 -m benchmarks --bedrock --root-model ID --sub-model ID` runs the same tasks with a real root "
         "(it writes its own code; the scripted programs are not used) and a real sub-model on Amazon Bedrock, "
         "with your AWS credentials, and reports accuracy and cost per query the same way; the micro-benchmarks "
-        "are skipped. The results here are offline: this project's machines have no AWS access, so the "
-        "`--bedrock` path has not been run.",
+        "are skipped. Put its scores and costs next to the paper's (Zhang, Kraska and Khattab, arXiv 2512.24601, "
+        "whose tables give score and cost per query for each task and root model); the tasks here are modelled on "
+        "the paper's, not copies of them (a generated haystack, our own questions over the TREC data, a generated "
+        "multi-hop and code corpus), so the comparison is indicative, and this report does not restate the "
+        "paper's numbers. The results above are offline: this project's machines have no AWS access, so the "
+        "`--bedrock` path has not been run here.",
         "",
         "## Data",
         "",
