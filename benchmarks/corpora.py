@@ -44,8 +44,8 @@ def _sentences(rng: random.Random, count: int) -> list[str]:
     return out
 
 
-def _filler_lines(rng: random.Random, chars: int) -> list[str]:
-    pool = _sentences(rng, 3000)
+def _filler_lines(rng: random.Random, chars: int, pool: list[str] | None = None) -> list[str]:
+    pool = pool or _sentences(rng, 3000)
     lines, total = [], 0
     while total < chars:
         line = " ".join(rng.choice(pool) for _ in range(rng.randint(1, 3)))
@@ -135,7 +135,8 @@ def multihop(directory: Path, tokens: int, seed: int = 3) -> Corpus:
     projects = [f"Project {_name(rng, 2)}{i}" for i in range(max(4, n_docs // 2))]
     people = [f"{_name(rng)} {_name(rng, 3)}" for _ in projects]
     cities = [f"{_name(rng, 2)}ville" for _ in projects]
-    docs = [_filler_lines(rng, target_chars // n_docs) for _ in range(n_docs)]
+    pool = _sentences(rng, 3000)
+    docs = [_filler_lines(rng, target_chars // n_docs, pool) for _ in range(n_docs)]
     for project, person, city in zip(projects, people, cities, strict=True):
         a, b = rng.sample(range(n_docs), 2)
         docs[a].insert(rng.randrange(len(docs[a]) + 1), f"Dr. {person} serves as chief engineer of {project}.")
