@@ -30,12 +30,12 @@ from rlm_mcp.service import RLMService
 
 INSTRUCTIONS = """\
 rlm-mcp keeps a corpus far larger than your context window on the server, as the variable \
-`context` in a sandboxed Python REPL. Load it with load_context (a file, a directory, a glob, an \
-s3:// URL or inline content; PDFs, JSON and .gz files too) and keep the returned session_id. Then run Python over it with repl_exec: probe \
-its size and shape, filter with regex, split it into chunks, send chunks to the sub-model with \
-llm_query(prompt) / llm_query_batched(prompts), aggregate the answers in code, and call \
-FINAL(answer) when done. Print only what you need to see; never print the whole corpus. \
-get_trajectory shows every step that was taken."""
+`context` in a sandboxed Python REPL. Load it with load_context (a file, a directory, a glob, \
+an s3:// URL or inline content; PDFs, JSON and .gz files too) and keep the returned session_id. \
+Then run Python over it with repl_exec: probe its size and shape, filter with regex, split it \
+into chunks, send chunks to the sub-model with llm_query(prompt) / llm_query_batched(prompts), \
+aggregate the answers in code, and call FINAL(answer) when done. Print only what you need to \
+see; never print the whole corpus. get_trajectory shows every step that was taken."""
 
 SessionId = Annotated[str, Field(description="the session_id returned by load_context", max_length=100)]
 
