@@ -116,7 +116,7 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             log("micro: repl_exec round trip")
             m["repl"] = await micro.repl_overhead(work, target, calls=100 if quick else 500)
             log("micro: sandboxed code against plain CPython")
-            m["guarded"] = await micro.guarded(work, target, 16 if quick else 100, repeats=2 if quick else 3)
+            m["guarded"] = await micro.guarded(work, target, 16 if quick else 100, repeats=2 if quick else 5)
             log("micro: fan-out")
             m["fan_out"] = await micro.fan_out(work, fake, target)
             log("micro: root tokens against corpus size")

@@ -24,6 +24,7 @@ from benchmarks.tasks import Oracle, all_tasks, root_script
 from rlm_mcp.fakes.bedrock import ConverseFake, ConverseRequest, Reply, echo
 
 MB = 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _floor_read_s(path: Path) -> float:
@@ -156,8 +157,13 @@ TIMED = (
 async def guarded(work: Path, target: harness.Target, size_mb: int, repeats: int = 3) -> list[dict[str, Any]]:
     """The same corpus operations in plain CPython and in the sandbox (timed inside the code, min of repeats)."""
     path = _sample(work, "ascii", size_mb)
+    # The plain process reads the corpus with the sandbox's own loader, so both hold the same string built the
+    # same way and the comparison is of the guards, not of how the allocator was left by loading.
     plain_script = (
-        "import sys, json\ncontext = open(sys.argv[1]).read()\nops = json.loads(sys.argv[2])\nout = {}\n"
+        "import sys, json, os\nsys.path.insert(0, sys.argv[4])\nfrom sandbox import loader\n"
+        "spec = loader.DocumentSpec('corpus', '', 'utf-8', 'strict')\n"
+        "context = loader.read_document(os.open(sys.argv[1], os.O_RDONLY), spec)\n"
+        "ops = json.loads(sys.argv[2])\nout = {}\n"
         "for name, code in ops.items():\n"
         "    times = []\n"
         "    for _ in range(int(sys.argv[3])):\n"
@@ -169,7 +175,7 @@ async def guarded(work: Path, target: harness.Target, size_mb: int, repeats: int
     )
     timed = {name: TIMED.format(op=op) for name, op in OPS.items()}
     done = subprocess.run(
-        [sys.executable, "-c", plain_script, str(path), json.dumps(timed), str(repeats)],
+        [sys.executable, "-c", plain_script, str(path), json.dumps(timed), str(repeats), str(ROOT)],
         check=True,
         capture_output=True,
         text=True,

@@ -211,7 +211,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "code question that lists functions, the mean over the three code questions. Coverage: the share of the "
             "corpus's lines the sub-model saw; seen twice: lines sent again (the multi-hop task's second hop sends "
             "the documents that name the person). Speed-up: the sub-calls' summed latency over the wall time of the "
-            "steps that made them. Peak memory: server plus sandbox worker, peak resident set.",
+            "steps that made them. Peak memory: server plus sandbox worker, peak resident set; past a few MB it "
+            "is dominated by the one batch of sub-calls in flight (the chunks, the prompts, and the request frame "
+            "on both sides of the sandbox channel, several copies of the corpus's size), not by the corpus.",
             "",
         ]
         lines += _task_table(results["tasks"])
@@ -276,7 +278,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "## Sandboxed code against plain CPython",
             "",
             "The same code, timed inside itself, in a plain `python` process and in the sandbox (RestrictedPython "
-            "policy, module proxies, worker limits); best of the repeats.",
+            "policy, module proxies, worker limits), each holding the corpus read by the same loader; best of the "
+            "repeats. Differences of tens of percent either way are the allocator and the machine's load, not the "
+            "guards: the policy adds no call to reads, items or iteration.",
             "",
             "| operation | plain | sandbox | ratio |",
             "|---|---|---|---|",
