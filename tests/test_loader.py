@@ -119,3 +119,22 @@ async def test_more_files_than_the_worker_may_open_at_once(tmp_path: Path) -> No
         assert info.documents == 1100
         result = await box.execute("print(len(context), context[0].split()[-1], context[-1].split()[-1])")
     assert result.stdout == "1100 0 1099\n"
+
+
+@pytest.mark.anyio
+async def test_a_bad_file_in_a_later_batch_leaves_the_sandbox_usable(tmp_path: Path) -> None:
+    from sandbox import Document, LoadError, Sandbox
+
+    docs = []
+    for i in range(450):
+        path = tmp_path / f"f{i:04d}.txt"
+        path.write_bytes(b"\xff bad" if i == 300 else f"doc {i}\n".encode())
+        docs.append(Document(name=path.name, path=path, header=f"==> {path.name} <==\n"))
+    async with Sandbox() as box:
+        await box.load(docs[:2], shape="list")
+        with pytest.raises(LoadError, match=r"f0300.txt is not valid utf-8 \(byte 0"):
+            await box.load(docs, shape="list", append=True)
+        result = await box.execute("print(len(context))")
+        assert result.stdout == "2\n"  # the corpus from before the failed load
+        info = await box.load(docs[301:], shape="list", append=True)
+        assert info.documents == 151
