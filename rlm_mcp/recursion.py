@@ -23,9 +23,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from rlm_mcp.corpus import ResolvedSource
 from rlm_mcp.errors import RLMError
 from rlm_mcp.loop import RLMRun
+from rlm_mcp.sources import ResolvedSource
 from sandbox import CallHandler, Document, LoadInfo, Sandbox, SandboxError, SandboxLimits, SubcallRefused
 
 log = logging.getLogger(__name__)

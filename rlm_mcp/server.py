@@ -37,12 +37,12 @@ from rlm_mcp.service import RLMService
 
 INSTRUCTIONS = """\
 rlm-mcp keeps a corpus far larger than your context window on the server, as the variable \
-`context` in a sandboxed Python REPL. Load it with load_context (a path, a directory, a glob or \
-inline content) and keep the returned session_id. Then run Python over it with repl_exec: probe \
-its size and shape, filter with regex, split it into chunks, send chunks to the sub-model with \
-llm_query(prompt) / llm_query_batched(prompts), aggregate the answers in code, and call \
-FINAL(answer) when done. Print only what you need to see; never print the whole corpus. \
-get_trajectory shows every step that was taken."""
+`context` in a sandboxed Python REPL. Load it with load_context (a file, a directory, a glob, \
+an s3:// URL or inline content; PDFs, JSON and .gz files too) and keep the returned session_id. \
+Then run Python over it with repl_exec: probe its size and shape, filter with regex, split it \
+into chunks, send chunks to the sub-model with llm_query(prompt) / llm_query_batched(prompts), \
+aggregate the answers in code, and call FINAL(answer) when done. Print only what you need to \
+see; never print the whole corpus. get_trajectory shows every step that was taken."""
 
 SessionId = Annotated[str, Field(description="the session_id returned by load_context", max_length=100)]
 
@@ -79,7 +79,7 @@ def build_server(service: RLMService) -> MCPServer:
             str | None,
             Field(
                 description="a file, a directory (each text file becomes one document) or a glob such as "
-                "'logs/**/*.log', inside the server's allowed roots"
+                "'logs/**/*.log', inside the server's allowed roots; or s3://bucket/key, s3://bucket/prefix/"
             ),
         ] = None,
         content: Annotated[str | None, Field(description="the corpus text itself, instead of a path")] = None,
@@ -93,6 +93,25 @@ def build_server(service: RLMService) -> MCPServer:
             Literal["strict", "replace"],
             Field(description="'replace' loads files with invalid bytes instead of refusing them"),
         ] = "strict",
+        include: Annotated[
+            list[Annotated[str, Field(max_length=500)]] | None,
+            Field(
+                description="globs of files to load from a directory or S3 prefix, relative to it: '*.py' "
+                "(any depth), 'docs/*.md'",
+                max_length=100,
+            ),
+        ] = None,
+        exclude: Annotated[
+            list[Annotated[str, Field(max_length=500)]] | None,
+            Field(description="globs of files to leave out, e.g. 'tests/*', '*.min.js'", max_length=100),
+        ] = None,
+        format: Annotated[
+            Literal["auto", "text"],
+            Field(
+                description="'auto' reads .pdf as one document per page and .json/.jsonl as one document per "
+                "record; 'text' reads JSON files as plain text"
+            ),
+        ] = "auto",
         corpus_id: Annotated[
             str | None,
             Field(
@@ -104,10 +123,14 @@ def build_server(service: RLMService) -> MCPServer:
     ) -> LoadContextResult:
         """Load a corpus into a sandboxed REPL session as the variable `context`.
 
-        A single file or inline text becomes a str; a directory, a glob, or a second load into the
-        same session becomes a list[str] of documents, each starting with a '==> path <==' line.
-        Returns the session_id to use with repl_exec and rlm_query, sizes and a short preview, and for
-        inline content a corpus_id that loads the same text again later without sending it.
+        Sources: a text file, a directory, a glob, an s3://bucket/key or s3://bucket/prefix/ URL, or
+        inline content; .gz files are decompressed, PDFs give one document per page
+        ('==> report.pdf#page=3 <=='), JSON arrays and JSON Lines one document per record (compact JSON
+        after a '==> data.jsonl:17 <==' line). A single text file, object or inline text becomes a str;
+        everything else, or a second load into the same session, a list[str] of documents, each
+        starting with a '==> name <==' line. Returns the session_id to use with repl_exec and
+        rlm_query, sizes and a short preview, and for inline content a corpus_id that loads the same
+        text again later (on any replica sharing the store) without sending it.
         """
         with _as_tool_errors():
             return await service.load_context(
@@ -117,6 +140,9 @@ def build_server(service: RLMService) -> MCPServer:
                 session_id=session_id,
                 encoding=encoding,
                 errors=errors,
+                include=include,
+                exclude=exclude,
+                format=format,
                 corpus_id=corpus_id,
             )
 

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -20,7 +20,6 @@ import anyio.to_thread
 
 from rlm_mcp import viewer
 from rlm_mcp.config import Settings
-from rlm_mcp.corpus import InlineStore, ResolvedSource, document_header, resolve_path
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.guide import guide_text
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
@@ -42,6 +41,7 @@ from rlm_mcp.schemas import (
     code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
+from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
 from rlm_mcp.store import open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span, run_span
@@ -57,15 +57,21 @@ class RLMService:
         self.settings = settings
         self.store = open_store(settings)
         self.trajectories = TrajectoryStore(self.store.sub("trajectories"))
-        self.inline = InlineStore(settings.data_dir / "corpora", self.store.sub("corpora"))
-        self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.inline)
+        self.sources = Sources(
+            roots=settings.allowed_roots,
+            corpora_dir=settings.data_dir / "corpora",
+            aws_region=settings.aws_region,
+            shared=self.store.sub("corpora"),
+        )
+        self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
         self._runs: dict[str, RLMRun] = {}
         self._background: anyio.abc.TaskGroup | None = None
         self.recursion = Recursion(
-            new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs), store_text=self.inline.put
+            new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs),
+            store_text=self.sources.inline.put,
         )
 
     @contextlib.asynccontextmanager
@@ -125,20 +131,33 @@ class RLMService:
         session_id: str | None = None,
         encoding: str = "utf-8",
         errors: str = "strict",
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        format: Literal["auto", "text"] = "auto",
         corpus_id: str | None = None,
     ) -> LoadContextResult:
         if sum(x is not None for x in (content, path, corpus_id)) != 1:
             raise InvalidInput(
-                "give exactly one of `content` (the text itself), `path` (a file, directory or glob) or "
-                "`corpus_id` (the id an earlier load_context returned for inline content)"
+                "give exactly one of `content` (the text itself), `path` (a file, directory, glob or s3:// URL) "
+                "or `corpus_id` (the id an earlier load_context returned for inline content)"
             )
+        if path is None and (include or exclude):
+            raise InvalidInput("include/exclude select files of a directory or S3 prefix; they only apply to path")
         try:
             codecs.lookup(encoding)
         except LookupError:
             raise InvalidInput(f"unknown encoding {encoding!r}") from None
+        options = LoadOptions(
+            max_bytes=self.settings.max_corpus_mb * 1024 * 1024,
+            encoding=encoding,
+            errors=errors,
+            format=format,
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+        )
         if session_id is not None:
             check_id(session_id, "session")
-        source = await self._resolve(content, path, name, encoding, errors, corpus_id)
+        source = await self._resolve(content, path, name, options, corpus_id)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
         if session_id is None:
@@ -153,18 +172,22 @@ class RLMService:
                 with anyio.CancelScope(shield=True):
                     await self.sessions.close(session.id)
                 raise
-            added = len(source.documents)
+            added = info.documents
         else:
             async with self.sessions.use(session_id) as session:
+                before = session.info.documents if session.info else 0
                 existing = session.sandbox.documents
                 first_header = document_header(existing[0].name) if existing and session.sandbox.shape == "str" else ""
-                added_docs = [d if d.header else replace(d, header=document_header(d.name)) for d in source.documents]
+                added_docs = [
+                    d if d.header or d.parts else replace(d, header=document_header(d.name)) for d in source.documents
+                ]
                 try:
                     info = await session.sandbox.load(added_docs, shape="list", append=True, first_header=first_header)
                 except LoadError as exc:
                     raise InvalidInput(str(exc)) from None
-                added = len(source.documents)
+                added = info.documents - before
         session.info = info
+        single = len(source.documents) == 1
         await self.sessions.save(session)
         await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
         return LoadContextResult(
@@ -177,7 +200,7 @@ class RLMService:
             estimated_tokens=info.chars // 4,
             preview=info.preview,
             added_documents=added,
-            corpus_id=self.inline.corpus_id_of(source.documents[0].path) if len(source.documents) == 1 else None,
+            corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,
             skipped=source.skipped[:50],
             notes=session.take_notes(),
         )
@@ -187,22 +210,18 @@ class RLMService:
         content: str | None,
         path: str | None,
         name: str | None,
-        encoding: str,
-        errors: str,
+        options: LoadOptions,
         corpus_id: str | None = None,
     ) -> ResolvedSource:
-        max_bytes = self.settings.max_corpus_mb * 1024 * 1024
         if corpus_id is not None:
-            return await anyio.to_thread.run_sync(self.inline.attach, corpus_id, name or "inline")
+            return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline")
         if content is not None:
-            if len(content) > max_bytes:
+            if len(content) > options.max_bytes:
                 raise InvalidInput(f"content is larger than the corpus limit of {self.settings.max_corpus_mb} MB")
-            return await anyio.to_thread.run_sync(self.inline.put, content, name or "inline")
+            return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline")
         assert path is not None
-        source = await anyio.to_thread.run_sync(
-            lambda: resolve_path(path, self.settings.allowed_roots, encoding=encoding, errors=errors)
-        )
-        if source.total_bytes > max_bytes:
+        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
+        if source.total_bytes > options.max_bytes:
             raise InvalidInput(
                 f"{path!r} holds {source.total_bytes / 1e6:,.0f} MB, over the corpus limit of "
                 f"{self.settings.max_corpus_mb} MB (RLM_MAX_CORPUS_MB)"

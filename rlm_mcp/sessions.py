@@ -32,7 +32,7 @@ from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
 from sandbox import Document, LoadInfo, Sandbox, SandboxLimits
 
 if TYPE_CHECKING:
-    from rlm_mcp.corpus import InlineStore
+    from rlm_mcp.sources import InlineStore
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -75,6 +75,7 @@ class Session:
                 "header": d.header,
                 "encoding": d.encoding,
                 "errors": d.errors,
+                "parts": d.parts,
             }
             corpus_id = corpora.corpus_id_of(d.path) if corpora is not None else None
             if corpus_id is not None:
@@ -147,6 +148,7 @@ class SessionManager:
             header=raw.get("header", ""),
             encoding=raw.get("encoding", "utf-8"),
             errors=raw.get("errors", "strict"),
+            parts=raw.get("parts") is True,
         )
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -5,6 +5,10 @@ order. Each prompt succeeds or fails on its own (a failure never loses the other
 answers), each is recorded for the trajectory, and every request is charged to
 a :class:`Budget` first, so a runaway loop of sub-calls stops with an error the
 code can catch instead of an invoice.
+
+On top of the per-batch limit, every model has an :class:`AdaptiveLimit` shared
+by all sessions: when the provider throttles, fewer calls go out at once, and
+the limit climbs back as calls succeed.
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ import anyio
 from rlm_mcp import telemetry
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models import ModelClient, ModelRouter, Usage
+from rlm_mcp.models import ModelClient, ModelRouter, Usage, pool_size
 from rlm_mcp.schemas import SubCallRecord
 from sandbox import SubcallHandler, SubcallRefused, SubcallReply
 
+log = logging.getLogger(__name__)
 PREVIEW_CHARS = 500
 CHARS_PER_BUDGET_TOKEN = 8
 """A prompt longer than this many characters per token of RLM_SUB_CONTEXT_TOKENS is refused unsent."""
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], Awaitable[None]]
+OVERLOAD_KINDS = frozenset({"throttled", "unavailable"})
+PROGRESS_INTERVAL_S = 0.1
 
 
 class Budget:
@@ -49,6 +56,48 @@ class Budget:
                 error_type="SubcallBudgetExceeded",
             )
         self.used += count
+
+
+class AdaptiveLimit:
+    """How many calls to one model may be in flight at once, across sessions (AIMD, as TCP does).
+
+    It starts at ``ceiling``. A sign of overload (the backend had to retry a call for
+    throttling or a 5xx, or gave up on one) halves it, from the number of calls in flight
+    at that moment; overload reported by calls that started before that cut is ignored,
+    since it describes the load before it. Each success adds ``1/limit``, so the limit
+    grows back by about one per round of calls until it reaches the ceiling again.
+    """
+
+    def __init__(self, ceiling: int, name: str = ""):
+        self.ceiling = ceiling
+        self.name = name
+        self.limiter = anyio.CapacityLimiter(ceiling)
+        self.epoch = 0
+        self.cuts = 0
+        self._credit = 0.0
+
+    @property
+    def limit(self) -> int:
+        return int(self.limiter.total_tokens)
+
+    def overloaded(self, started_epoch: int) -> None:
+        if started_epoch != self.epoch:
+            return
+        self.epoch += 1
+        self._credit = 0.0
+        reduced = max(1, min(self.limit, self.limiter.borrowed_tokens) // 2)
+        if reduced < self.limit:
+            self.cuts += 1
+            self.limiter.total_tokens = reduced
+            log.info("%s is overloaded: at most %d sub-calls at once for now", self.name, reduced)
+
+    def succeeded(self) -> None:
+        if self.limit >= self.ceiling:
+            return
+        self._credit += 1 / self.limit
+        if self._credit >= 1:
+            self._credit -= 1
+            self.limiter.total_tokens = self.limit + 1
 
 
 @dataclass
@@ -73,6 +122,13 @@ class SubcallBroker:
     def __init__(self, settings: Settings, router: ModelRouter):
         self.settings = settings
         self.router = router
+        self._limits: dict[str, AdaptiveLimit] = {}
+
+    def limit_for(self, model_id: str) -> AdaptiveLimit:
+        """The shared limit of one model; its ceiling is the client's connection pool."""
+        if model_id not in self._limits:
+            self._limits[model_id] = AdaptiveLimit(pool_size(self.settings), model_id)
+        return self._limits[model_id]
 
     def handler(
         self,
@@ -107,11 +163,14 @@ class SubcallBroker:
     ) -> list[SubcallReply]:
         replies: list[SubcallReply] = [SubcallReply(error="not run")] * len(prompts)
         limiter = anyio.CapacityLimiter(self.settings.subcall_concurrency)
+        shared = self.limit_for(model_id)
         done = 0
+        reported = 0.0
 
         async def run(index: int, prompt: str) -> None:
-            nonlocal done
-            async with limiter:
+            nonlocal done, reported
+            async with limiter, shared.limiter:
+                epoch = shared.epoch
                 started = time.time()
                 clock = time.perf_counter()
                 text = error = None
@@ -127,8 +186,14 @@ class SubcallBroker:
                         completion = await client.complete(model_id, prompt, max_tokens=self.settings.sub_max_tokens)
                         span.completed(completion)
                     text, usage = completion.text, completion.usage
+                    if completion.retries:
+                        shared.overloaded(epoch)
+                    else:
+                        shared.succeeded()
                 except ModelError as exc:
                     error = str(exc)
+                    if exc.kind in OVERLOAD_KINDS:
+                        shared.overloaded(epoch)
                 except TimeoutError:
                     error = f"no answer from {model_id} within {self.settings.subcall_timeout_s:g} s"
                 except Exception as exc:  # a fault costs this one answer, never the batch
@@ -150,7 +215,10 @@ class SubcallBroker:
                     )
                 )
             done += 1
-            if progress is not None:
+            now = time.monotonic()
+            # The first, the last, and at most ten a second between: each is a message to the client.
+            if progress is not None and (done in (1, len(prompts)) or now - reported >= PROGRESS_INTERVAL_S):
+                reported = now
                 await progress(done, len(prompts))
 
         async with anyio.create_task_group() as tg:

@@ -331,45 +331,72 @@ class Sandbox:
     async def _load_locked(
         self, documents: list[Document], shape: Literal["str", "list"], *, append: bool, first_header: str = ""
     ) -> LoadInfo:
+        new_bytes = 0
+        for doc in documents:
+            try:
+                new_bytes += os.stat(doc.path, follow_symlinks=False).st_size
+            except OSError as exc:
+                raise LoadError(f"cannot open {doc.name}: {exc.strerror}") from None
+        total = new_bytes + (self.corpus_bytes if append else 0)
+        if total > self.limits.max_corpus_bytes:
+            raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {self.limits.max_corpus_bytes:,}")
+        soft, _ = self._memory_for(total)
+        await self._send(
+            {
+                "op": "load",
+                "mode": "append" if append else "replace",
+                "shape": shape,
+                "first_header": first_header,
+                "memory_bytes": soft,
+                "batch": _FD_BATCH,
+                "documents": [
+                    {"name": d.name, "header": d.header, "encoding": d.encoding, "errors": d.errors, "parts": d.parts}
+                    for d in documents
+                ],
+            }
+        )
+        # Bounded, like every wait on the worker: a load never turns into a hung request.
+        deadline = anyio.current_time() + self.limits.start_timeout_s + total / _SLOWEST_LOAD_BYTES_PER_S
+        # Descriptors go over in batches, each sent once the worker has read the one before: neither
+        # side ever holds more than a batch open, whatever the number of files (open-file limits).
+        for start in range(0, len(documents), _FD_BATCH):
+            if start:
+                reply = await self._recv_by(deadline)
+                if reply.get("op") != "load_more":
+                    return self._loaded(reply, documents, shape, append=append, first_header=first_header)
+            await self._send_fds(documents[start : start + _FD_BATCH])
+        reply = await self._recv_by(deadline)
+        return self._loaded(reply, documents, shape, append=append, first_header=first_header)
+
+    async def _recv_by(self, deadline: float) -> dict[str, Any]:
+        """The next message, or a lost worker if it does not come by ``deadline`` (anyio's clock)."""
+        with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+            return await self._recv()
+        raise _WorkerLost("timeout", "the sandbox did not finish loading in time")
+
+    async def _send_fds(self, batch: list[Document]) -> None:
+        assert self._stream is not None
         fds: list[int] = []
         try:
-            for doc in documents:
+            for doc in batch:
                 fds.append(_open_document(doc))
-            new_bytes = sum(os.fstat(fd).st_size for fd in fds)
-            total = new_bytes + (self.corpus_bytes if append else 0)
-            if total > self.limits.max_corpus_bytes:
-                raise LoadError(
-                    f"the corpus would be {total:,} bytes, over the limit of {self.limits.max_corpus_bytes:,}"
-                )
-            soft, _ = self._memory_for(total)
-            await self._send(
-                {
-                    "op": "load",
-                    "mode": "append" if append else "replace",
-                    "shape": shape,
-                    "first_header": first_header,
-                    "memory_bytes": soft,
-                    "documents": [
-                        {"name": d.name, "header": d.header, "encoding": d.encoding, "errors": d.errors}
-                        for d in documents
-                    ],
-                }
-            )
-            assert self._stream is not None
-            for start in range(0, len(fds), _FD_BATCH):
-                try:
-                    await self._stream.send_fds(b"F", fds[start : start + _FD_BATCH])
-                except OSError as exc:
-                    raise _WorkerLost("crashed", await self._exit_reason()) from exc
+            try:
+                await self._stream.send_fds(b"F", fds)
+            except OSError as exc:
+                raise _WorkerLost("crashed", await self._exit_reason()) from exc
         finally:
             for fd in fds:
                 os.close(fd)
-        # Bounded, like every wait on the worker: a load never turns into a hung request.
-        deadline = self.limits.start_timeout_s + total / _SLOWEST_LOAD_BYTES_PER_S
-        with anyio.move_on_after(deadline) as scope:
-            reply = await self._recv()
-        if scope.cancelled_caught:
-            raise _WorkerLost("timeout", f"the sandbox did not finish loading within {deadline:.0f} s")
+
+    def _loaded(
+        self,
+        reply: dict[str, Any],
+        documents: list[Document],
+        shape: Literal["str", "list"],
+        *,
+        append: bool,
+        first_header: str,
+    ) -> LoadInfo:
         if reply.get("op") == "load_error":
             if not append:
                 self._documents = []

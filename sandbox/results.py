@@ -38,6 +38,8 @@ class Document:
     header: str = ""
     encoding: str = "utf-8"
     errors: str = "strict"
+    parts: bool = False
+    """The file holds several documents (PDF pages, JSON records) separated by U+001E, each with its header."""
 
 
 @dataclass(frozen=True)

@@ -423,19 +423,28 @@ class Repl:
         else:
             self.context = ""
             self._restore_reserved()
+        batch = max(1, min(int(message.get("batch") or FD_BATCH), FD_BATCH))
+        for start in range(0, len(specs), batch):
+            if start:
+                self.channel.send({"op": "load_more", "done": start})
+            self._read_batch(specs[start : start + batch], texts)
+        self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
+        self._restore_reserved()
+        return loader.describe(self.context)
+
+    def _read_batch(self, specs: list[loader.DocumentSpec], texts: list[str]) -> None:
         fds = self.channel.recv_fds(len(specs))
         try:
             for index, spec in enumerate(specs):
-                fd = fds[index]
-                fds[index] = -1
-                texts.append(loader.read_document(fd, spec))
+                fd, fds[index] = fds[index], -1
+                if spec.parts:
+                    texts.extend(loader.read_parts(fd, spec))
+                else:
+                    texts.append(loader.read_document(fd, spec))
         finally:
             for fd in fds:
                 if fd >= 0:
                     os.close(fd)
-        self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
-        self._restore_reserved()
-        return loader.describe(self.context)
 
     def execute(self, code: str, timeout: float, cpu_budget: float) -> dict[str, Any]:
         self.interrupts.fired = None

@@ -204,6 +204,9 @@ class JsonHTTPFake:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle's algorithm on, the client's delayed
+            # ACK would add ~40 ms to every call and the fake, not rlm-mcp, would dominate every timing.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))

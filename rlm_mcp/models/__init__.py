@@ -70,6 +70,11 @@ def parse_model(model: str) -> tuple[str, str]:
     return backend, model_id
 
 
+def pool_size(settings: Settings) -> int:
+    """HTTP connections (and threads) per backend client: several sessions share it, so never below the concurrency."""
+    return max(10, 4 * settings.subcall_concurrency)
+
+
 class ModelRouter:
     """Maps a model setting to the client that serves it: Bedrock, an OpenAI-compatible API, or sampling.
 
@@ -86,8 +91,7 @@ class ModelRouter:
     def client_for(self, model: str) -> tuple[ModelClient, str]:
         backend, model_id = parse_model(model)
         s = self._settings
-        # Several sessions share a client: its pool must not be smaller than their concurrency.
-        pool = max(10, 4 * s.subcall_concurrency)
+        pool = pool_size(s)
         if backend == "sampling":
             return self._sampling, model_id
         if backend == "openai":

@@ -65,6 +65,8 @@ class Completion:
     latency_ms: float = 0.0
     stop_reason: str = "end_turn"
     tool_calls: list[ToolCall] = field(default_factory=list)
+    retries: int = 0
+    """Attempts the backend retried (throttling, 5xx) before this answer: a sign of overload."""
 
     def as_message(self) -> Message:
         blocks: list[Block] = [TextBlock(self.text)] if self.text else []

@@ -202,6 +202,7 @@ def _parse_response(response: dict[str, Any], model: str, latency_ms: float) -> 
             latency_ms=float(metrics.get("latencyMs", latency_ms)),
             stop_reason=str(response.get("stopReason", "end_turn")),
             tool_calls=calls,
+            retries=int((response.get("ResponseMetadata") or {}).get("RetryAttempts", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"Bedrock returned a response rlm-mcp cannot read ({exc!r})", kind="malformed") from exc

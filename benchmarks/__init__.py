@@ -1,0 +1,1 @@
+"""rlm-mcp's benchmark suite: ``python -m benchmarks`` (see BENCHMARKS.md). Not collected by pytest."""

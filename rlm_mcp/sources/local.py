@@ -1,0 +1,72 @@
+"""Local sources: a file, a directory (walked, with include/exclude globs) or a glob pattern."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
+from rlm_mcp.sources.derived import DerivedStore
+from rlm_mcp.sources.files import Binary, file_document
+from rlm_mcp.sources.paths import GLOB_CHARS, check_path, display_name, glob, walk
+from rlm_mcp.sources.resolved import LoadOptions, ResolvedSource
+from sandbox import Document
+
+MAX_FILES = 100_000
+
+
+def document_bytes(documents: list[Document]) -> int:
+    return sum(d.path.stat().st_size for d in documents)
+
+
+def resolve_local(raw: str, roots: list[Path], options: LoadOptions, derived: DerivedStore) -> ResolvedSource:
+    """Turn a file, directory or glob into documents, checking every file it names."""
+    if any(ch in GLOB_CHARS for ch in raw):
+        candidates = list(glob(raw, roots))
+        if not candidates:
+            raise NotFound(f"no files match {raw!r}")
+    else:
+        real = check_path(raw, roots)
+        if real.is_file():
+            doc = file_document(real, display_name(real, roots), options, derived, with_header=False)
+            return ResolvedSource([doc], "list" if doc.parts else "str", document_bytes([doc]))
+        candidates = list(walk(real, options.include, options.exclude))
+    documents: list[Document] = []
+    skipped: list[str] = []
+    total = 0
+    for path in candidates:
+        if len(documents) >= MAX_FILES:
+            skipped.append(f"... more files after the first {MAX_FILES:,} were left out")
+            break
+        try:
+            real = check_path(str(path), roots)
+        except (PathRefused, NotFound) as exc:
+            skipped.append(str(exc))
+            continue
+        if not real.is_file():
+            continue
+        name = display_name(real, roots)
+        try:
+            if real.stat().st_size == 0:
+                skipped.append(f"{name}: empty")
+                continue
+            doc = file_document(real, name, options, derived, with_header=True)
+            size = doc.path.stat().st_size
+        except Binary:
+            skipped.append(f"{name}: binary")
+            continue
+        except InvalidInput as exc:  # an unreadable PDF, bad JSON, a gzip bomb: that file only
+            skipped.append(str(exc))
+            continue
+        except OSError as exc:
+            skipped.append(f"{name}: {exc.strerror}")
+            continue
+        total += size
+        if total > options.max_bytes:
+            raise InvalidInput(
+                f"{raw!r} holds more than the corpus limit of {options.max_bytes / 1e6:,.0f} MB (RLM_MAX_CORPUS_MB); "
+                "narrow it with include/exclude globs"
+            )
+        documents.append(doc)
+    if not documents:
+        raise NotFound(f"no text files to load under {raw!r}" + (f" (skipped: {len(skipped)})" if skipped else ""))
+    return ResolvedSource(documents, "list", total, skipped)

@@ -1,0 +1,29 @@
+"""What resolving a source yields: the documents a sandbox reads, and what was left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sandbox import Document
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How the files of one ``load_context`` call are read."""
+
+    max_bytes: int
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    format: Literal["auto", "text"] = "auto"
+    """``auto`` reads .pdf as pages and .json/.jsonl as records; ``text`` reads every file as plain text."""
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass
+class ResolvedSource:
+    documents: list[Document]
+    shape: Literal["str", "list"]
+    total_bytes: int
+    skipped: list[str] = field(default_factory=list)
