@@ -142,7 +142,9 @@ class RLMService:
                 "or `corpus_id` (the id an earlier load_context returned for inline content)"
             )
         if path is None and (include or exclude):
-            raise InvalidInput("include/exclude select files of a directory or S3 prefix; they only apply to path")
+            raise InvalidInput(
+                "include/exclude select files of a directory or S3 prefix; they do not apply to content or corpus_id"
+            )
         try:
             codecs.lookup(encoding)
         except LookupError:

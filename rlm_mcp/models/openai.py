@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -110,14 +111,16 @@ class OpenAIClient:
             key = "max_completion_tokens" if model in self._completion_tokens else "max_tokens"
             started = time.perf_counter()
             try:
-                response = await self._post({**body, key: max_tokens}, model)
+                response, retries = await self._post({**body, key: max_tokens}, model)
             except _WantsCompletionTokens:
                 self._completion_tokens.add(model)
                 continue
-            return parse_completion(response, model, (time.perf_counter() - started) * 1000)
+            completion = parse_completion(response, model, (time.perf_counter() - started) * 1000)
+            return replace(completion, retries=retries)  # retries tell the sub-call limit to back off
         raise ModelError(f"{model} refused both max_tokens and max_completion_tokens", kind="validation")
 
-    async def _post(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+    async def _post(self, body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
+        """The JSON reply and how many retries it took."""
         url = f"{self.base_url}/chat/completions"
         for attempt in range(1, self._max_attempts + 1):
             last = attempt == self._max_attempts
@@ -139,7 +142,7 @@ class OpenAIClient:
                 continue
             if response.status_code == 200:
                 try:
-                    return response.json()
+                    return response.json(), attempt - 1
                 except ValueError as exc:
                     raise ModelError(f"{self.base_url} returned a body that is not JSON", kind="malformed") from exc
             if response.status_code in _RETRY_STATUS and not last:
