@@ -155,6 +155,8 @@ def plot(tasks: list[dict[str, Any]], path: Path) -> bool:
             ax.plot([r["tokens"] for r in rows], [value(r) for r in rows], marker="o", label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # 1-2-5 steps, so a panel spanning less than a decade (memory) still gets labelled ticks.
+        ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("corpus size (tokens)")
