@@ -22,10 +22,10 @@ from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.guide import guide_text
-from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
+from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
     CloseSessionResult,
     LoadContextResult,
@@ -35,7 +35,6 @@ from rlm_mcp.schemas import (
     SessionList,
     Step,
     SubCallSummary,
-    TokenUsage,
     Trajectory,
     VariableInfo,
     code_error,
@@ -44,7 +43,7 @@ from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
 from rlm_mcp.store import open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
-from rlm_mcp.telemetry import code_span, run_span
+from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
@@ -67,11 +66,19 @@ class RLMService:
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
-        self._runs: dict[str, RLMRun] = {}
         self._background: anyio.abc.TaskGroup | None = None
         self.recursion = Recursion(
             new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs),
             store_text=self.sources.inline.put,
+        )
+        self.runs = Runs(
+            settings=settings,
+            sessions=self.sessions,
+            trajectories=self.trajectories,
+            router=self.router,
+            broker=self.broker,
+            prices=self.prices,
+            recursion=self.recursion,
         )
 
     @contextlib.asynccontextmanager
@@ -85,17 +92,16 @@ class RLMService:
         await self.sessions.purge_stale_records()
         try:
             async with anyio.create_task_group() as tg:
-                self._background = tg
+                self._background = self.runs.background = tg
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self.trajectories.keep_leases)
                 try:
                     yield self
                 finally:
-                    for run in self._runs.values():
-                        run.on_cancel("interrupted", "the server shut down while this run was in progress")
+                    self.runs.mark_all("interrupted", "the server shut down while this run was in progress")
                     tg.cancel_scope.cancel()
         finally:
-            self._background = None
+            self._background = self.runs.background = None
             with anyio.CancelScope(shield=True):
                 await self.sessions.aclose()
                 await self.router.aclose()
@@ -109,7 +115,7 @@ class RLMService:
     @property
     def busy(self) -> bool:
         """Work in progress: a run, or a request holding a session (the /ping health check reports it)."""
-        return bool(self._runs) or any(s.busy for s in self.sessions.live())
+        return self.runs.active or any(s.busy for s in self.sessions.live())
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -314,96 +320,8 @@ class RLMService:
         wait: bool = True,
         progress: ProgressReporter | None = None,
     ) -> RLMQueryResult:
-        if not query.strip():
-            raise InvalidInput("query is empty")
-        root = root_model or self.settings.root_model
-        if not root:
-            raise InvalidInput(
-                "no root model is configured: set RLM_ROOT_MODEL (a Bedrock model id, openai:<model> or sampling), "
-                "or pass root_model"
-            )
-        client, root_id = self.router.client_for(root)
-        await client.check()
-        session = await self.sessions.get(session_id)
-        if session.info is None:
-            raise InvalidInput(f"session {session_id!r} has no corpus; load one with load_context first")
-        busy = [run.trajectory_id for run in self._runs.values() if run.session_id == session_id]
-        if busy:
-            raise InvalidInput(
-                f"session {session_id!r} already has a run in progress ({busy[0]}); follow it with get_trajectory "
-                "or start another session"
-            )
-        config = RunConfig(
-            query=query,
-            root_model=root_id,
-            sub_model=sub_model or self.settings.sub_model,
-            max_iterations=max_iterations or self.settings.max_iterations,
-            max_sub_calls=self.settings.max_sub_calls if max_sub_calls is None else max_sub_calls,
-            timeout_s=self.settings.run_timeout_s,
-            root_max_tokens=self.settings.root_max_tokens,
-            sub_context_tokens=self.settings.sub_context_tokens,
-            max_depth=max_depth or self.settings.max_depth,
-        )
-        trajectory = await self.trajectories.create(
-            kind="run",
-            session_id=session_id,
-            status="running",
-            query=query,
-            root_model=root_id,
-            sub_model=config.sub_model,
-            corpus_chars=session.info.chars,
-        )
-        session.runs.append(trajectory.id)
-        run = RLMRun(
-            config=config,
-            trajectory_id=trajectory.id,
-            session_id=session_id,
-            sandbox=session.sandbox,
-            corpus=session.info,
-            root=client,
-            broker=self.broker,
-            trajectories=self.trajectories,
-            prices=self.prices,
-            progress=progress if wait else None,
-            recursion=self.recursion,
-        )
-        if wait:
-            outcome = await self._drive(run)
-        elif self._background is None:
-            raise RLMError("background runs need a running server")
-        else:
-            self._runs[run.trajectory_id] = run
-            self._background.start_soon(self._drive, run)
-            outcome = run.outcome
-        return RLMQueryResult(
-            status=outcome.status,
-            answer=outcome.answer,
-            message=outcome.message,
-            trajectory_id=trajectory.id,
-            session_id=session_id,
-            iterations=outcome.iterations,
-            sub_calls=len(outcome.sub_calls),
-            usage=TokenUsage(
-                root_input_tokens=outcome.root_usage.input_tokens,
-                root_output_tokens=outcome.root_usage.output_tokens,
-                sub_input_tokens=outcome.sub_usage.input_tokens,
-                sub_output_tokens=outcome.sub_usage.output_tokens,
-            ),
-            cost_usd=outcome.cost_usd,
-            elapsed_s=outcome.elapsed_s,
-        )
-
-    async def _drive(self, run: RLMRun) -> RunOutcome:
-        self._runs[run.trajectory_id] = run
-        try:
-            async with self.sessions.use(run.session_id):
-                with run_span(run.config, trajectory_id=run.trajectory_id, session_id=run.session_id) as span:
-                    outcome = await run.run()
-                    span.finish(await self.trajectories.get(run.trajectory_id))
-                return outcome
-        finally:
-            self._runs.pop(run.trajectory_id, None)
-            self.trajectories.forget(run.trajectory_id)
+        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth)
+        return await self.runs.start(asked, wait=wait, progress=progress)
 
     # -- sessions and trajectories ----------------------------------------------------------
 
@@ -431,9 +349,7 @@ class RLMService:
 
     async def close_session(self, session_id: str) -> CloseSessionResult:
         check_id(session_id, "session")
-        for run in list(self._runs.values()):
-            if run.session_id == session_id:
-                run.cancel("cancelled", "the session was closed")
+        self.runs.cancel_session(session_id)
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
         return CloseSessionResult(session_id=session_id, closed=True)

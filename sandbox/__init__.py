@@ -10,7 +10,9 @@ worker process is confined by the operating system. Sub-calls made by the code
         result = await box.execute("print(len(context))")
 """
 
-from sandbox.host import CodeTooLarge, LoadError, Sandbox, SandboxError, SandboxLimits, WorkerStartError
+from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerStartError
+from sandbox.host import Sandbox
+from sandbox.limits import SandboxLimits
 from sandbox.modules import SAFE_MODULES
 from sandbox.results import (
     CallHandler,

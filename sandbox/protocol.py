@@ -17,6 +17,7 @@ import struct
 from typing import Any
 
 HEADER = struct.Struct(">I")
+FD_BATCH = 200
 MAX_FRAME = 2**32 - 1
 
 
@@ -63,3 +64,26 @@ def read_frame(sock: socket.socket, max_bytes: int) -> dict[str, Any]:
 
 def write_frame(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(encode(message))
+
+
+class Channel:
+    """The worker's end of the channel: blocking frames, and descriptors in batches."""
+
+    def __init__(self, sock: socket.socket, max_bytes: int):
+        self.sock = sock
+        self.max_bytes = max_bytes
+
+    def send(self, message: dict[str, Any]) -> None:
+        write_frame(self.sock, message)
+
+    def recv(self) -> dict[str, Any]:
+        return read_frame(self.sock, self.max_bytes)
+
+    def recv_fds(self, count: int) -> list[int]:
+        fds: list[int] = []
+        while len(fds) < count:
+            _, batch, _, _ = socket.recv_fds(self.sock, 1, min(FD_BATCH, count - len(fds)))
+            if not batch:
+                raise ProtocolError("expected file descriptors from the parent")
+            fds.extend(batch)
+        return fds

@@ -27,7 +27,7 @@ import anyio
 import pytest
 
 from sandbox import Sandbox, SandboxLimits
-from sandbox.host import _BOOTSTRAP, _PACKAGE_ROOT
+from sandbox.process import _BOOTSTRAP, _PACKAGE_ROOT
 from sandbox.seccomp import build_program
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the confinement measured here is Linux's")

@@ -1,0 +1,168 @@
+"""One worker process and its channel: start it confined, talk to it, kill its whole group.
+
+Everything the worker sends is untrusted: frames are length-prefixed JSON read
+with a byte cap, and any failure to read (EOF, a frame over the cap, bad JSON)
+becomes :class:`~sandbox.errors.WorkerLost`, which the sandbox answers by
+starting a new worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import Process, UNIXSocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from sandbox import protocol
+from sandbox.errors import WorkerLost, WorkerStartError
+from sandbox.limits import SandboxLimits
+from sandbox.results import clean_text
+
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker import main; main()"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "is still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hints = {"SIGKILL": " (killed: out of time or memory)", "SIGSEGV": " (crashed)", "SIGXCPU": " (CPU limit)"}
+        return f"was ended by {name}{hints.get(name, '')}"
+    return f"exited with status {returncode}"
+
+
+class WorkerProcess:
+    """A started worker: ``send``/``recv`` frames, ``send_fds`` descriptors, ``stop`` the group."""
+
+    def __init__(self, process: Process, stream: UNIXSocketStream, workdir: Path, limits: SandboxLimits):
+        self.process = process
+        self._stream = stream
+        self._reader = BufferedByteReceiveStream(stream)
+        self.workdir = workdir
+        self.limits = limits
+        self.confinement: list[str] = []
+
+    @classmethod
+    async def start(cls, limits: SandboxLimits, workdir_parent: Path | None, corpus_bytes: int) -> WorkerProcess:
+        """Spawn a worker in a fresh private directory and wait until it has confined itself."""
+        workdir = Path(tempfile.mkdtemp(prefix="rlm-sandbox-", dir=workdir_parent))
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        soft, hard = limits.memory_for(corpus_bytes)
+        config = {
+            "fd": child_sock.fileno(),
+            "max_message_bytes": max(limits.max_message_bytes, 64 * 1024 * 1024),
+            "max_output_chars": limits.max_output_chars,
+            "max_final_chars": limits.max_final_chars,
+            "memory_bytes": soft,
+            "memory_hard_bytes": hard,
+        }
+        env = {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(workdir), "TMPDIR": str(workdir)}
+        command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT, json.dumps(config)]
+        try:
+            process = await anyio.open_process(
+                command,
+                # Never inherit: in stdio mode the server's stdout is the protocol channel.
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                pass_fds=(child_sock.fileno(),),
+            )
+        except OSError as exc:
+            parent_sock.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise WorkerStartError(f"could not start the sandbox worker: {exc}") from exc
+        finally:
+            child_sock.close()
+        worker = cls(process, await UNIXSocketStream.from_socket(parent_sock), workdir, limits)
+        try:
+            with anyio.move_on_after(limits.start_timeout_s):
+                ready = await worker.recv()
+                if ready.get("op") == "ready":
+                    report = ready.get("confinement")
+                    worker.confinement = [clean_text(x, 300) for x in report] if isinstance(report, list) else []
+                    return worker
+        except WorkerLost as lost:
+            await worker.stop()
+            raise WorkerStartError(f"the sandbox worker failed to start: {lost}") from None
+        await worker.stop()
+        raise WorkerStartError("the sandbox worker did not report ready")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    async def send(self, message: dict[str, Any]) -> None:
+        try:
+            await self._stream.send(protocol.encode(message))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise WorkerLost("crashed", await self.exit_reason()) from exc
+
+    async def recv(self) -> dict[str, Any]:
+        try:
+            header = await self._reader.receive_exactly(protocol.HEADER.size)
+            (size,) = protocol.HEADER.unpack(header)
+            if size > self.limits.max_message_bytes:
+                raise WorkerLost("protocol", f"the sandbox sent a {size:,}-byte message, over the limit")
+            return protocol.decode(await self._reader.receive_exactly(size))
+        except (anyio.IncompleteRead, anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
+            raise WorkerLost("crashed", await self.exit_reason()) from exc
+        except protocol.ProtocolError as exc:
+            raise WorkerLost("protocol", f"the sandbox sent a malformed message: {exc}") from exc
+
+    async def recv_by(self, deadline: float, what: str) -> dict[str, Any]:
+        """The next message, or a lost worker if it does not come by ``deadline`` (anyio's clock)."""
+        with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+            return await self.recv()
+        raise WorkerLost("timeout", f"the sandbox did not finish {what} in time")
+
+    async def send_fds(self, fds: list[int]) -> None:
+        try:
+            await self._stream.send_fds(b"F", fds)
+        except OSError as exc:
+            raise WorkerLost("crashed", await self.exit_reason()) from exc
+
+    def interrupt(self) -> None:
+        """Ask running code to stop (it gets an exception; the namespace is kept)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGUSR1)
+
+    async def exit_reason(self) -> str:
+        with anyio.move_on_after(2):
+            await self.process.wait()
+        return f"the sandbox process {describe_exit(self.process.returncode)}"
+
+    async def stop(self) -> str:
+        """Kill the whole process group, reap it, remove the working directory; returns how it ended."""
+        with contextlib.suppress(Exception):
+            await self._stream.aclose()
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        with anyio.move_on_after(10):
+            await self.process.wait()
+        with contextlib.suppress(Exception):
+            await self.process.aclose()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return describe_exit(self.process.returncode)

@@ -1,0 +1,374 @@
+"""The REPL inside the worker: the persistent namespace and the names injected into it.
+
+``context`` and the helpers (``llm_query``, ``llm_query_batched``, ``rlm_query``,
+``FINAL``, ``FINAL_VAR``, ``SHOW_VARS``) are restored after every execution.
+Helpers expose nothing but their call; sub-calls go to the parent over the
+channel while the compute clock is paused.
+"""
+
+from __future__ import annotations
+
+import builtins
+import linecache
+import os
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sandbox import confine, loader, modules, protocol, safe_builtins
+from sandbox.capture import OutputCapture
+from sandbox.describe import clip, describe_exception, describe_syntax_error
+from sandbox.interrupts import ExecInterrupted, Interrupts
+from sandbox.policy import ECHO_HOOK, READ_GUARD, WRITE_GUARD, RestrictedCodeError, compile_cell
+from sandbox.protocol import FD_BATCH, Channel
+
+USER_MODULE = "repl"
+HELPER_NAMES = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
+RESERVED = ("context", *HELPER_NAMES)
+MAX_VARIABLES = 200
+_SIZED_TYPES = (str, bytes, bytearray, list, tuple, dict, set, frozenset, deque)
+
+
+class LLMError(Exception):
+    """A sub-call (llm_query / llm_query_batched) failed."""
+
+
+class SubcallBudgetExceeded(LLMError):
+    """The session's or run's sub-call budget is used up."""
+
+
+class LLMBatchError(LLMError):
+    """Some prompts of a batch failed; ``results`` holds the others (None where failed)."""
+
+    def __init__(self, message: str, results: list[str | None], errors: dict[int, str]):
+        super().__init__(message)
+        self.results = results
+        self.errors = errors
+        self.failed = sorted(errors)
+
+
+class Helper:
+    """A REPL function that exposes nothing but its call: no attributes, no copies."""
+
+    __slots__ = ("_call", "_name")
+
+    def __init__(self, name: str, call: Callable[..., Any]):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_call", call)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{self._name} is read-only")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(f"{self._name} cannot be copied or pickled")
+
+    def __repr__(self) -> str:
+        return f"<function {self._name}>"
+
+
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def variable_size(value: object) -> int | None:
+    """len() of builtin containers, read without calling any method user code defined."""
+    for base in _SIZED_TYPES:
+        if isinstance(value, base):
+            return base.__len__(value)  # type: ignore[attr-defined]
+    return None
+
+
+class Repl:
+    """The persistent namespace and the REPL names injected into it."""
+
+    def __init__(self, channel: Channel, interrupts: Interrupts, max_output_chars: int, max_final_chars: int):
+        self.channel = channel
+        self.interrupts = interrupts
+        self.max_output_chars = max_output_chars
+        self.max_final_chars = max_final_chars
+        self.cells = 0
+        self.final: str | None = None
+        self.capture = OutputCapture(max_output_chars)
+        self._request_id = 0
+        self.context: str | list[str] = ""
+        proxies = modules.build_all({"pprint": {"pprint": Helper("pprint", self._pprint)}})
+        self.helpers: dict[str, Helper] = {
+            "llm_query": Helper("llm_query", self._llm_query),
+            "llm_query_batched": Helper("llm_query_batched", self._llm_query_batched),
+            "FINAL": Helper("FINAL", self._final),
+            "FINAL_VAR": Helper("FINAL_VAR", self._final_var),
+            "SHOW_VARS": Helper("SHOW_VARS", self._show_vars),
+            "rlm_query": Helper("rlm_query", self._rlm_query),
+        }
+        extra_builtins = {
+            "print": Helper("print", self._print),
+            "__import__": modules.make_import(proxies),
+            "LLMError": LLMError,
+            "LLMBatchError": LLMBatchError,
+            "SubcallBudgetExceeded": SubcallBudgetExceeded,
+        }
+        self.ns: dict[str, Any] = {
+            "__builtins__": safe_builtins.make_builtins(extra_builtins),
+            "__name__": USER_MODULE,
+            WRITE_GUARD: safe_builtins.make_write_guard(USER_MODULE),
+            READ_GUARD: safe_builtins.guarded_read,
+            ECHO_HOOK: self._echo,
+        }
+        self._restore_reserved()
+
+    # -- REPL names -------------------------------------------------------------------
+
+    def _print(
+        self, *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+    ) -> None:
+        builtins.print(*args, sep=sep, end=end, file=self.capture if file is None else file)
+
+    def _pprint(self, obj: Any, *args: Any, **kwargs: Any) -> None:
+        import pprint
+
+        self.capture.write(pprint.pformat(obj, *args, **kwargs) + "\n")
+
+    def _echo(self, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, str) and len(value) > self.max_output_chars:
+            half = self.max_output_chars // 2
+            text = f"{value[:half]!r} ... {value[-half:]!r}  ({len(value):,} characters)"
+        else:
+            text = repr(value)
+        self.capture.write(text + "\n")
+
+    def _final(self, answer: Any) -> None:
+        text = answer if isinstance(answer, str) else str(answer)
+        self.final = clip(text, self.max_final_chars)
+
+    def _final_var(self, name: Any) -> None:
+        if not isinstance(name, str):
+            raise TypeError("FINAL_VAR takes the name of a variable as a string, e.g. FINAL_VAR('answer')")
+        if name not in self.ns or name.startswith("_"):
+            known = ", ".join(v["name"] for v in self.variables()) or "none"
+            raise NameError(f"FINAL_VAR: no variable named {name!r}; defined variables: {known}")
+        self._final(self.ns[name])
+
+    def _show_vars(self) -> None:
+        rows = self.variables()
+        if not rows:
+            self.capture.write("(no variables)\n")
+        for row in rows:
+            size = "" if row["size"] is None else f"  len={row['size']:,}"
+            self.capture.write(f"{row['name']}: {row['type']}{size}\n")
+
+    def _llm_query(self, prompt: Any, model: Any = None) -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(
+                f"llm_query(prompt) takes a str, not {type(prompt).__name__}; use llm_query_batched(prompts) for a list"
+            )
+        outcome = self._request_llm([prompt], model)[0]
+        if "error" in outcome:
+            raise LLMError(outcome["error"])
+        return str(outcome["text"])
+
+    def _llm_query_batched(self, prompts: Any, model: Any = None) -> list[str]:
+        if isinstance(prompts, str) or not isinstance(prompts, Iterable):
+            raise TypeError("llm_query_batched(prompts) takes a list of str; use llm_query(prompt) for one")
+        prompts = list(prompts)
+        for i, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompts[{i}] is a {type(prompt).__name__}, not a str")
+        if not prompts:
+            return []
+        outcomes = self._request_llm(prompts, model)
+        errors = {i: str(o["error"]) for i, o in enumerate(outcomes) if "error" in o}
+        if errors:
+            results = [None if "error" in o else str(o["text"]) for o in outcomes]
+            first = next(iter(errors.values()))
+            shown = ", ".join(map(str, sorted(errors)[:10])) + (", ..." if len(errors) > 10 else "")
+            raise LLMBatchError(
+                f"{len(errors)} of {len(prompts)} prompts failed (indices {shown}): {first}. "
+                "The other answers are in e.results; retry e.failed if needed.",
+                results,
+                errors,
+            )
+        return [str(o["text"]) for o in outcomes]
+
+    def _request_llm(self, prompts: list[str], model: Any) -> list[dict[str, Any]]:
+        if model is not None and not isinstance(model, str):
+            raise TypeError("model must be a model id string or None")
+        self._request_id += 1
+        request_id = self._request_id
+        self.interrupts.pause()
+        waited = time.monotonic()
+        reply: dict[str, Any] = {}
+        try:
+            self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model})
+            reply = self.channel.recv()
+        finally:
+            # A refused request (budget spent, no model) is answered at once: its round trip counts
+            # as compute, so a loop that keeps asking runs into the timeout instead of spinning forever.
+            refused = "error" in reply
+            self.interrupts.resume(time.monotonic() - waited if refused else 0.0)
+        if reply.get("op") != "llm_result" or reply.get("id") != request_id:
+            raise protocol.ProtocolError("unexpected reply to a sub-call")
+        if reply.get("interrupt"):
+            raise ExecInterrupted("cancelled")
+        if "error" in reply:
+            kind = SubcallBudgetExceeded if reply.get("error_type") == "SubcallBudgetExceeded" else LLMError
+            raise kind(str(reply["error"]))
+        results = reply.get("results")
+        if not isinstance(results, list) or len(results) != len(prompts):
+            raise protocol.ProtocolError("sub-call reply does not match the request")
+        return results
+
+    def _rlm_query(self, prompt: Any, context: Any = None) -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(f"rlm_query(prompt, context=None) takes a str prompt, not {type(prompt).__name__}")
+        if not (context is None or isinstance(context, str) or _is_str_list(context)):
+            raise TypeError("rlm_query's context must be None (the whole corpus), a str, or a list of str")
+        return str(self._call_parent("rlm_query", {"prompt": prompt, "context": context}))
+
+    def _call_parent(self, name: str, args: dict[str, Any]) -> Any:
+        """A named request the parent serves (e.g. a nested run); the worker knows only the name."""
+        self._request_id += 1
+        request_id = self._request_id
+        self.interrupts.pause()
+        try:
+            self.channel.send({"op": "call", "id": request_id, "name": name, "args": args})
+            reply = self.channel.recv()
+        finally:
+            self.interrupts.resume()
+        if reply.get("op") != "call_result" or reply.get("id") != request_id:
+            raise protocol.ProtocolError(f"unexpected reply to {name}")
+        if reply.get("interrupt"):
+            raise ExecInterrupted("cancelled")
+        if "error" in reply:
+            kind = SubcallBudgetExceeded if reply.get("error_type") == "SubcallBudgetExceeded" else LLMError
+            raise kind(str(reply["error"]))
+        return reply.get("result")
+
+    # -- namespace -----------------------------------------------------------------------
+
+    def _restore_reserved(self) -> list[str]:
+        reserved = {"context": self.context, **self.helpers}
+        changed = [name for name, value in reserved.items() if self.ns.get(name) is not value]
+        self.ns.update(reserved)
+        return changed
+
+    def variables(self) -> list[dict[str, Any]]:
+        rows = []
+        for name, value in list(self.ns.items()):
+            if name.startswith("_") or name in HELPER_NAMES or isinstance(value, types.ModuleType):
+                continue
+            rows.append({"name": name, "type": type(value).__name__, "size": variable_size(value)})
+            if len(rows) >= MAX_VARIABLES:
+                break
+        return rows
+
+    # -- requests ------------------------------------------------------------------------
+
+    def load(self, message: dict[str, Any]) -> dict[str, Any]:
+        specs = [loader.DocumentSpec.from_message(d) for d in message["documents"]]
+        if message.get("memory_bytes"):
+            confine.set_memory_limit(int(message["memory_bytes"]))
+        texts: list[str] = []
+        if message.get("mode") == "append":
+            texts = [self.context] if isinstance(self.context, str) else list(self.context)
+            if isinstance(self.context, str) and message.get("first_header"):
+                texts[0] = str(message["first_header"]) + texts[0]
+        else:
+            self.context = ""
+            self._restore_reserved()
+        batch = max(1, min(int(message.get("batch") or FD_BATCH), FD_BATCH))
+        for start in range(0, len(specs), batch):
+            if start:
+                self.channel.send({"op": "load_more", "done": start})
+            self._read_batch(specs[start : start + batch], texts)
+        self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
+        self._restore_reserved()
+        return loader.describe(self.context)
+
+    def _read_batch(self, specs: list[loader.DocumentSpec], texts: list[str]) -> None:
+        fds = self.channel.recv_fds(len(specs))
+        try:
+            for index, spec in enumerate(specs):
+                fd, fds[index] = fds[index], -1
+                if spec.parts:
+                    texts.extend(loader.read_parts(fd, spec))
+                else:
+                    texts.append(loader.read_document(fd, spec))
+        finally:
+            for fd in fds:
+                if fd >= 0:
+                    os.close(fd)
+
+    def execute(self, code: str, timeout: float, cpu_budget: float) -> dict[str, Any]:
+        self.interrupts.fired = None
+        self.cells += 1
+        filename = f"<cell-{self.cells}>"
+        self.capture = OutputCapture(self.max_output_chars)
+        self.final = None
+        error: dict[str, Any] | None = None
+        started = time.perf_counter()
+        try:
+            cell = compile_cell(code, filename)
+        except SyntaxError as exc:
+            error = describe_syntax_error(exc)
+        except RestrictedCodeError as exc:
+            error = {
+                "type": "RestrictedCodeError",
+                "message": clip("the sandbox refused this code: " + str(exc)),
+                "traceback": None,
+                "line": None,
+            }
+        else:
+            linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+            confine.limit_cpu_seconds(cpu_budget)
+            error = self._run(cell.code, timeout)
+        notes = []
+        restored = self._restore_reserved()
+        if restored:
+            notes.append(f"reserved name(s) restored: {', '.join(restored)}; store results under other names")
+        return {
+            "op": "result",
+            "stdout": self.capture.getvalue(),
+            "output_chars": self.capture.total,
+            "error": error,
+            "final": self.final,
+            "variables": self.variables(),
+            "elapsed_ms": (time.perf_counter() - started) * 1000,
+            "timed_out": self.interrupts.fired == "timeout",
+            "cancelled": self.interrupts.fired == "cancelled",
+            "notes": notes,
+        }
+
+    def _run(self, code: types.CodeType, timeout: float) -> dict[str, Any] | None:
+        error = None
+        try:
+            self.interrupts.enter(timeout)
+            try:
+                exec(code, self.ns)
+            except ExecInterrupted:
+                raise
+            except BaseException as exc:  # user code may raise anything, SystemExit included
+                error = describe_exception(exc)
+            finally:
+                self.interrupts.leave()
+        except ExecInterrupted as exc:
+            if exc.reason == "timeout":
+                message = (
+                    f"execution exceeded {timeout:g} s of compute and was interrupted; "
+                    "variables from earlier calls are kept"
+                )
+                error = {"type": "TimeoutError", "message": message, "traceback": None, "line": None}
+            else:
+                error = {
+                    "type": "Cancelled",
+                    "message": "execution was cancelled by the caller",
+                    "traceback": None,
+                    "line": None,
+                }
+        return error
