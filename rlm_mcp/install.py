@@ -23,10 +23,8 @@ entry is already there as wanted.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any, Literal
 
 from rlm_mcp.config import user_config_dir
 from rlm_mcp.errors import InvalidInput
+from rlm_mcp.files import write_atomically
 
 Scope = Literal["user", "project"]
 
@@ -142,17 +141,8 @@ def write(outcome: Outcome) -> Outcome:
     if outcome.existed:
         outcome.backup = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.copy2(path, outcome.backup)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(outcome.document, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        if outcome.existed:
-            shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(outcome.document, indent=2, ensure_ascii=False) + "\n"
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), keep_mode=True)
     return outcome
 
 

@@ -15,12 +15,12 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from rlm_mcp.errors import InvalidInput
+from rlm_mcp.files import write_atomically
 
 PART_SEPARATOR = "\x1e"
 """Between documents in one file (see sandbox.loader); never written inside a document."""
@@ -84,16 +84,7 @@ class DerivedStore:
             with contextlib.suppress(OSError):
                 os.utime(path)  # recently used: a future clean-up can go by mtime
             return path
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                make(out)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, make)
         self.builds += 1
         return path
 

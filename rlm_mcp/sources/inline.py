@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from rlm_mcp.errors import InvalidInput, NotFound
+from rlm_mcp.files import write_atomically
 from rlm_mcp.sources.paths import SNIFF_BYTES, is_binary
 from rlm_mcp.sources.resolved import ResolvedSource
 from rlm_mcp.store import KeyNotFound, Store
@@ -37,11 +36,7 @@ class InlineStore:
         digest = hashlib.sha256(data).hexdigest()
         path = self.directory / f"{digest}.txt"
         if not path.exists():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".incoming-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            write_atomically(path, lambda f: f.write(data))
         self._share(digest, path)
         return ResolvedSource([Document(name=name, path=path)], "str", len(data))
 

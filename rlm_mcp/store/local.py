@@ -12,28 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from rlm_mcp.files import write_atomically
 from rlm_mcp.store.base import Entry, KeyNotFound, StoreError, check_key
 
 LOG_SUFFIX = ".jsonl"
-
-
-def _replace(target: Path, fill: Callable[[BinaryIO], object]) -> None:
-    """Write ``target`` through a temporary file in its directory: readers see the old file or the whole new one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fill(f)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _copy_into(source: Path, target: BinaryIO) -> None:
@@ -59,7 +44,7 @@ class LocalStore:
             raise KeyNotFound(key) from None
 
     def write(self, key: str, data: bytes) -> None:
-        _replace(self._path(key), lambda f: f.write(data))
+        write_atomically(self._path(key), lambda f: f.write(data))
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -89,14 +74,14 @@ class LocalStore:
     def upload(self, key: str, source: Path) -> None:
         target = self._path(key)
         if source.resolve() != target.resolve():
-            _replace(target, lambda f: _copy_into(source, f))
+            write_atomically(target, lambda f: _copy_into(source, f))
 
     def download(self, key: str, target: Path) -> None:
         source = self._path(key)
         if not source.is_file():
             raise KeyNotFound(key)
         if source.resolve() != target.resolve():
-            _replace(target, lambda f: _copy_into(source, f))
+            write_atomically(target, lambda f: _copy_into(source, f))
 
     def local_path(self, key: str) -> Path:
         return self._path(key)
