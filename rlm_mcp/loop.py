@@ -117,6 +117,8 @@ class RLMRun:
         self.messages: list[Message] = []
         self._started = time.monotonic()
         self._steps = 0
+        self._sub_progress = 0
+        """Sub-call progress reports in the current step (they move the progress value inside the step)."""
         self._scope: anyio.CancelScope | None = None
         self._cancel_status: tuple[RunStatus, str] = ("cancelled", "the run was cancelled")
 
@@ -303,7 +305,10 @@ class RLMRun:
     def _handler(self, turn: int, sub_log: SubcallLog) -> Any:
         async def on_progress(done: int, total: int) -> None:
             if self.progress is not None:
-                await self.progress(turn + 1, self.config.max_iterations, f"step {turn + 1}: {done}/{total} sub-calls")
+                # MCP wants progress to increase: within step n it climbs from n - 1 towards n.
+                self._sub_progress += 1
+                value = turn + self._sub_progress / (self._sub_progress + 1)
+                await self.progress(value, self.config.max_iterations, f"step {turn + 1}: {done}/{total} sub-calls")
 
         return self.broker.handler(
             budget=self.budget, log=sub_log, default_model=self.config.sub_model, progress=on_progress
@@ -316,6 +321,7 @@ class RLMRun:
         return self.recursion.handler(self, turn, children)
 
     async def _report(self, turn: int) -> None:
+        self._sub_progress = 0
         if self.progress is not None:
             calls = len(self.outcome.sub_calls)
             await self.progress(turn + 1, self.config.max_iterations, f"step {turn + 1}: {calls} sub-calls")

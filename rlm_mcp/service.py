@@ -245,10 +245,14 @@ class RLMService:
             raise InvalidInput("code is empty")
         async with self.sessions.use(session_id) as session:
             sub_log = SubcallLog()
+            finished = 0  # sub-calls of earlier batches in this call: progress must only increase
 
             async def on_progress(done: int, total: int) -> None:
+                nonlocal finished
                 if progress is not None:
-                    await progress(done, total, f"{done}/{total} sub-calls")
+                    await progress(finished + done, finished + total, f"{finished + done}/{finished + total} sub-calls")
+                if done == total:
+                    finished += total
 
             handler = self.broker.handler(
                 budget=session.budget, log=sub_log, default_model=self.settings.sub_model, progress=on_progress

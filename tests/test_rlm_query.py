@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 
@@ -50,9 +51,11 @@ async def test_map_reduce_run_end_to_end(client, fake) -> None:
     )
     sid = (await call(client, "load_context", content=corpus))["session_id"]
     steps: list[str] = []
+    values: list[float] = []
 
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
         steps.append(message or "")
+        values.append(done)
 
     result = await client.call_tool("rlm_query", {"session_id": sid, "query": "How many questions are about people?"},
                                     progress_callback=on_progress)  # fmt: skip
@@ -65,6 +68,8 @@ async def test_map_reduce_run_end_to_end(client, fake) -> None:
                             "sub_output_tokens": 40}  # fmt: skip
     assert out["cost_usd"] is None  # fake models are not in the price table
     assert steps[:3] == ["step 1: 0 sub-calls", "step 2: 0 sub-calls", "step 3: 1/8 sub-calls"]
+    assert all(a < b for a, b in itertools.pairwise(values)), values  # MCP: progress only increases
+    assert values[-1] <= 4
 
     # The root saw metadata and tool results, never the corpus.
     root_requests = fake.requests_for(ROOT_MODEL)
