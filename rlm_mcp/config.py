@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [Path.cwd()],
         description=f"directories load_context may read, separated by '{os.pathsep}' (default: the working directory)",
+    )
+    allowed_s3: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="s3://bucket/prefix/ locations load_context may read, separated by ',' (none by default; "
+        "'*' allows every bucket the credentials reach)",
     )
     max_iterations: int = Field(20, ge=1, description="root turns per rlm_query run")
     max_sub_calls: int = Field(50, ge=0, description="sub-calls per rlm_query run, or per session in repl_exec")
@@ -123,6 +129,21 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one allowed root is needed")
         return [Path(os.path.expanduser(p)).resolve() for p in value]
+
+    @field_validator("allowed_s3", mode="before")
+    @classmethod
+    def _split_s3(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_s3")
+    @classmethod
+    def _check_s3(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*" and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", entry):
+                raise ValueError(f"{entry!r} is not an s3://bucket or s3://bucket/prefix/ location (or '*')")
+        return value
 
     @field_validator("store")
     @classmethod

@@ -61,6 +61,7 @@ class RLMService:
             corpora_dir=settings.data_dir / "corpora",
             aws_region=settings.aws_region,
             shared=self.store.sub("corpora"),
+            allowed_s3=settings.allowed_s3,
         )
         self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
         self.router = ModelRouter(settings)

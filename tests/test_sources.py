@@ -8,7 +8,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import server_env
+from conftest import connect, server_env
 from helpers import call, call_error
 from pdfgen import pdf_bytes
 
@@ -19,7 +19,13 @@ RECORDS = [{"id": i, "label": ["HUM", "LOC"][i % 2], "text": f"question {i} \u00
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake, moto_s3: str) -> dict[str, str]:
-    return server_env(tmp_path_factory.mktemp("data"), corpus_dir, fake.url, AWS_ENDPOINT_URL_S3=moto_s3)
+    return server_env(
+        tmp_path_factory.mktemp("data"),
+        corpus_dir,
+        fake.url,
+        AWS_ENDPOINT_URL_S3=moto_s3,
+        RLM_ALLOWED_S3="s3://corpus/,s3://no-such-bucket",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +170,15 @@ async def test_s3_object_and_prefix(client, bucket: str, env: dict[str, str]) ->
         ("s3://no-such-bucket/x/", "the bucket 'no-such-bucket' does not exist"),
         ("s3://corpus/nothing-here/", "no objects under s3://corpus/nothing-here/"),
         ("s3:///key", "is not an s3://bucket/key URL"),
+        ("s3://someone-elses-bucket/data/", "is outside RLM_ALLOWED_S3 (s3://corpus/, s3://no-such-bucket)"),
     ],
 )
 async def test_s3_errors_say_what_to_do(client, bucket: str, url: str, message: str) -> None:
     assert message in await call_error(client, "load_context", path=url)
+
+
+async def test_s3_is_off_until_allowed(tmp_path: Path, fake, moto_s3: str, bucket: str) -> None:
+    env = server_env(tmp_path / "data", tmp_path, fake.url, AWS_ENDPOINT_URL_S3=moto_s3)
+    async with connect("stdio", env) as client:
+        error = await call_error(client, "load_context", path=f"s3://{bucket}/single.txt")
+    assert "loading from S3 is off: set RLM_ALLOWED_S3" in error

@@ -115,7 +115,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if problem:
         print(f"rlm-mcp query: {problem}", file=sys.stderr)
         return 2
-    settings = settings.model_copy(update={"allowed_roots": _roots_for(settings, args.context)})
+    # Naming a location on the command line is the permission to read it.
+    s3 = [raw for raw in args.context if raw.startswith("s3://")]
+    local = [raw for raw in args.context if not raw.startswith("s3://")]
+    settings = settings.model_copy(
+        update={"allowed_roots": _roots_for(settings, local), "allowed_s3": [*settings.allowed_s3, *s3]}
+    )
     try:
         result = anyio.run(_run, settings, args)
     except (RLMError, BaseExceptionGroup) as exc:

@@ -33,11 +33,19 @@ __all__ = ["InlineStore", "LoadOptions", "ResolvedSource", "Sources", "document_
 class Sources:
     """Every kind of source, with the stores they share."""
 
-    def __init__(self, *, roots: list[Path], corpora_dir: Path, aws_region: str | None, shared: Store | None = None):
+    def __init__(
+        self,
+        *,
+        roots: list[Path],
+        corpora_dir: Path,
+        aws_region: str | None,
+        shared: Store | None = None,
+        allowed_s3: list[str] | None = None,
+    ):
         self.roots = roots
         self.inline = InlineStore(corpora_dir, shared)
         self.derived = DerivedStore(corpora_dir / "derived")
-        self.s3 = S3Reader(self.derived, aws_region)
+        self.s3 = S3Reader(self.derived, aws_region, allowed_s3)
 
     def resolve(self, path: str, options: LoadOptions) -> ResolvedSource:
         """Blocking (it may read, convert or download): call it in a worker thread."""

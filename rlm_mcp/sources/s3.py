@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from rlm_mcp import aws
-from rlm_mcp.errors import InvalidInput, ModelError, NotFound, RLMError
+from rlm_mcp.errors import InvalidInput, ModelError, NotFound, PathRefused, RLMError
 from rlm_mcp.sources.derived import DerivedStore
 from rlm_mcp.sources.files import Binary, file_document
 from rlm_mcp.sources.paths import selected
@@ -28,10 +28,32 @@ from sandbox import Document
 MAX_OBJECTS = 100_000
 
 
+def check_allowed(url: str, allowed: list[str]) -> None:
+    """An S3 location is read only when ``RLM_ALLOWED_S3`` names its bucket or a prefix of it.
+
+    The server's credentials may reach far more than its users should: like
+    ``RLM_ALLOWED_ROOTS`` for files, this keeps ``load_context`` to what was meant.
+    """
+    if "*" in allowed:
+        return
+    bucket, key = aws.parse_s3_url(url)
+    for entry in allowed:
+        allowed_bucket, prefix = aws.parse_s3_url(entry)
+        if bucket == allowed_bucket and key.startswith(prefix):
+            return
+    if not allowed:
+        raise PathRefused(
+            "loading from S3 is off: set RLM_ALLOWED_S3 to the locations load_context may read, "
+            "e.g. s3://my-bucket/reports/ (or '*' for every bucket the credentials reach)"
+        )
+    raise PathRefused(f"{url!r} is outside RLM_ALLOWED_S3 ({', '.join(allowed)}); add its bucket or prefix there")
+
+
 class S3Reader:
-    def __init__(self, derived: DerivedStore, fallback_region: str | None):
+    def __init__(self, derived: DerivedStore, fallback_region: str | None, allowed: list[str] | None = None):
         self.derived = derived
         self.fallback_region = fallback_region
+        self.allowed = list(allowed or [])
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -45,6 +67,7 @@ class S3Reader:
             return self._client
 
     def resolve(self, url: str, options: LoadOptions) -> ResolvedSource:
+        check_allowed(url, self.allowed)
         bucket, key = aws.parse_s3_url(url)
         try:
             if key and not key.endswith("/"):
