@@ -41,6 +41,7 @@ from rlm_mcp.schemas import (
 )
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
+from rlm_mcp.sources.resolved import too_large
 from rlm_mcp.store import open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
@@ -225,16 +226,13 @@ class RLMService:
         if corpus_id is not None:
             return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline")
         if content is not None:
-            if len(content) > options.max_bytes:
-                raise InvalidInput(f"content is larger than the corpus limit of {self.settings.max_corpus_mb} MB")
+            if len(content) > options.max_bytes:  # characters: at least as many bytes
+                raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
             return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline")
         assert path is not None
         source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
         if source.total_bytes > options.max_bytes:
-            raise InvalidInput(
-                f"{path!r} holds {source.total_bytes / 1e6:,.0f} MB, over the corpus limit of "
-                f"{self.settings.max_corpus_mb} MB (RLM_MAX_CORPUS_MB)"
-            )
+            raise too_large(repr(path), source.total_bytes, options.max_bytes)
         return source
 
     # -- repl_exec -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rlm_mcp.errors import InvalidInput
 from sandbox import Document
 
 
@@ -27,3 +28,11 @@ class ResolvedSource:
     shape: Literal["str", "list"]
     total_bytes: int
     skipped: list[str] = field(default_factory=list)
+
+
+def too_large(what: str, size: int, limit: int, hint: str = "") -> InvalidInput:
+    """The refusal of a corpus over ``RLM_MAX_CORPUS_MB``, in exact bytes (rounding hid 1.05 MB over 1 MB)."""
+    return InvalidInput(
+        f"{what} holds {size:,} bytes, over the corpus limit of {limit:,} bytes "
+        f"({limit / 2**20:g} MB, RLM_MAX_CORPUS_MB){hint}"
+    )

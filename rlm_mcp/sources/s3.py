@@ -22,7 +22,7 @@ from rlm_mcp.errors import InvalidInput, ModelError, NotFound, PathRefused, RLME
 from rlm_mcp.sources.derived import DerivedStore
 from rlm_mcp.sources.files import Binary, file_document
 from rlm_mcp.sources.paths import selected
-from rlm_mcp.sources.resolved import LoadOptions, ResolvedSource
+from rlm_mcp.sources.resolved import LoadOptions, ResolvedSource, too_large
 from sandbox import Document
 
 MAX_OBJECTS = 100_000
@@ -108,10 +108,7 @@ class S3Reader:
             objects = objects[:MAX_OBJECTS]
         listed_bytes = sum(int(o.get("Size", 0)) for o in objects)
         if listed_bytes > options.max_bytes:
-            raise InvalidInput(
-                f"{url} holds {listed_bytes / 1e6:,.0f} MB, over the corpus limit of "
-                f"{options.max_bytes / 1e6:,.0f} MB (RLM_MAX_CORPUS_MB); narrow it with include/exclude globs"
-            )
+            raise too_large(url, listed_bytes, options.max_bytes, "; narrow it with include/exclude globs")
         documents: list[Document] = []
         total = 0
         for obj in objects:
@@ -134,10 +131,7 @@ class S3Reader:
         key = obj["Key"]
         name = f"s3://{bucket}/{key}"
         if int(obj.get("Size", 0)) > options.max_bytes:
-            raise InvalidInput(
-                f"{name} is {int(obj['Size']) / 1e6:,.0f} MB, over the corpus limit of "
-                f"{options.max_bytes / 1e6:,.0f} MB (RLM_MAX_CORPUS_MB)"
-            )
+            raise too_large(name, int(obj["Size"]), options.max_bytes)
         identity: list[object] = ["s3", bucket, key, obj.get("ETag", ""), obj.get("Size", 0)]
 
         def download(out: BinaryIO) -> None:
