@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="s3://bucket/prefix/ locations load_context may read, separated by ',' (none by default; "
         "'*' allows every bucket the credentials reach)",
     )
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="models code may name in llm_query(model=...), separated by ',' (default: the configured root "
+        "and sub models; '*' allows any)",
+    )
     max_iterations: int = Field(20, ge=1, description="root turns per rlm_query run")
     max_sub_calls: int = Field(50, ge=0, description="sub-calls per rlm_query run, or per session in repl_exec")
     subcall_concurrency: int = Field(8, ge=1, le=256, description="sub-calls of one batch running at once")
@@ -130,9 +135,9 @@ class Settings(BaseSettings):
             raise ValueError("at least one allowed root is needed")
         return [Path(os.path.expanduser(p)).resolve() for p in value]
 
-    @field_validator("allowed_s3", mode="before")
+    @field_validator("allowed_s3", "allowed_models", mode="before")
     @classmethod
-    def _split_s3(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -141,6 +141,8 @@ class SubcallBroker:
         """A handler for one execution: charges ``budget`` and writes to ``log``."""
 
         async def handle(prompts: list[str], model: str | None) -> list[SubcallReply]:
+            if model is not None and model != default_model:
+                self._check_allowed(model, default_model)
             chosen = model or default_model
             if not chosen:
                 raise SubcallRefused(
@@ -157,6 +159,21 @@ class SubcallBroker:
             return await self._run_batch(client, model_id, prompts, log, progress)
 
         return handle
+
+    def _check_allowed(self, model: str, default_model: str | None) -> None:
+        """Code may pick another model only from ``RLM_ALLOWED_MODELS`` (by default, the configured ones).
+
+        The code is written by a model reading untrusted text: without this, a sentence in the
+        corpus could send every sub-call to the most expensive model the credentials reach.
+        """
+        allowed = set(self.settings.allowed_models) or {
+            m for m in (self.settings.sub_model, self.settings.root_model, default_model) if m
+        }
+        if "*" not in allowed and model not in allowed:
+            raise SubcallRefused(
+                f"model {model!r} is not allowed for sub-calls here; allowed: {', '.join(sorted(allowed)) or 'none'}. "
+                "Leave model= out, or add it to RLM_ALLOWED_MODELS"
+            )
 
     async def _run_batch(
         self, client: ModelClient, model_id: str, prompts: list[str], sub_log: SubcallLog, progress: ProgressFn | None

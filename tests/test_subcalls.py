@@ -176,3 +176,18 @@ async def test_missing_configuration_says_what_to_set(tmp_path: Path, fake, drop
     assert expected in message
     assert length == "4"  # everything else keeps working
     assert not fake.requests
+
+
+async def test_code_can_only_pick_allowed_models(client, fake) -> None:
+    sid = (await call(client, "load_context", content="x"))["session_id"]
+    out = await call(client, "repl_exec", session_id=sid, code=(
+        "try:\n"
+        "    llm_query('hi', model='anthropic.claude-opus-4-5-20251101-v1:0')\n"
+        "except LLMError as e:\n"
+        "    print(e)\n"
+        f"print(llm_query('hi', model={SUB_MODEL!r}))"
+    ))  # fmt: skip
+    refused, answered = out["stdout"].splitlines()
+    assert "model 'anthropic.claude-opus-4-5-20251101-v1:0' is not allowed for sub-calls here" in refused
+    assert "RLM_ALLOWED_MODELS" in refused and answered == "HI"
+    assert [r.model_id for r in fake.requests] == [SUB_MODEL]  # nothing reached the other model
