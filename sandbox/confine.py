@@ -183,3 +183,14 @@ def limit_cpu_seconds(budget: float) -> None:
         soft = min(soft, hard)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def interpreter_directories() -> tuple[str, ...]:
+    """What the worker still reads once confined: its interpreter's library and this package.
+
+    ``sys.path[0]`` is where the parent found the ``sandbox`` package (a source
+    checkout, say), so only the package itself is kept from it.
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    library = [os.path.abspath(p) for p in sys.path[1:] if os.path.isdir(p)]
+    return (package, *library)

@@ -50,17 +50,6 @@ def serve(channel: Channel, repl: Repl) -> None:
         channel.send(reply)
 
 
-def interpreter_directories() -> tuple[str, ...]:
-    """What the worker still reads once confined: its interpreter's library and this package.
-
-    ``sys.path[0]`` is where the parent found the ``sandbox`` package (a source
-    checkout, say), so only the package itself is kept from it.
-    """
-    package = os.path.dirname(os.path.abspath(__file__))
-    library = [os.path.abspath(p) for p in sys.path[1:] if os.path.isdir(p)]
-    return (package, *library)
-
-
 def main() -> None:
     config = json.loads(sys.argv[1])
     sock = socket.socket(fileno=int(config["fd"]))
@@ -71,7 +60,7 @@ def main() -> None:
         confine.Confinement(
             memory_bytes=config.get("memory_bytes"),
             memory_hard_bytes=config.get("memory_hard_bytes"),
-            readable=interpreter_directories(),
+            readable=confine.interpreter_directories(),
         )
     )
     interrupts.install()
