@@ -10,37 +10,56 @@ worker process is confined by the operating system. Sub-calls made by the code
         result = await box.execute("print(len(context))")
 """
 
-from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerStartError
-from sandbox.host import Sandbox
-from sandbox.limits import SandboxLimits
-from sandbox.modules import SAFE_MODULES
-from sandbox.results import (
-    CallHandler,
-    Document,
-    ExecError,
-    ExecResult,
-    LoadInfo,
-    SubcallHandler,
-    SubcallRefused,
-    SubcallReply,
-    Variable,
-)
+from __future__ import annotations
 
-__all__ = [
-    "SAFE_MODULES",
-    "CallHandler",
-    "CodeTooLarge",
-    "Document",
-    "ExecError",
-    "ExecResult",
-    "LoadError",
-    "LoadInfo",
-    "Sandbox",
-    "SandboxError",
-    "SandboxLimits",
-    "SubcallHandler",
-    "SubcallRefused",
-    "SubcallReply",
-    "Variable",
-    "WorkerStartError",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Exported names are imported on first use: the worker process imports this
+# package too, and should load neither anyio nor the parent's machinery.
+_EXPORTS = {
+    "CodeTooLarge": "sandbox.errors",
+    "LoadError": "sandbox.errors",
+    "SandboxError": "sandbox.errors",
+    "WorkerStartError": "sandbox.errors",
+    "Sandbox": "sandbox.host",
+    "SandboxLimits": "sandbox.limits",
+    "SAFE_MODULES": "sandbox.modules",
+    "CallHandler": "sandbox.results",
+    "Document": "sandbox.results",
+    "ExecError": "sandbox.results",
+    "ExecResult": "sandbox.results",
+    "LoadInfo": "sandbox.results",
+    "SubcallHandler": "sandbox.results",
+    "SubcallRefused": "sandbox.results",
+    "SubcallReply": "sandbox.results",
+    "Variable": "sandbox.results",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from sandbox.errors import CodeTooLarge as CodeTooLarge
+    from sandbox.errors import LoadError as LoadError
+    from sandbox.errors import SandboxError as SandboxError
+    from sandbox.errors import WorkerStartError as WorkerStartError
+    from sandbox.host import Sandbox as Sandbox
+    from sandbox.limits import SandboxLimits as SandboxLimits
+    from sandbox.modules import SAFE_MODULES as SAFE_MODULES
+    from sandbox.results import CallHandler as CallHandler
+    from sandbox.results import Document as Document
+    from sandbox.results import ExecError as ExecError
+    from sandbox.results import ExecResult as ExecResult
+    from sandbox.results import LoadInfo as LoadInfo
+    from sandbox.results import SubcallHandler as SubcallHandler
+    from sandbox.results import SubcallRefused as SubcallRefused
+    from sandbox.results import SubcallReply as SubcallReply
+    from sandbox.results import Variable as Variable
