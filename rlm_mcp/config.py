@@ -135,7 +135,7 @@ class Settings(BaseSettings):
             raise ValueError("at least one allowed root is needed")
         return [Path(os.path.expanduser(p)).resolve() for p in value]
 
-    @field_validator("allowed_s3", "allowed_models", mode="before")
+    @field_validator("allowed_s3", "allowed_models", "request_state_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -158,13 +158,6 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value.startswith("s3://") or not value[5:].split("/", 1)[0]:
             raise ValueError("give s3://bucket/prefix, or leave it empty to keep everything in the data directory")
-        return value
-
-    @field_validator("request_state_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("request_state_keys")
