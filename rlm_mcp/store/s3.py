@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,47 +76,44 @@ class S3Store:
             return StoreError(f"S3 store {self.url}: {action} {key!r} failed: {code} {message}{hint}".rstrip())
         return StoreError(f"S3 store {self.url}: {action} {key!r} failed: {exc}")
 
+    @contextlib.contextmanager
+    def _calling(self, action: str, key: str, *, missing_is_absent: bool = False) -> Iterator[None]:
+        """boto3 failures as StoreError saying which store and why; a missing key as KeyNotFound if asked."""
+        try:
+            yield
+        except ClientError as exc:
+            if missing_is_absent and _missing(exc):
+                raise KeyNotFound(key) from None
+            raise self._fail(action, key, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail(action, key, exc) from None
+
     # -- objects ---------------------------------------------------------------------------
 
     def read(self, key: str) -> bytes:
-        try:
+        with self._calling("reading", key, missing_is_absent=True):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as exc:
-            if _missing(exc):
-                raise KeyNotFound(key) from None
-            raise self._fail("reading", key, exc) from None
-        except BotoCoreError as exc:
-            raise self._fail("reading", key, exc) from None
 
     def write(self, key: str, data: bytes) -> None:
-        try:
+        with self._calling("writing", key):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("writing", key, exc) from None
 
     def delete(self, key: str) -> None:
-        try:
+        with self._calling("deleting", key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("deleting", key, exc) from None
 
     def exists(self, key: str) -> bool:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-            return True
-        except ClientError as exc:
-            if _missing(exc):
-                return False
-            raise self._fail("checking", key, exc) from None
-        except BotoCoreError as exc:
-            raise self._fail("checking", key, exc) from None
+            with self._calling("checking", key, missing_is_absent=True):
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except KeyNotFound:
+            return False
+        return True
 
     def _list_raw(self, prefix: str) -> list[dict[str, Any]]:
-        try:
+        with self._calling("listing", prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
             return [item for page in pages for item in page.get("Contents", [])]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("listing", prefix, exc) from None
 
     def list(self, prefix: str = "") -> list[Entry]:
         entries = []
@@ -127,24 +125,17 @@ class S3Store:
         return sorted(entries, key=lambda e: e.key)
 
     def upload(self, key: str, source: Path) -> None:
-        try:
+        with self._calling("uploading", key):
             self.client.upload_file(str(source), self.bucket, self._key(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("uploading", key, exc) from None
 
     def download(self, key: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         os.close(fd)
         try:
-            self.client.download_file(self.bucket, self._key(key), tmp)
+            with self._calling("downloading", key, missing_is_absent=True):
+                self.client.download_file(self.bucket, self._key(key), tmp)
             os.replace(tmp, target)
-        except ClientError as exc:
-            if _missing(exc):
-                raise KeyNotFound(key) from None
-            raise self._fail("downloading", key, exc) from None
-        except BotoCoreError as exc:
-            raise self._fail("downloading", key, exc) from None
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
