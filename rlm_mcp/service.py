@@ -24,6 +24,7 @@ from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.guide import guide_text
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
@@ -207,7 +208,7 @@ class RLMService:
             documents=info.documents,
             chars=info.chars,
             lines=info.lines,
-            estimated_tokens=info.chars // 4,
+            estimated_tokens=info.chars // CHARS_PER_TOKEN,
             preview=info.preview,
             added_documents=added,
             corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,

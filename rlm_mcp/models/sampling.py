@@ -162,5 +162,6 @@ def _completion(result: CreateMessageResult | CreateMessageResultWithTools, mode
             calls.append(ToolCall(id=block.id, name=block.name, input=block.input))
     text = "\n".join(texts)
     stop = _STOP.get(result.stop_reason or "", result.stop_reason or ("tool_use" if calls else "end_turn"))
-    usage = Usage(sent_chars // CHARS_PER_TOKEN, max(1, (len(text) + len(str([c.input for c in calls]))) // 4))
+    received_chars = len(text) + len(str([c.input for c in calls]))
+    usage = Usage(sent_chars // CHARS_PER_TOKEN, max(1, received_chars // CHARS_PER_TOKEN))
     return Completion(text=text, model=model, usage=usage, stop_reason=stop, tool_calls=calls)
