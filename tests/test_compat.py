@@ -111,6 +111,7 @@ def test_the_replay_tells_same_refused_and_harmful_apart(tmp_path: Path) -> None
         ("ImportError", "import of 'sys' is not allowed in the sandbox; available modules: re", ["import sys"]),
         ("ModuleNotFoundError", "import of 'typing' is not allowed in the sandbox", ["import typing"]),
         ("AttributeError", "module 'time' has no attribute 'sleep'", ["module attribute time.sleep"]),
+        ("AttributeError", "time.sleep is not available in the sandbox; use ...", ["module attribute time.sleep"]),
         ("NameError", "name 'memoryview' is not defined", ["missing builtin memoryview"]),
         ("NameError", "name 'scores' is not defined", []),
         ("ZeroDivisionError", "division by zero", []),

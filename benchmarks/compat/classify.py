@@ -43,6 +43,7 @@ _RUNTIME_REASONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("ImportError", re.compile(r"import of '(?P<x>[^']+)' is not allowed"), "import {x}"),
     ("ImportError", re.compile(r"cannot import name '(?P<x>[^']+)' from '(?P<m>[^']+)'"), "from {m} import {x}"),
     ("ImportError", re.compile(r"relative imports"), "relative import"),
+    ("AttributeError", re.compile(r"^(?P<x>\w+\.\w+) is not available in the sandbox"), "module attribute {x}"),
     ("AttributeError", re.compile(r"attribute '(?P<x>[^']+)' of exceptions"), "exception attribute .{x}"),
     ("AttributeError", re.compile(r"attribute '(?P<x>[^']+)' is not accessible"), "getattr(.., '{x}')"),
     ("AttributeError", re.compile(r"'(?P<x>[^']+)' objects are read-only"), "attribute write on {x}"),
