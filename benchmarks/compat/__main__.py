@@ -43,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.sandbox_from:
         _use_sandbox_from(args.sandbox_from)
+    import sandbox
     from benchmarks.compat import report
     from benchmarks.compat.replay import run_corpus
 
     outcomes = anyio.run(run_corpus, load_corpus())
     data = report.summary(outcomes)
+    print(f"Sandbox: {Path(sandbox.__file__).resolve().parent}")
     print(report.render(data))
     failed = report.failures(outcomes)
     if args.failures:
