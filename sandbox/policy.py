@@ -24,7 +24,8 @@ only job is Zope's object-level permissions, which this sandbox does not use:
   special method a REPL class may define) is read only for REPL classes.
 
 Four dunders are plain read-only data on classes, functions and modules and may
-be read anywhere: ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``.
+be read anywhere: ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``; so
+may the named-tuple API (``_asdict``, ``_replace``, ``_make``, ``_fields``).
 The global ``__name__`` reads as ``"__main__"``, as in an interactive session.
 Names that reach frames or code objects (``gi_frame``, ``f_back``, ``mro``, ...)
 are refused wherever they appear. Guarded names cost a call only where they
@@ -57,6 +58,10 @@ BLOCKED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
 # Dunders that are plain data wherever Python defines them (a str or None on classes, functions and
 # modules; whatever the user stored on their own objects): readable, never writable.
 READ_ONLY_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
+
+# The public API of named tuples, spelled with a leading underscore so as not to clash with field
+# names: readable (methods and tuples of names), never writable. Nothing else in reach defines them.
+NAMEDTUPLE_API = frozenset({"_asdict", "_replace", "_make", "_fields", "_field_defaults"})
 
 # Special methods a class written in the REPL may define, and read through super() (for its own
 # classes only). Defining them only affects the user's own objects. __index__, __int__, __float__,
@@ -134,7 +139,7 @@ class RestrictedCodeError(Exception):
 
 def attribute_refusal(name: str, *, read: bool = True, runtime: bool = False) -> str | None:
     """Why ``obj.<name>`` is refused, or None. ``name`` must be an exact str (see sandbox.guards)."""
-    if name in READ_ONLY_DUNDERS or name == "__class__":
+    if name in READ_ONLY_DUNDERS or name in NAMEDTUPLE_API or name == "__class__":
         return None if read else f'"{name}" is read-only in the sandbox'
     if name.startswith("_") and name != "_":
         where = "an invalid attribute name" if not runtime else "not accessible in the sandbox"

@@ -446,6 +446,11 @@ RELAXED_BUILTINS = [
         "    x: dict = field(default_factory=locals)\nD()",
         "PermissionError",  # called by generated library code, not by a cell: no frame of it is handed out
     ),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nP(1)._asdict(), P._fields, P._make([2])", None),
+    ("import collections\ncollections.namedtuple('P', 'x')._make.__func__", "RestrictedCodeError"),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nP._fields = ('y',)", "RestrictedCodeError"),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nsetattr(P, '_fields', ('y',))", "AttributeError"),
+    ("class A:\n    def _asdict(self):\n        return {}", "RestrictedCodeError"),
     ("assert __name__ == '__main__'", None),
     ("__name__ = 'x'", "RestrictedCodeError"),
     ("printed = builtins = 1", None),
