@@ -99,8 +99,9 @@ def _refuse(name: str, reason: str) -> AttributeError:
 
 
 def _read_exception_obj(obj: Any, name: str) -> Any:
-    # AttributeError.obj and friends hand out what library code was working on (CVE-2024-47532).
-    if issubclass(type(obj), BaseException):
+    # AttributeError.obj and friends hand out what library code was working on (CVE-2024-47532);
+    # super() of an exception subclass would read the same descriptor.
+    if issubclass(type(obj), BaseException) or type(obj) is super:
         raise AttributeError(f"attribute {name!r} of exceptions is not accessible in the sandbox")
     return getattr(obj, name)
 
@@ -154,13 +155,8 @@ def safe_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
 
 
 def safe_hasattr(obj: Any, name: Any) -> bool:
-    key = exact_str(name, "attribute name")
-    refusal = attribute_refusal(key, runtime=True)
-    if refusal:
-        raise AttributeError(refusal)
-    if key == "obj" and issubclass(type(obj), BaseException):
-        return False
-    return builtins.hasattr(obj, key)
+    """``hasattr`` for any name (``hasattr(x, '__iter__')`` is a common check): it hands out only a bool."""
+    return builtins.hasattr(obj, exact_str(name, "attribute name"))
 
 
 # -- attribute writes ------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ Present in a sandboxed form (see :mod:`sandbox.guards`): ``getattr``,
 ``hasattr``, ``setattr`` and ``delattr`` follow the attribute rules of code on
 the name's real characters; ``type(x)`` is the class of ``x`` (the three-argument
 form is refused); ``globals()``, ``locals()`` and ``vars()`` return a read-only
-copy of the code's own names (none starting with ``_``), and ``vars(obj)`` works
-for instances of classes defined in the REPL; ``dir()`` lists the code's names.
+copy of the code's own names (none starting with ``_``), and ``vars(obj)`` the
+same of an instance of a class defined in the REPL; ``dir()`` lists the code's
+names. ``hasattr`` answers for any name: it hands out only a bool.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def make_namespace_builtins(namespace: dict[str, Any]) -> dict[str, Any]:
             raise PermissionError(
                 "vars(obj) is available in the sandbox only for instances of classes defined in the REPL"
             )
-        return builtins.vars(obj)
+        return NamespaceCopy(_user_names(builtins.vars(obj)))
 
     def dir_(*args: Any) -> list[str]:
         if args:

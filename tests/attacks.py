@@ -336,7 +336,7 @@ TYPE_CONFUSION = [
     (LIARS, None),
     ("getattr(f, Evil('__globals__'))['__builtins__']", "AttributeError"),  # issue 10, item 1
     ("getattr(f, Evil('__globals__'), None)", "AttributeError"),
-    ("hasattr(f, Evil('__globals__'))", "AttributeError"),
+    ("assert hasattr(f, Evil('__globals__')) and hasattr([], '__iter__')", None),  # a bool, nothing more
     ("getattr(f, name=Evil('__globals__'))", "AttributeError"),
     ("getattr(f, **{'name': Evil('__globals__')})", "AttributeError"),
     ("getattr(getattr((), Evil('__class__')), Evil('__base__'))", "AttributeError"),
@@ -440,6 +440,11 @@ RELAXED_BUILTINS = [
     ("vars(type(print))", "PermissionError"),
     ("class A:\n    pass\nvars(A)", "PermissionError"),
     ("class A:\n    pass\na = A()\na.x = 1\nassert vars(a) == {'x': 1}", None),
+    ("class A:\n    pass\nvars(A())['x'] = 1", "TypeError"),
+    (
+        "class E(AttributeError):\n    def leak(self):\n        return super().obj\nE('x', obj=1).leak()",
+        "AttributeError",
+    ),
     ("import functools\nfunctools.reduce(lambda a, b: locals(), [1, 2])", None),
     (
         "from dataclasses import dataclass, field\n@dataclass\nclass D:\n"
