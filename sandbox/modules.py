@@ -285,6 +285,7 @@ SAFE_MODULES: Mapping[str, tuple[str, ...]] = {
     "time": (
         "time",
         "time_ns",
+        "sleep",
         "perf_counter",
         "perf_counter_ns",
         "monotonic",

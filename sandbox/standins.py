@@ -104,7 +104,6 @@ HINTS: Mapping[str, str] = {
     "sys.setrecursionlimit": "the recursion limit is fixed",
     "sys.modules": "import one of the available modules instead",
     "sys.path": "import one of the available modules instead",
-    "time.sleep": "waiting would only spend the compute budget",
     "typing.TypedDict": "use a dict, or a @dataclass",
     "dataclasses.make_dataclass": "define the class with a class statement and @dataclass",
 }

@@ -279,3 +279,12 @@ async def test_lying_values_reach_output_as_their_characters(box: Sandbox) -> No
     assert result.final == "the answer"
     failed = await box.execute("raise ValueError(Shown())")
     assert failed.error is not None and failed.error.message == "printed" and not failed.restarted
+
+
+@pytest.mark.anyio
+async def test_sleep_counts_as_compute(box: Sandbox) -> None:
+    short = await box.execute("import time\ntime.sleep(0.01)\nprint('slept')")
+    assert short.error is None and short.stdout == "slept\n"
+    long = await box.execute("kept = 1\ntime.sleep(100)", timeout=0.5)
+    assert long.timed_out and long.error is not None and long.error.type == "TimeoutError" and not long.restarted
+    assert (await box.execute("kept")).stdout == "1\n"
