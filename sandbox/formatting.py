@@ -8,8 +8,8 @@ guard: ``"{0.__init__.__globals__}".format(f)`` is the classic escape
 the template's real characters (a str subclass is copied first), and:
 
 * a template whose fields hold no ``.`` or ``[`` and whose specs nest no field
-  only looks arguments up by position or name, so it goes to CPython's own
-  ``str.format`` at full speed;
+  only looks arguments up by position or name, so code gets CPython's own method
+  bound to it (or, unbound, the call goes to CPython's ``str.format``) at full speed;
 * any other template runs through :class:`SandboxFormatter`, where ``{0.name}``
   is ``getattr`` under the sandbox's attribute rules (``{0.__class__}`` is
   ``type(0)``, ``{0.__globals__}`` and ``{0.gi_frame}`` are refused) and
@@ -128,6 +128,18 @@ class FormatMethod:
         return f"<built-in method {self._name} of str object>"
 
 
+def bound_method(template: str, name: str, formatter: SandboxFormatter) -> Any:
+    """``template.format`` (or ``format_map``) for code; ``template`` is an exact str.
+
+    A template that only looks arguments up gets CPython's own bound method, at full
+    speed: it is bound to this template for good (a builtin method cannot be rebound,
+    and its ``__self__`` is not readable), so it can only ever look arguments up.
+    """
+    if needs_guarded_formatter(template):
+        return FormatMethod(formatter, name, template)
+    return getattr(template, name)
+
+
 def replace_str_method(value: Any, name: str, formatter: SandboxFormatter) -> Any:
     """``value`` (what ``getattr(obj, name)`` gave), with ``str``'s own format/format_map swapped out.
 
@@ -139,5 +151,5 @@ def replace_str_method(value: Any, name: str, formatter: SandboxFormatter) -> An
     if type(value) is types.BuiltinMethodType and value.__name__ == name:
         bound_to = value.__self__
         if issubclass(type(bound_to), str):
-            return FormatMethod(formatter, name, str.__str__(bound_to))
+            return bound_method(str.__str__(bound_to), name, formatter)
     return value

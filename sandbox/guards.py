@@ -107,6 +107,8 @@ def _read_exception_obj(obj: Any, name: str) -> Any:
 
 
 def _read_str_method(obj: Any, name: str) -> Any:
+    if type(obj) is str:  # the common case, "...".format(...): no need to build the real method first
+        return formatting.bound_method(obj, name, FORMATTER)
     return formatting.replace_str_method(getattr(obj, name), name, FORMATTER)
 
 

@@ -153,9 +153,14 @@ def test_type_gives_classes_but_no_metaclass() -> None:
 
 def test_format_methods_are_swapped_wherever_they_come_from() -> None:
     formatter = guards.FORMATTER
-    for value in ("{0}".format, Evil("{0}").format, super(Evil, Evil("{0}")).format):  # type: ignore[misc]
-        swapped = formatting.replace_str_method(value, "format", formatter)
-        assert type(swapped) is formatting.FormatMethod and swapped(1) == "1"
+    for template in ("{0}", "{0.real}"):
+        for value in (template.format, Evil(template).format, super(Evil, Evil(template)).format):  # type: ignore[misc]
+            swapped = formatting.replace_str_method(value, "format", formatter)
+            assert swapped(1) == "1"
+            if template == "{0}":  # CPython's own method, bound to an exact copy of a template that only looks up
+                assert type(swapped) is type("".format) and type(swapped.__self__) is str
+            else:
+                assert type(swapped) is formatting.FormatMethod
     assert type(formatting.replace_str_method(str.format, "format", formatter)) is formatting.FormatMethod
     assert type(formatting.replace_str_method(str.format_map, "format_map", formatter)) is formatting.FormatMethod
 
