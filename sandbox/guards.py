@@ -24,6 +24,7 @@ from sandbox.policy import GUARDED_READS, SPECIAL_METHODS, USER_MODULE, attribut
 
 _MISSING = object()
 _CLASS_MODULE = type.__dict__["__module__"]
+_CLASS_NAME = type.__dict__["__name__"]
 _SELF_CLASS = super.__dict__["__self_class__"]
 
 
@@ -84,7 +85,8 @@ def sandbox_type(*args: Any, **kwargs: Any) -> type:
     if issubclass(kind, type):
         if kind is type:
             return sandbox_type  # type: ignore[return-value]
-        raise PermissionError(f"the metaclass of {args[0].__name__!r} is not available in the sandbox")
+        name = _CLASS_NAME.__get__(args[0])
+        raise PermissionError(f"the metaclass of {name!r} ({kind.__name__}) is not available in the sandbox")
     return kind
 
 
