@@ -174,6 +174,8 @@ async def run_attacks(client: Client, sid: str, attacks: list[tuple[str, str | N
         text = json.dumps(out)
         if leaks := leaked(canaries, text):
             problems.append(f"{code!r} leaked {leaks}: {text[:500]}")
+        if PWNED in out["stdout"] or PWNED in (out["final"] or ""):
+            problems.append(f"{code!r} printed the escape marker: {out['stdout'][:300]!r}")
         error = out["error"]
         got = error["type"] if error else None
         if expected == ANY_ERROR and got is None:
