@@ -81,6 +81,7 @@ class Recursion:
             query=prompt,
             root_model=config.root_model,
             sub_model=config.sub_model,
+            owner=trajectories.owner_of(parent.trajectory_id),
         )
         await trajectories.update(record.id, parent_id=parent.trajectory_id, depth=parent.depth + 1)
         children.append(record.id)
