@@ -87,8 +87,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake: Conver
 
 
 class HttpServer:
-    def __init__(self, env: dict[str, str], *extra_args: str, **popen: Any):
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], *extra_args: str, port: int | None = None, **popen: Any):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.process = subprocess.Popen(
             [

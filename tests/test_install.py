@@ -147,3 +147,39 @@ def test_mcp_json_example_is_what_install_writes() -> None:
     assert example["servers"]["rlm"] == {"type": "stdio", **example["mcpServers"]["rlm"]}
     assert {"RLM_SUB_MODEL", "RLM_ROOT_MODEL", "RLM_ALLOWED_ROOTS"} <= set(example["mcpServers"]["rlm"]["env"])
     assert example["mcpServers"]["rlm-local"]["env"]["RLM_SUB_MODEL"].startswith("openai:")
+
+
+def test_the_folders_to_read_are_never_implied(home: Path) -> None:
+    """Desktop clients start servers in '/': install must write the allowed roots, or say it needs them."""
+    path = home / ".cursor" / "mcp.json"
+    done = install(home, "--client", "cursor", *LOCAL[:4])  # no --allowed-roots, and no terminal to ask on
+    assert done.returncode == 2 and "--allowed-roots ~/Documents" in done.stderr and not path.exists()
+    for broad in ("/", "~", str(home.parent)):
+        done = install(home, "--client", "cursor", *LOCAL[:4], "--allowed-roots", broad)
+        assert done.returncode == 2 and "RLM_ALLOW_BROAD_ROOTS=true" in done.stderr and not path.exists(), broad
+    done = install(home, "--client", "cursor", *LOCAL[:4], "--allowed-roots", "/", "--allow-broad-roots", "true")
+    assert done.returncode == 0, done.stderr
+    env = json.loads(path.read_text())["mcpServers"]["rlm"]["env"]
+    assert (env["RLM_ALLOWED_ROOTS"], env["RLM_ALLOW_BROAD_ROOTS"]) == ("/", "True")
+
+
+def test_on_a_terminal_install_asks_for_the_folders(home: Path) -> None:
+    (home / "Documents").mkdir()
+    (home / "src").mkdir()
+    main, terminal = os.openpty()
+    try:
+        os.write(main, f"~/Documents{os.pathsep}~/src\n".encode())
+        env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PATH": os.environ.get("PATH", ""),
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "rlm_mcp", "install", "--client", "claude-desktop", *LOCAL[:4]],
+            env=env, stdin=terminal, capture_output=True, text=True, timeout=60, cwd=home,
+        )  # fmt: skip
+    finally:
+        os.close(main)
+        os.close(terminal)
+    assert done.returncode == 0, done.stderr
+    assert "Which folders may the server read?" in done.stderr
+    entry = json.loads((home / ".config" / "Claude" / "claude_desktop_config.json").read_text())["mcpServers"]["rlm"]
+    resolved = [str((home / "Documents").resolve()), str((home / "src").resolve())]
+    assert entry["env"]["RLM_ALLOWED_ROOTS"] == os.pathsep.join(resolved)

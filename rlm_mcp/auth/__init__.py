@@ -22,7 +22,6 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
 
 from rlm_mcp.auth.oidc import JWTVerifier
 from rlm_mcp.auth.static import StaticTokenVerifier, parse_token_entries, read_token_file
@@ -87,10 +86,12 @@ def from_settings(settings: Settings) -> Authentication | None:
     if not verifiers:
         return None
     resource = settings.auth_resource_url if settings.auth_issuer else None
-    auth_settings = AuthSettings(
-        issuer_url=AnyHttpUrl(settings.auth_issuer or NO_ISSUER),
-        resource_server_url=AnyHttpUrl(resource) if resource else None,
-        validate_token_resource=False,  # the verifiers check the audience themselves
+    auth_settings = AuthSettings.model_validate(  # from strings: the SDK keeps a path-less issuer exactly as given
+        {
+            "issuer_url": settings.auth_issuer or NO_ISSUER,
+            "resource_server_url": resource,
+            "validate_token_resource": False,  # the verifiers check the audience themselves
+        }
     )
     verifier = verifiers[0] if len(verifiers) == 1 else AnyVerifier(verifiers)
     return Authentication(verifier=verifier, settings=auth_settings)
