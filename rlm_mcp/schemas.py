@@ -59,7 +59,7 @@ class LoadContextResult(BaseModel):
     added_documents: int = Field(description="documents added by this call")
     corpus_id: str | None = Field(
         None,
-        description="for inline content: its SHA-256, under which the server keeps it. Pass it back as "
+        description="for inline content: its SHA-256, under which the server keeps it for you. Pass it back as "
         "corpus_id to load the same text into another session (on any replica sharing the store) without "
         "sending it again",
     )
