@@ -269,10 +269,6 @@ class TrajectoryStore:
             raise _missing(trajectory_id)
         return trajectory
 
-    def owner_of(self, trajectory_id: str) -> str:
-        """The owner of a trajectory this process is writing (a run starting a nested one)."""
-        return self._live[trajectory_id].owner
-
     async def read(self, trajectory_id: str) -> Trajectory:
         """The trajectory as stored, changing nothing: for readers outside the server (the CLI),
         which cannot tell a run that died from one another process is running."""

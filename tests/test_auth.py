@@ -26,13 +26,15 @@ from typing import Any
 import httpx2
 import jwt
 import pytest
-from conftest import HttpServer, free_port, server_env
+from conftest import ROOT_MODEL, HttpServer, free_port, server_env
 from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers import call, call_error
 from jwt.algorithms import RSAAlgorithm
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+
+from rlm_mcp.fakes.bedrock import code, scripted
 
 ALICE = secrets.token_urlsafe(32)
 BOB = secrets.token_urlsafe(32)
@@ -255,6 +257,33 @@ async def test_two_principals_share_nothing(server: HttpServer, fake) -> None:
 
 
 @pytest.mark.anyio
+async def test_nested_runs_belong_to_their_parents_owner(server: HttpServer, fake) -> None:
+    fake.respond = lambda request: (
+        scripted(ROOT_MODEL, [code("FINAL(context.upper())")])(request)
+        if "Question: inner" in request.all_text
+        else scripted(ROOT_MODEL, [code("FINAL(rlm_query('inner', context='nested text'))")])(request)
+    )
+    async with principal(server, ALICE) as alice, principal(server, BOB) as bob:
+        sid = (await call(alice, "load_context", content="outer text"))["session_id"]
+        run = await call(alice, "rlm_query", session_id=sid, query="outer", max_depth=2)
+        assert (run["status"], run["answer"]) == ("completed", "NESTED TEXT")
+        outer = await call(alice, "get_trajectory", trajectory_id=run["trajectory_id"], detail="full")
+        [child] = [c for step in outer["steps"] for c in step["child_runs"]]
+        assert (await call(alice, "get_trajectory", trajectory_id=child))["answer"] == "NESTED TEXT"
+        ghost = unknown_trajectory()
+        same_answer(
+            await call_error(bob, "get_trajectory", trajectory_id=child),
+            child,
+            await call_error(bob, "get_trajectory", trajectory_id=ghost),
+            ghost,
+        )
+        # The page embeds the nested run for its owner, and only for its owner.
+        page = httpx2.get(outer["viewer_url"], timeout=60)
+        assert page.status_code == 200 and child in page.text
+        assert httpx2.get(outer["viewer_url"].replace(run["trajectory_id"], child), timeout=60).status_code == 404
+
+
+@pytest.mark.anyio
 async def test_the_viewer_needs_the_owner_or_a_signed_link(server: HttpServer) -> None:
     async with principal(server, ALICE) as alice:
         loaded = await call(alice, "load_context", content="for the page")
@@ -313,6 +342,28 @@ async def test_a_jwt_from_the_issuer_is_a_principal_of_its_own(server: HttpServe
     cognito = issuer.token(sub="carol", aud=None, client_id="cognito-app-client", token_use="access")
     async with principal(server, cognito) as carol_via_cognito:
         assert (await call(carol_via_cognito, "repl_exec", session_id=mine, code="len(context)"))["stdout"] == "13\n"
+
+
+@pytest.mark.anyio
+async def test_the_agentcore_contract_with_inbound_jwt(tmp_path: Path, fake, issuer: Issuer) -> None:
+    """The image's entry point (0.0.0.0, stateless) with the JWT settings of the deployment guide's 5b."""
+    env = server_env(
+        tmp_path / "data", tmp_path, fake.url, RLM_AUTH_ISSUER=issuer.url, RLM_AUTH_AUDIENCE="cognito-app-client"
+    )
+    started = HttpServer(env, "--host", "0.0.0.0", "--stateless")
+    try:
+        carol_token = issuer.token(sub="carol", aud=None, client_id="cognito-app-client", token_use="access")
+        dave_token = issuer.token(sub="dave", aud=None, client_id="cognito-app-client", token_use="access")
+        async with principal(started, carol_token) as carol, principal(started, dave_token) as dave:
+            sid = (await call(carol, "load_context", content="carol only"))["session_id"]
+            assert (await call(carol, "repl_exec", session_id=sid, code="len(context)"))["stdout"] == "10\n"
+            assert "no session" in await call_error(dave, "repl_exec", session_id=sid, code="context")
+            assert (await call(dave, "list_sessions"))["sessions"] == []
+        wrong_client = issuer.token(sub="carol", aud=None, client_id="another-app")
+        answer = httpx2.post(started.url, json=HELLO, headers={**MCP_ACCEPT, "Authorization": f"Bearer {wrong_client}"})
+        assert answer.status_code == 401
+    finally:
+        started.stop()
 
 
 def test_bad_jwts_are_refused(server: HttpServer, issuer: Issuer) -> None:
