@@ -308,7 +308,7 @@ def describe_errors(exc: ValidationError) -> str:
     """A settings error as a person reads it: which setting (variable and flag), and what is wrong."""
     problems = []
     for err in exc.errors():
-        message = str(err["msg"]).removeprefix("Value error, ")
+        message = str(err["msg"])
         if not err["loc"]:  # a rule that spans several settings names them itself
             problems.append(message)
             continue

@@ -420,7 +420,19 @@ def test_a_non_loopback_server_without_auth_does_not_start(tmp_path: Path, fake)
 
 def test_a_non_loopback_server_with_a_token_serves_only_its_holder(tmp_path: Path, fake) -> None:
     port = free_port()
-    env = server_env(tmp_path / "data", tmp_path, fake.url, RLM_AUTH_TOKENS=f"ops:{ALICE}")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# who may call\n\nops:{ALICE}\n")
+    env = server_env(tmp_path / "data", tmp_path, fake.url, RLM_AUTH_TOKENS_FILE=str(tokens))
+    # A bad entry stops the server with a reason that shows no token, from the file or the variable.
+    weak = "ops:" + "x" * 12
+    for bad in ({"RLM_AUTH_TOKENS": weak}, {"RLM_AUTH_TOKENS": f"ops:{ALICE},ops:{BOB}"}):
+        done = _serve({**env, **bad}, "0.0.0.0")
+        assert done.returncode != 0 and "RLM_AUTH_TOKENS" in done.stderr, done.stderr
+        assert "x" * 12 not in done.stderr and ALICE not in done.stderr and BOB not in done.stderr
+    tokens.write_text(f"ops:{ALICE}\nops short\n")
+    done = _serve(env, "0.0.0.0")
+    assert done.returncode != 0 and "entry 2 of RLM_AUTH_TOKENS" in done.stderr and ALICE not in done.stderr
+    tokens.write_text(f"# who may call\n\nops:{ALICE}\n")
     started = HttpServer(env, "--host", "0.0.0.0", port=port)
     try:
         listing = HELLO
