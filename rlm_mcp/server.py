@@ -384,6 +384,7 @@ def _add_guide_resources_and_viewer(
         link = request.query_params.get("link")
         by_link = not (authentication is None or isinstance(request.user, AuthenticatedUser))
         if by_link and link is None:
+            assert authentication is not None
             return _authentication_required(authentication)
         try:
             if by_link:
