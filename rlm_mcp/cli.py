@@ -19,7 +19,7 @@ import anyio
 from pydantic import ValidationError
 
 from rlm_mcp import __version__, commands, logs
-from rlm_mcp.config import Settings, add_setting_flags, settings_from_args
+from rlm_mcp.config import Settings, add_setting_flags, describe_errors, settings_from_args, too_broad
 from rlm_mcp.errors import RLMError
 
 SUBCOMMANDS = ("serve", *commands.NAMES)
@@ -52,12 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_about_roots(settings: Settings) -> None:
+    for root in settings.allowed_roots:
+        if too_broad(root):
+            log.warning(
+                "RLM_ALLOWED_ROOTS includes %s (allowed by RLM_ALLOW_BROAD_ROOTS): load_context can read every file "
+                "the server's user can read under it, ~/.ssh and ~/.aws included",
+                root,
+            )
+
+
 async def serve(settings: Settings, transport: str, host: str, port: int, stateless: bool) -> None:
+    from rlm_mcp import auth
     from rlm_mcp.server import build_server
     from rlm_mcp.service import RLMService
 
+    _warn_about_roots(settings)
+    authentication = None
+    security = None
+    if transport != "stdio":  # over stdio there is one principal: the client that started the server
+        authentication = auth.from_settings(settings)
+        auth.check_exposure(settings, host, authentication)
+        security = auth.transport_security(host)
     service = RLMService(settings)
-    app = build_server(service)
+    app = build_server(service, authentication, security)
     max_body = settings.max_request_mb * 1024 * 1024
     if transport == "streamable-http" and stateless and not settings.request_state_keys:
         log.warning(
@@ -68,10 +86,13 @@ async def serve(settings: Settings, transport: str, host: str, port: int, statel
         if transport == "stdio":
             await app.run_stdio_async()
         elif transport == "streamable-http":
-            http_app = app.streamable_http_app(stateless_http=stateless, max_request_body_size=max_body, host=host)
+            http_app = app.streamable_http_app(
+                stateless_http=stateless, max_request_body_size=max_body, host=host, transport_security=security
+            )
             await _serve_http(http_app, settings, host, port)
         else:
-            await _serve_http(app.sse_app(max_request_body_size=max_body, host=host), settings, host, port)
+            sse_app = app.sse_app(max_request_body_size=max_body, host=host, transport_security=security)
+            await _serve_http(sse_app, settings, host, port)
 
 
 async def _serve_http(app: Any, settings: Settings, host: str, port: int) -> None:
@@ -98,12 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{err['loc'][0]} (RLM_{str(err['loc'][0]).upper()} or --{str(err['loc'][0]).replace('_', '-')}): "
-            f"{err['msg']}"
-            for err in exc.errors()
-        )
-        parser.exit(2, f"rlm-mcp: invalid setting: {problems}\n")
+        parser.exit(2, f"rlm-mcp: invalid setting: {describe_errors(exc)}\n")
     serving = args.command == "serve"
     level = settings.log_level if serving or "log_level" in settings.model_fields_set else QUIET_BY_DEFAULT
     configure_logging(level, settings.log_format)

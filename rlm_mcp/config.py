@@ -17,8 +17,18 @@ import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -36,6 +46,21 @@ def user_config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
+SYSTEM_DIRECTORIES = frozenset(
+    Path(p) for p in ("/etc", "/root", "/var", "/usr", "/home", "/Users", "/private", "/boot", "/opt", "/srv", "/mnt")
+)
+"""Top-level folders that hold the system's or every user's files: too wide to be an allowed root."""
+
+
+def too_broad(root: Path) -> bool:
+    """Whether an allowed root would open far more than anyone means to share: a file system's root, a
+    system folder, or a home directory or a folder holding one (``~/.ssh``, ``~/.aws`` live there)."""
+    home = Path.home().resolve()
+    if root == Path(root.anchor) or root in SYSTEM_DIRECTORIES or home.is_relative_to(root):
+        return True
+    return root.parent in (Path("/home"), Path("/Users"))  # someone else's home
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RLM_", extra="ignore", frozen=True, populate_by_name=True)
 
@@ -50,9 +75,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="where corpora, sessions and trajectories live"
     )
+    allow_broad_roots: bool = Field(
+        False,
+        description="let RLM_ALLOWED_ROOTS name '/', a home directory or a folder holding one (logged as a warning)",
+    )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
-        default_factory=lambda: [Path.cwd()],
-        description=f"directories load_context may read, separated by '{os.pathsep}' (default: the working directory)",
+        default_factory=list,
+        description=f"directories load_context may read, separated by '{os.pathsep}' (none by default: path loads "
+        "are refused until you name one)",
     )
     allowed_s3: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -110,6 +140,40 @@ class Settings(BaseSettings):
         description="comma-separated secrets (32+ characters each; the first seals) shared by every replica, "
         "so a multi-round-trip request can finish on any of them",
     )
+    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="static bearer tokens for HTTP, as comma-separated NAME:TOKEN pairs: a request bearing TOKEN "
+        "acts as the principal NAME (32+ characters of randomness per token)",
+    )
+    auth_tokens_file: FilePath | None = Field(
+        None, description="a file of NAME:TOKEN lines, read at start-up, instead of (or besides) RLM_AUTH_TOKENS"
+    )
+    auth_issuer: str | None = Field(
+        None,
+        description="accept JWTs from this OAuth/OIDC issuer (its exact 'iss'), e.g. "
+        "https://cognito-idp.<region>.amazonaws.com/<user pool id>",
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="the issuer's signing keys (default: jwks_uri of <issuer>/.well-known/openid-configuration)"
+    )
+    auth_audience: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="accepted 'aud' (or, for Cognito access tokens, 'client_id') values of JWTs, separated by ','; "
+        "required with RLM_AUTH_ISSUER",
+    )
+    auth_principal_claim: str = Field(
+        "sub", description="the JWT claim naming the principal that owns sessions, runs and trajectories"
+    )
+    auth_resource_url: str | None = Field(
+        None,
+        description="this server's public MCP URL (https://host/mcp), published as OAuth protected resource "
+        "metadata (RFC 9728) so that clients find the issuer",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="serve HTTP on a non-loopback address without authentication, every client sharing every "
+        "session (only behind something that authenticates, such as AgentCore with IAM)",
+    )
     traces: Literal["off", "otlp", "console"] = Field(
         "off",
         description="OpenTelemetry traces: 'otlp' exports to OTEL_EXPORTER_OTLP_* (needs the otel extra), "
@@ -130,12 +194,20 @@ class Settings(BaseSettings):
 
     @field_validator("allowed_roots")
     @classmethod
-    def _resolve_roots(cls, value: list[Path]) -> list[Path]:
-        if not value:
-            raise ValueError("at least one allowed root is needed")
-        return [Path(os.path.expanduser(p)).resolve() for p in value]
+    def _resolve_roots(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        roots = [Path(os.path.expanduser(p)).resolve() for p in value]
+        broad = [str(root) for root in roots if too_broad(root)]
+        if broad and not info.data.get("allow_broad_roots"):
+            raise ValueError(
+                f"{', '.join(broad)} would let load_context read every file the server's user can (~/.ssh, ~/.aws, "
+                "...): name the folders you mean, or set RLM_ALLOW_BROAD_ROOTS=true (--allow-broad-roots true) "
+                "if that is really what you want"
+            )
+        return roots
 
-    @field_validator("allowed_s3", "allowed_models", "request_state_keys", mode="before")
+    @field_validator(
+        "allowed_s3", "allowed_models", "request_state_keys", "auth_tokens", "auth_audience", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -171,6 +243,37 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("auth_tokens")
+    @classmethod
+    def _check_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from rlm_mcp.auth.static import parse_token_entries  # the one parser, shared with RLM_AUTH_TOKENS_FILE
+
+        parse_token_entries([entry.get_secret_value() for entry in value], "RLM_AUTH_TOKENS")
+        return value
+
+    @field_validator("auth_issuer", "auth_jwks_url", "auth_resource_url")
+    @classmethod
+    def _check_auth_urls(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parsed = urlsplit(value)
+        loopback = parsed.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parsed.hostname or not (parsed.scheme == "https" or (parsed.scheme == "http" and loopback)):
+            raise ValueError(f"{value!r} must be an https:// URL (http:// only on loopback)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        if self.auth_issuer and not self.auth_audience:
+            raise ValueError(
+                "auth_issuer (RLM_AUTH_ISSUER) needs auth_audience (RLM_AUTH_AUDIENCE): the 'aud' or client_id your "
+                "tokens carry, or any token the issuer signs for any application would be accepted"
+            )
+        if (self.auth_jwks_url or self.auth_resource_url) and not self.auth_issuer:
+            raise ValueError("auth_jwks_url and auth_resource_url (RLM_AUTH_*) are for JWTs: set RLM_AUTH_ISSUER too")
+        return self
+
     @field_validator("data_dir")
     @classmethod
     def _expand_data_dir(cls, value: Path) -> Path:
@@ -199,6 +302,20 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             default=argparse.SUPPRESS,
             help=f"{field.description} [{env}]",
         )
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A settings error as a person reads it: which setting (variable and flag), and what is wrong."""
+    problems = []
+    for err in exc.errors():
+        message = str(err["msg"])
+        if not err["loc"]:  # a rule that spans several settings names them itself
+            problems.append(message)
+            continue
+        name = str(err["loc"][0])
+        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
+        problems.append(f"{name} ({env} or --{name.replace('_', '-')}): {message}")
+    return "; ".join(problems)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -33,3 +33,24 @@ class ModelError(RLMError):
     def __init__(self, message: str, kind: str = "error"):
         super().__init__(message)
         self.kind = kind
+
+
+class Redactor:
+    """Takes the server's own locations out of a message meant for a client.
+
+    Messages are written to name what the client gave (its path, a document's name relative to its allowed
+    root), never the server's directories; this is the backstop for text that came from elsewhere (an OS error,
+    a library, a store) on its way out: each location becomes a placeholder (``<data dir>``, ``~``, ...).
+    """
+
+    def __init__(self, places: dict[str, str]):
+        # Longest first, so the data directory inside the home directory is named as such.
+        self._places = sorted(
+            ((place.rstrip("/"), name) for place, name in places.items() if place.rstrip("/")),
+            key=lambda item: -len(item[0]),
+        )
+
+    def __call__(self, text: str) -> str:
+        for place, name in self._places:
+            text = text.replace(place, name)
+        return text

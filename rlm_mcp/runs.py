@@ -18,6 +18,7 @@ from rlm_mcp.errors import InvalidInput, RLMError
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelClient, ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.principals import LOCAL
 from rlm_mcp.recursion import Recursion
 from rlm_mcp.schemas import RLMQueryResult, RunStatus, TokenUsage
 from rlm_mcp.sessions import Session, SessionManager
@@ -39,6 +40,8 @@ class Query:
     max_iterations: int | None = None
     max_sub_calls: int | None = None
     max_depth: int | None = None
+    owner: str = LOCAL
+    """The principal asking: only its own sessions can be run on."""
 
 
 def result_of(outcome: RunOutcome, trajectory_id: str, session_id: str) -> RLMQueryResult:
@@ -115,7 +118,7 @@ class Runs:
             raise RLMError("background runs need a running server")
         client, root_id = self.router.client_for(root)
         await client.check()
-        session = await self.sessions.get(query.session_id)
+        session = await self.sessions.get(query.session_id, query.owner)
         session.busy += 1  # held from here to the end of the run: never evicted under it
         try:
             run = await self._prepare(query, session, client, root_id, progress if wait else None)
@@ -148,6 +151,7 @@ class Runs:
             root_model=root_id,
             sub_model=config.sub_model,
             corpus_chars=session.info.chars,
+            owner=session.owner,
         )
         session.runs.append(trajectory.id)
         run = RLMRun(

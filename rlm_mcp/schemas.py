@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
 RunStatus = Literal["open", "running", "completed", "failed", "limit_reached", "cancelled", "interrupted", "closed"]
 
@@ -59,7 +59,7 @@ class LoadContextResult(BaseModel):
     added_documents: int = Field(description="documents added by this call")
     corpus_id: str | None = Field(
         None,
-        description="for inline content: its SHA-256, under which the server keeps it. Pass it back as "
+        description="for inline content: its SHA-256, under which the server keeps it for you. Pass it back as "
         "corpus_id to load the same text into another session (on any replica sharing the store) without "
         "sending it again",
     )
@@ -172,6 +172,17 @@ class Trajectory(BaseModel):
     sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)
+    viewer_url: str | None = Field(
+        None,
+        description="over HTTP: this trajectory as a page to open in a browser (a signed link, valid for 15 minutes, "
+        "when the server authenticates)",
+    )
+    _owner: str = PrivateAttr(default="local")
+    """The principal it belongs to (:mod:`rlm_mcp.principals`); kept in the store, never shown."""
+
+    @property
+    def owner(self) -> str:
+        return self._owner
 
     @computed_field(description="sub_prompt_chars / corpus_chars: how much of the corpus went to sub-models")  # type: ignore[prop-decorator]
     @property

@@ -9,9 +9,11 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -20,10 +22,11 @@ import anyio.to_thread
 
 from rlm_mcp import viewer
 from rlm_mcp.config import Settings
-from rlm_mcp.errors import InvalidInput, NotFound, RLMError
+from rlm_mcp.errors import InvalidInput, NotFound, Redactor, RLMError
 from rlm_mcp.guide import guide_text
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.principals import LOCAL
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.runs import Query, Runs
@@ -57,6 +60,17 @@ class RLMService:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = open_store(settings)
+        self.scrub = Redactor(
+            {
+                str(Path(__file__).resolve().parent.parent): "<server>",
+                sys.prefix: "<python>",
+                sys.base_prefix: "<python>",
+                str(settings.data_dir): "<data dir>",
+                self.store.url: "<store>",
+                str(Path.home()): "~",
+            }
+        )
+        """Applied by the MCP layer to every error message it returns."""
         self.trajectories = TrajectoryStore(self.store.sub("trajectories"))
         self.sources = Sources(
             roots=settings.allowed_roots,
@@ -64,6 +78,7 @@ class RLMService:
             aws_region=settings.aws_region,
             shared=self.store.sub("corpora"),
             allowed_s3=settings.allowed_s3,
+            private=[settings.data_dir],
         )
         self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
         self.router = ModelRouter(settings)
@@ -144,6 +159,7 @@ class RLMService:
         exclude: list[str] | None = None,
         format: Literal["auto", "text"] = "auto",
         corpus_id: str | None = None,
+        owner: str = LOCAL,
     ) -> LoadContextResult:
         if sum(x is not None for x in (content, path, corpus_id)) != 1:
             raise InvalidInput(
@@ -168,11 +184,13 @@ class RLMService:
         )
         if session_id is not None:
             check_id(session_id, "session")
-        source = await self._resolve(content, path, name, options, corpus_id)
+        if session_id is not None and not await self.sessions.owns(session_id, owner):
+            raise self.sessions.missing(session_id)  # before any work: another's session is no session
+        source = await self._resolve(content, path, name, options, corpus_id, owner)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
         if session_id is None:
-            session = await self.sessions.create()
+            session = await self.sessions.create(owner)
             try:
                 info = await session.sandbox.load(source.documents, shape=source.shape)
             except LoadError as exc:
@@ -185,7 +203,7 @@ class RLMService:
                 raise
             added = info.documents
         else:
-            async with self.sessions.use(session_id) as session:
+            async with self.sessions.use(session_id, owner) as session:
                 before = session.info.documents if session.info else 0
                 existing = session.sandbox.documents
                 first_header = document_header(existing[0].name) if existing and session.sandbox.shape == "str" else ""
@@ -223,13 +241,14 @@ class RLMService:
         name: str | None,
         options: LoadOptions,
         corpus_id: str | None = None,
+        owner: str = LOCAL,
     ) -> ResolvedSource:
         if corpus_id is not None:
-            return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline")
+            return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline", owner)
         if content is not None:
             if len(content) > options.max_bytes:  # characters: at least as many bytes
                 raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
-            return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline")
+            return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline", owner)
         assert path is not None
         source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
         if source.total_bytes > options.max_bytes:
@@ -239,11 +258,11 @@ class RLMService:
     # -- repl_exec -----------------------------------------------------------------------
 
     async def repl_exec(
-        self, session_id: str, code: str, *, progress: ProgressReporter | None = None
+        self, session_id: str, code: str, *, progress: ProgressReporter | None = None, owner: str = LOCAL
     ) -> ReplExecResult:
         if not code.strip():
             raise InvalidInput("code is empty")
-        async with self.sessions.use(session_id) as session:
+        async with self.sessions.use(session_id, owner) as session:
             sub_log = SubcallLog()
             finished = 0  # sub-calls of earlier batches in this call: progress must only increase
 
@@ -323,16 +342,20 @@ class RLMService:
         max_depth: int | None = None,
         wait: bool = True,
         progress: ProgressReporter | None = None,
+        owner: str = LOCAL,
     ) -> RLMQueryResult:
-        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth)
+        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth, owner)
         return await self.runs.start(asked, wait=wait, progress=progress)
 
     # -- sessions and trajectories ----------------------------------------------------------
 
-    async def list_sessions(self) -> SessionList:
+    async def list_sessions(self, owner: str = LOCAL) -> SessionList:
+        """The live sessions of ``owner`` (on this process), and nobody else's."""
         now = time.time()
         sessions = []
         for s in self.sessions.live():
+            if s.owner != owner:
+                continue
             info = s.info
             sessions.append(
                 SessionInfo(
@@ -351,22 +374,32 @@ class RLMService:
             )
         return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
 
-    async def close_session(self, session_id: str) -> CloseSessionResult:
+    async def close_session(self, session_id: str, owner: str = LOCAL) -> CloseSessionResult:
         check_id(session_id, "session")
+        if not await self.sessions.owns(session_id, owner):
+            raise NotFound(f"no session {session_id!r} to close")
         self.runs.cancel_session(session_id)
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
         return CloseSessionResult(session_id=session_id, closed=True)
 
-    async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:
-        trajectory = await self.trajectories.get(trajectory_id)
+    async def get_trajectory(self, trajectory_id: str, detail: str = "summary", owner: str = LOCAL) -> Trajectory:
+        trajectory = await self.trajectories.get_owned(trajectory_id, owner)
         return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
 
-    async def trajectory_page(self, trajectory_id: str) -> str:
-        """The trajectory (with its nested runs) as a self-contained HTML page."""
-        return await viewer.render_trajectory(trajectory_id, self.trajectories.get, self.prices)
+    async def trajectory_owner(self, trajectory_id: str) -> str:
+        """Who owns a trajectory (for the viewer's signed links, which name no principal); NotFound if none."""
+        return (await self.trajectories.get(check_id(trajectory_id, "trajectory"))).owner
 
-    async def guide(self, session_id: str | None = None, question: str | None = None) -> str:
+    async def trajectory_page(self, trajectory_id: str, owner: str = LOCAL) -> str:
+        """The trajectory (with its nested runs, which share its owner) as a self-contained HTML page."""
+
+        async def load(wanted: str) -> Trajectory:
+            return await self.trajectories.get_owned(wanted, owner)
+
+        return await viewer.render_trajectory(trajectory_id, load, self.prices)
+
+    async def guide(self, session_id: str | None = None, question: str | None = None, owner: str = LOCAL) -> str:
         """The rlm_guide prompt, with the session's corpus metadata when a session is named."""
-        corpus = (await self.sessions.get(session_id)).info if session_id else None
+        corpus = (await self.sessions.get(session_id, owner)).info if session_id else None
         return guide_text(self.settings, corpus, question)

@@ -26,6 +26,7 @@ import anyio.to_thread
 
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import CapacityExceeded, NotFound
+from rlm_mcp.principals import LOCAL
 from rlm_mcp.store import KeyNotFound, LocalStore, Store
 from rlm_mcp.subcalls import Budget
 from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
@@ -65,6 +66,8 @@ class Session:
     notes: list[str] = field(default_factory=list)
     """Said once, in the next result: e.g. that the session was restored after a restart."""
     saved_at: float = 0.0
+    owner: str = LOCAL
+    """The principal that created it; no other can see or use it (:mod:`rlm_mcp.principals`)."""
 
     def record(self, corpora: InlineStore | None = None) -> dict[str, Any]:
         documents = []
@@ -87,11 +90,18 @@ class Session:
             "created_at": self.created_at,
             "shape": self.sandbox.shape,
             "documents": documents,
+            "owner": self.owner,
         }
 
     def take_notes(self) -> list[str]:
         notes, self.notes = self.notes, []
         return notes
+
+
+def _owner_of(record: dict[str, Any]) -> str:
+    """A record's owner; records written before owners existed belong to the one local principal."""
+    owner = record.get("owner")
+    return owner if isinstance(owner, str) else LOCAL
 
 
 class SessionManager:
@@ -131,16 +141,15 @@ class SessionManager:
             log.warning("session record %s in %s is unreadable", key, self.records.url)
             return None
 
-    async def _document(self, raw: dict[str, Any]) -> Document:
+    async def _document(self, raw: dict[str, Any], owner: str) -> Document:
         """A recorded document, with its file on this machine (an inline corpus is fetched by id)."""
         path = Path(raw["path"])
         corpus_id = raw.get("corpus_id")
         if corpus_id and self.corpora is not None:
-            path = await anyio.to_thread.run_sync(self.corpora.local_file, corpus_id)
+            path = await anyio.to_thread.run_sync(self.corpora.local_file, corpus_id, owner)
         elif not path.exists():
             raise NotFound(
-                f"the session's document {raw['name']!r} ({path}) is not on this server; "
-                "load the corpus again with load_context"
+                f"the session's document {raw['name']!r} is not on this server; load the corpus again with load_context"
             )
         return Document(
             name=raw["name"],
@@ -171,14 +180,14 @@ class SessionManager:
         log.info("closing idle session %s to make room", oldest.id)
         await self.close(oldest.id)
 
-    async def create(self) -> Session:
+    async def create(self, owner: str = LOCAL) -> Session:
         async with self._lock:
             await self._make_room()
             sandbox = self._new_sandbox()
             await sandbox.start()
             session_id = new_id("s")
             trajectory = await self.trajectories.create(
-                kind="session", session_id=session_id, status="open", sub_model=self.settings.sub_model
+                kind="session", session_id=session_id, status="open", sub_model=self.settings.sub_model, owner=owner
             )
             session = Session(
                 id=session_id,
@@ -186,30 +195,45 @@ class SessionManager:
                 created_at=time.time(),
                 sandbox=sandbox,
                 budget=Budget(self.settings.max_sub_calls),
+                owner=owner,
             )
             self._live[session_id] = session
             log.info("session %s started (sandbox pid %s: %s)", session_id, sandbox.pid, "; ".join(sandbox.confinement))
             return session
 
-    async def get(self, session_id: str) -> Session:
+    def missing(self, session_id: str) -> NotFound:
+        """The one answer for a session that is gone, never was, or is another principal's."""
+        return NotFound(
+            f"no session {session_id!r}: it was closed, expired after "
+            f"{self.settings.session_idle_timeout_s:g} s idle, or never existed. Call load_context to start one"
+        )
+
+    async def get(self, session_id: str, owner: str = LOCAL) -> Session:
+        """The session, if ``owner`` created it; revived from its record when this process does not hold it."""
         check_id(session_id, "session")
         session = self._live.get(session_id)
-        if session is not None:
-            return session
-        async with self._lock:
-            session = self._live.get(session_id)
-            if session is None:
-                session = await self._revive(session_id)
-            return session
+        if session is None:
+            async with self._lock:
+                session = self._live.get(session_id)
+                if session is None:
+                    return await self._revive(session_id, owner)
+        if session.owner != owner:
+            raise self.missing(session_id)
+        return session
 
-    async def _revive(self, session_id: str) -> Session:
+    async def owns(self, session_id: str, owner: str) -> bool:
+        """Whether ``owner`` has this session, live here or recorded in the store (nothing is started)."""
+        session = self._live.get(check_id(session_id, "session"))
+        if session is not None:
+            return session.owner == owner
         record = await self._read_record(session_id)
-        if record is None:
-            raise NotFound(
-                f"no session {session_id!r}: it was closed, expired after "
-                f"{self.settings.session_idle_timeout_s:g} s idle, or never existed. Call load_context to start one"
-            )
-        documents = [await self._document(d) for d in record.get("documents", [])]
+        return record is not None and _owner_of(record) == owner
+
+    async def _revive(self, session_id: str, owner: str) -> Session:
+        record = await self._read_record(session_id)
+        if record is None or _owner_of(record) != owner:
+            raise self.missing(session_id)
+        documents = [await self._document(d, owner) for d in record.get("documents", [])]
         await self._make_room()
         sandbox = self._new_sandbox()
         session = Session(
@@ -218,6 +242,7 @@ class SessionManager:
             created_at=float(record["created_at"]),
             sandbox=sandbox,
             budget=Budget(self.settings.max_sub_calls),
+            owner=owner,
         )
         await sandbox.start()
         if documents:
@@ -235,9 +260,9 @@ class SessionManager:
         return session
 
     @contextlib.asynccontextmanager
-    async def use(self, session_id: str) -> AsyncIterator[Session]:
+    async def use(self, session_id: str, owner: str = LOCAL) -> AsyncIterator[Session]:
         """Hold a session for one request: it will not be evicted while in use."""
-        session = await self.get(session_id)
+        session = await self.get(session_id, owner)
         session.busy += 1
         try:
             yield session

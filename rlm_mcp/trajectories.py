@@ -28,6 +28,7 @@ import anyio
 import anyio.to_thread
 
 from rlm_mcp.errors import InvalidInput, NotFound
+from rlm_mcp.principals import LOCAL
 from rlm_mcp.schemas import RunStatus, Step, Trajectory
 from rlm_mcp.store import KeyNotFound, LocalStore, Store
 
@@ -175,6 +176,7 @@ class TrajectoryStore:
         root_model: str | None = None,
         sub_model: str | None = None,
         corpus_chars: int | None = None,
+        owner: str = LOCAL,
     ) -> Trajectory:
         now = time.time()
         trajectory = Trajectory(
@@ -189,11 +191,13 @@ class TrajectoryStore:
             sub_model=sub_model,
             corpus_chars=corpus_chars,
         )
+        trajectory._owner = owner
         self._live[trajectory.id] = trajectory
         if status == "running":
             self._running.add(trajectory.id)
             await self._write_lease(trajectory.id)
-        await self._append(trajectory.id, {"event": "start", "trajectory": trajectory.model_dump(mode="json")})
+        record = trajectory.model_dump(mode="json", exclude={"viewer_url"})
+        await self._append(trajectory.id, {"event": "start", "trajectory": record, "owner": owner})
         return trajectory
 
     async def _held(self, trajectory_id: str) -> Trajectory:
@@ -243,7 +247,7 @@ class TrajectoryStore:
         try:
             records = await anyio.to_thread.run_sync(self.store.read_log, trajectory_id)
         except KeyNotFound:
-            raise NotFound(f"no trajectory {trajectory_id!r}; ids come from load_context and rlm_query") from None
+            raise _missing(trajectory_id) from None
         trajectory = _fold(records, trajectory_id)
         if (
             trajectory.status == "running"
@@ -251,6 +255,18 @@ class TrajectoryStore:
             and not await self._lease_alive(trajectory_id)
         ):
             trajectory = await self._mark_interrupted(trajectory)
+        return trajectory
+
+    async def get_owned(self, trajectory_id: str, owner: str) -> Trajectory:
+        """:meth:`get` for a client: another principal's trajectory is exactly as missing as one never written."""
+        try:
+            trajectory = await self.get(trajectory_id)
+        except NotFound:
+            if owner == LOCAL:  # the one principal may hear that a record is damaged
+                raise
+            raise _missing(trajectory_id) from None  # a damaged record's owner is unknown: nobody else's to see
+        if trajectory.owner != owner:
+            raise _missing(trajectory_id)
         return trajectory
 
     async def read(self, trajectory_id: str) -> Trajectory:
@@ -288,9 +304,17 @@ class TrajectoryStore:
         return trajectory_id in self._running
 
 
+def _missing(trajectory_id: str) -> NotFound:
+    return NotFound(f"no trajectory {trajectory_id!r}; ids come from load_context and rlm_query")
+
+
 def _fold(records: list[bytes], trajectory_id: str) -> Trajectory:
-    """Rebuild a trajectory from its events; a torn record (a crash mid-write) is ignored."""
+    """Rebuild a trajectory from its events; a torn record (a crash mid-write) is ignored.
+
+    The owner is in the start event (records written before owners existed belong to :data:`LOCAL`).
+    """
     trajectory: Trajectory | None = None
+    owner = LOCAL
     for record in records:
         try:
             event = json.loads(record)
@@ -299,6 +323,7 @@ def _fold(records: list[bytes], trajectory_id: str) -> Trajectory:
         kind = event.get("event")
         if kind == "start":
             trajectory = Trajectory.model_validate(event["trajectory"])
+            owner = event.get("owner") if isinstance(event.get("owner"), str) else LOCAL
         elif trajectory is None:
             continue
         elif kind == "step":
@@ -308,4 +333,5 @@ def _fold(records: list[bytes], trajectory_id: str) -> Trajectory:
             trajectory = trajectory.model_validate({**trajectory.model_dump(), **fields})
     if trajectory is None:
         raise NotFound(f"trajectory {trajectory_id!r} is empty or unreadable")
+    trajectory._owner = owner
     return trajectory

@@ -23,6 +23,7 @@ from mcp import Client, StdioServerParameters
 
 from rlm_mcp.fakes.bedrock import ConverseFake, echo
 
+CHECKOUT = Path(__file__).resolve().parent.parent
 SUB_MODEL = "fake.sub-model-v1"
 ROOT_MODEL = "fake.root-model-v1"
 
@@ -73,6 +74,8 @@ def server_env(data_dir: Path, roots: Path, fake_url: str, **overrides: str) -> 
         "RLM_BEDROCK_MAX_ATTEMPTS": "3",
         "RLM_LOG_LEVEL": "WARNING",
         "PATH": os.environ.get("PATH", ""),
+        # A server started in another directory still runs this checkout, not whichever one is installed.
+        "PYTHONPATH": str(CHECKOUT),
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v != ""}
@@ -84,8 +87,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake: Conver
 
 
 class HttpServer:
-    def __init__(self, env: dict[str, str], *extra_args: str, **popen: Any):
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], *extra_args: str, port: int | None = None, **popen: Any):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.process = subprocess.Popen(
             [

@@ -42,7 +42,14 @@ MODERN = "2026-07-28"
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake) -> Iterator[HttpServer]:
-    env = server_env(tmp_path_factory.mktemp("runtime"), corpus_dir, fake.url, RLM_REQUEST_STATE_KEYS=KEYS)
+    # AgentCore with IAM (SigV4) authenticates every invocation before it reaches the container.
+    env = server_env(
+        tmp_path_factory.mktemp("runtime"),
+        corpus_dir,
+        fake.url,
+        RLM_REQUEST_STATE_KEYS=KEYS,
+        RLM_ALLOW_UNAUTHENTICATED="true",
+    )
     server = HttpServer(env, *CONTRACT)
     yield server
     server.stop()

@@ -20,7 +20,7 @@ from rlm_mcp.fakes.openai import ChatCompletionsFake, Reply
 from rlm_mcp.install import example_document
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = ["--sub-model", "openai:llama3.1:8b", "--openai-base-url", "http://localhost:11434/v1"]
+LOCAL = ["--sub-model", "openai:llama3.1:8b", "--openai-base-url", "http://localhost:11434/v1", "--allowed-roots", ""]
 
 
 @pytest.fixture
@@ -31,7 +31,8 @@ def home(tmp_path: Path) -> Path:
 
 
 def install(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PATH": os.environ.get("PATH", "")}
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PATH": os.environ.get("PATH", ""),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "rlm_mcp", "install", *args],
         env=env,
@@ -52,7 +53,9 @@ def install(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Compl
     ],
 )
 def test_each_client_gets_its_own_file_and_shape(home: Path, client: str, relative: str, key: str, typed: bool) -> None:
-    done = install(home, "--client", client, *LOCAL, "--allowed-roots", str(home), "--env", "EXTRA=1")
+    docs = home / "Documents"
+    docs.mkdir()
+    done = install(home, "--client", client, *LOCAL[:4], "--allowed-roots", "~/Documents", "--env", "EXTRA=1")
     assert done.returncode == 0, done.stderr
     path = home / relative
     entry = json.loads(path.read_text())[key]["rlm"]
@@ -61,7 +64,7 @@ def test_each_client_gets_its_own_file_and_shape(home: Path, client: str, relati
     assert entry["env"] == {
         "RLM_SUB_MODEL": "openai:llama3.1:8b",
         "RLM_OPENAI_BASE_URL": "http://localhost:11434/v1",
-        "RLM_ALLOWED_ROOTS": str(home.resolve()),
+        "RLM_ALLOWED_ROOTS": str(docs.resolve()),  # absolute: the client starts the server anywhere
         "EXTRA": "1",
     }
     assert f"installed 'rlm' in {path}" in done.stdout
@@ -89,7 +92,7 @@ def test_merge_keeps_everything_else_backs_up_and_is_idempotent(home: Path) -> N
     assert len(list(home.glob(".claude.json.bak-*"))) == 1 and json.loads(path.read_text()) == merged
 
     before = path.read_text()
-    dry = install(home, "--client", "claude-code", "--sub-model", "openai:other", "--dry-run")
+    dry = install(home, "--client", "claude-code", "--sub-model", "openai:other", "--allowed-roots", "", "--dry-run")
     assert dry.returncode == 0 and "nothing written" in dry.stderr
     assert json.loads(dry.stdout)["mcpServers"]["rlm"]["env"]["RLM_SUB_MODEL"] == "openai:other"
     assert path.read_text() == before  # a dry run changes nothing
@@ -102,11 +105,11 @@ def test_bad_input_is_refused_and_changes_nothing(home: Path) -> None:
     done = install(home, "--client", "cursor", *LOCAL)
     assert done.returncode == 2 and "is not valid JSON" in done.stderr and "Traceback" not in done.stderr
     assert path.read_text() == '{"mcpServers": {"a": 1},}  // a trailing comma'
-    done = install(home, "--client", "cursor", "--max-iterations", "0")
+    done = install(home, "--client", "cursor", "--max-iterations", "0", "--allowed-roots", "")
     assert done.returncode == 2 and "max_iterations" in done.stderr
     done = install(home, "--client", "claude-desktop", "--scope", "project")
     assert done.returncode == 2 and "no project configuration" in done.stderr
-    assert install(home, "--client", "cursor", "--env", "NOEQUALS").returncode == 2
+    assert install(home, "--client", "cursor", "--env", "NOEQUALS", "--allowed-roots", "").returncode == 2
 
 
 def test_project_scope_writes_the_workspace_file(home: Path, tmp_path: Path) -> None:
@@ -115,7 +118,8 @@ def test_project_scope_writes_the_workspace_file(home: Path, tmp_path: Path) -> 
     done = install(home, "--client", "vscode", "--scope", "project", *LOCAL, cwd=workspace)
     assert done.returncode == 0, done.stderr
     assert json.loads((workspace / ".vscode" / "mcp.json").read_text())["servers"]["rlm"]["type"] == "stdio"
-    done = install(home, "--client", "claude-code", "--scope", "project", "--name", "corpus", cwd=workspace)
+    done = install(home, "--client", "claude-code", "--scope", "project", "--name", "corpus", "--allowed-roots",
+                   str(workspace), cwd=workspace)  # fmt: skip
     assert "corpus" in json.loads((workspace / ".mcp.json").read_text())["mcpServers"]
 
 
@@ -124,12 +128,12 @@ async def test_the_installed_entry_starts_a_working_server(home: Path, tmp_path:
     """What a new user without AWS does: install for their client, with the sub-model on a local server."""
     with ChatCompletionsFake() as local:
         local.respond = lambda request: Reply(text=f"local says {request.last_user_text}")
-        done = install(home, "--client", "cursor", "--sub-model", "openai:llama3.1:8b",
+        done = install(home, "--client", "cursor", "--sub-model", "openai:llama3.1:8b", "--allowed-roots", "",
                        "--openai-base-url", local.base_url, "--data-dir", str(tmp_path / "data"))  # fmt: skip
         assert done.returncode == 0, done.stderr
         entry = json.loads((home / ".cursor" / "mcp.json").read_text())["mcpServers"]["rlm"]
         # A client starts it with its own (minimal) environment plus the entry's.
-        env = {"HOME": str(home), "PATH": "/usr/bin:/bin", **entry["env"]}
+        env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **entry["env"]}
         params = StdioServerParameters(command=entry["command"], args=entry["args"], env=env)
         async with Client(params, read_timeout_seconds=60) as client:
             sid = (await call(client, "load_context", content="hello"))["session_id"]
@@ -143,3 +147,39 @@ def test_mcp_json_example_is_what_install_writes() -> None:
     assert example["servers"]["rlm"] == {"type": "stdio", **example["mcpServers"]["rlm"]}
     assert {"RLM_SUB_MODEL", "RLM_ROOT_MODEL", "RLM_ALLOWED_ROOTS"} <= set(example["mcpServers"]["rlm"]["env"])
     assert example["mcpServers"]["rlm-local"]["env"]["RLM_SUB_MODEL"].startswith("openai:")
+
+
+def test_the_folders_to_read_are_never_implied(home: Path) -> None:
+    """Desktop clients start servers in '/': install must write the allowed roots, or say it needs them."""
+    path = home / ".cursor" / "mcp.json"
+    done = install(home, "--client", "cursor", *LOCAL[:4])  # no --allowed-roots, and no terminal to ask on
+    assert done.returncode == 2 and "--allowed-roots ~/Documents" in done.stderr and not path.exists()
+    for broad in ("/", "~", str(home.parent)):
+        done = install(home, "--client", "cursor", *LOCAL[:4], "--allowed-roots", broad)
+        assert done.returncode == 2 and "RLM_ALLOW_BROAD_ROOTS=true" in done.stderr and not path.exists(), broad
+    done = install(home, "--client", "cursor", *LOCAL[:4], "--allowed-roots", "/", "--allow-broad-roots", "true")
+    assert done.returncode == 0, done.stderr
+    env = json.loads(path.read_text())["mcpServers"]["rlm"]["env"]
+    assert (env["RLM_ALLOWED_ROOTS"], env["RLM_ALLOW_BROAD_ROOTS"]) == ("/", "True")
+
+
+def test_on_a_terminal_install_asks_for_the_folders(home: Path) -> None:
+    (home / "Documents").mkdir()
+    (home / "src").mkdir()
+    main, terminal = os.openpty()
+    try:
+        os.write(main, f"~/Documents{os.pathsep}~/src\n".encode())
+        env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PATH": os.environ.get("PATH", ""),
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "rlm_mcp", "install", "--client", "claude-desktop", *LOCAL[:4]],
+            env=env, stdin=terminal, capture_output=True, text=True, timeout=60, cwd=home,
+        )  # fmt: skip
+    finally:
+        os.close(main)
+        os.close(terminal)
+    assert done.returncode == 0, done.stderr
+    assert "Which folders may the server read?" in done.stderr
+    entry = json.loads((home / ".config" / "Claude" / "claude_desktop_config.json").read_text())["mcpServers"]["rlm"]
+    resolved = [str((home / "Documents").resolve()), str((home / "src").resolve())]
+    assert entry["env"]["RLM_ALLOWED_ROOTS"] == os.pathsep.join(resolved)

@@ -154,7 +154,7 @@ async def test_trajectory_records_sub_calls(client, fake) -> None:
 async def test_missing_configuration_says_what_to_set(tmp_path: Path, fake, drop, expected) -> None:
     env = server_env(
         tmp_path / "data",
-        tmp_path,
+        tmp_path / "docs",  # not the home directory below: that is too broad a root
         fake.url,
         HOME=str(tmp_path),
         AWS_CONFIG_FILE=str(tmp_path / "none"),

@@ -3,6 +3,11 @@
 Settings given as flags (``--sub-model openai:llama3.1:8b``, ``--allowed-roots ~/docs``, ...)
 become the entry's environment, validated first; ``--env KEY=VALUE`` adds anything
 else (``AWS_PROFILE``). ``--dry-run`` prints the resulting file and writes nothing.
+
+The folders the server may read are never implied (desktop clients start
+servers in ``/`` or their own folder): ``--allowed-roots`` is required, asked for
+on a terminal, and written into the entry as absolute paths. ``--allowed-roots ''``
+installs a server that reads no files (inline content and S3 only).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from rlm_mcp import install
-from rlm_mcp.config import Settings, add_setting_flags
+from rlm_mcp.config import Settings, add_setting_flags, describe_errors
 from rlm_mcp.errors import InvalidInput
 
 
@@ -52,13 +57,32 @@ def _env_value(value: Any) -> str:
     return str(value)
 
 
+ROOTS_PROMPT = (
+    "Which folders may the server read? Separate them with '{sep}' (e.g. ~/Documents{sep}~/src/project); "
+    "press Enter for none (inline content only): "
+)
+
+
+def ask_for_roots(args: argparse.Namespace) -> None:
+    """``--allowed-roots`` must be decided: taken from the flag (or ``--env``), asked on a terminal, or refused."""
+    if hasattr(args, "setting_allowed_roots") or any(e.startswith("RLM_ALLOWED_ROOTS=") for e in args.env):
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "say which folders the server may read: --allowed-roots ~/Documents (several separated by "
+            f"'{os.pathsep}'), or --allowed-roots '' for none; no folder is allowed by default"
+        )
+    print(ROOTS_PROMPT.format(sep=os.pathsep), end="", file=sys.stderr, flush=True)
+    args.setting_allowed_roots = sys.stdin.readline().strip()
+
+
 def server_env(args: argparse.Namespace) -> dict[str, str]:
     """The settings passed as flags, validated and written as the variables the server reads."""
     given = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
-        raise InvalidInput("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
+        raise InvalidInput(describe_errors(exc)) from None
     env = {
         ("AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"): _env_value(getattr(settings, name))
         for name in given
@@ -75,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = install.CLIENTS[args.client]
     try:
         path = args.config or install.config_path(args.client, args.scope)
+        ask_for_roots(args)
         command, command_args = install.server_command()
         server = install.entry(args.client, command, command_args, server_env(args))
         outcome = install.merge(args.client, path, args.name, server)

@@ -62,6 +62,14 @@ def _roots_for(settings: Settings, paths: list[str]) -> list[Path]:
     return roots
 
 
+def _absolute(raw: str) -> str:
+    """A path as named on the command line, relative to the working directory (not to the first allowed root)."""
+    if raw.startswith("s3://"):
+        return raw
+    path = Path(raw).expanduser()
+    return str(path if path.is_absolute() else Path.cwd() / path)
+
+
 async def _run(settings: Settings, args: argparse.Namespace) -> RLMQueryResult:
     from rlm_mcp.service import RLMService
 
@@ -74,7 +82,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> RLMQueryResult:
                     content = await anyio.to_thread.run_sync(sys.stdin.read)
                     loaded = await service.load_context(content=content, name="stdin", session_id=session_id)
                 else:
-                    loaded = await service.load_context(path=raw, session_id=session_id)
+                    loaded = await service.load_context(path=_absolute(raw), session_id=session_id)
                 session_id = loaded.session_id
                 progress.note(f"loaded {raw}: {loaded.documents:,} documents, {loaded.chars:,} characters in all")
                 for skipped in loaded.skipped:

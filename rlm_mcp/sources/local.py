@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
@@ -18,14 +19,19 @@ def document_bytes(documents: list[Document]) -> int:
     return sum(d.path.stat().st_size for d in documents)
 
 
-def resolve_local(raw: str, roots: list[Path], options: LoadOptions, derived: DerivedStore) -> ResolvedSource:
-    """Turn a file, directory or glob into documents, checking every file it names."""
+def resolve_local(
+    raw: str, roots: list[Path], options: LoadOptions, derived: DerivedStore, private: Sequence[Path] = ()
+) -> ResolvedSource:
+    """Turn a file, directory or glob into documents, checking every file it names.
+
+    A file found by walking or globbing is named, in what is skipped, by its path relative to its root.
+    """
     if any(ch in GLOB_CHARS for ch in raw):
-        candidates = list(glob(raw, roots))
+        candidates = list(glob(raw, roots, private))
         if not candidates:
             raise NotFound(f"no files match {raw!r}")
     else:
-        real = check_path(raw, roots)
+        real = check_path(raw, roots, private)
         if real.is_file():
             doc = file_document(real, display_name(real, roots), options, derived, with_header=False)
             return ResolvedSource([doc], "list" if doc.parts else "str", document_bytes([doc]))
@@ -38,7 +44,7 @@ def resolve_local(raw: str, roots: list[Path], options: LoadOptions, derived: De
             skipped.append(f"... more files after the first {MAX_FILES:,} were left out")
             break
         try:
-            real = check_path(str(path), roots)
+            real = check_path(str(path), roots, private, shown=display_name(path, roots))
         except (PathRefused, NotFound) as exc:
             skipped.append(str(exc))
             continue
