@@ -195,10 +195,11 @@ class Sandbox:
         it into a list whose first document gets ``first_header``.
         """
         documents = list(documents)
-        total = corpus_size(documents) + (self.corpus_bytes if append else 0)
-        if total > self.limits.max_corpus_bytes:
-            raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {self.limits.max_corpus_bytes:,}")
         async with self._lock:
+            total = corpus_size(documents) + (self.corpus_bytes if append else 0)
+            if total > self.limits.max_corpus_bytes:
+                limit = self.limits.max_corpus_bytes
+                raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {limit:,}")
             await self._ensure_running()
             if total > self._live.corpus_room or self._live.cpu_left() < self.limits.load_seconds(total):
                 reason = "the corpus needs more memory or CPU time than this sandbox process was started with"

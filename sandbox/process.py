@@ -47,7 +47,7 @@ def describe_exit(returncode: int | None) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        hints = {"SIGKILL": " (killed: out of time or memory)", "SIGSEGV": " (crashed)", "SIGXCPU": " (CPU limit)"}
+        hints = {"SIGKILL": " (killed: out of time, memory or CPU allowance)", "SIGSEGV": " (crashed)"}
         return f"was ended by {name}{hints.get(name, '')}"
     return f"exited with status {returncode}"
 
