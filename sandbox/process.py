@@ -66,7 +66,7 @@ class WorkerProcess:
         self.confinement: list[str] = []
         self.corpus_room = corpus_room
         """The largest corpus this worker's address-space limit was sized for."""
-        self.cpu_seconds = limits.cpu_allowance()
+        self.cpu_seconds = _inherited_cpu_limit(limits.cpu_allowance())
         """Its CPU-time limit for life."""
         self._last_request = 0
 
@@ -204,6 +204,16 @@ class WorkerProcess:
             await self.process.aclose()
         shutil.rmtree(self.workdir, ignore_errors=True)
         return describe_exit(self.process.returncode)
+
+
+def _inherited_cpu_limit(allowance: int) -> int:
+    """What the worker will get: the allowance, unless the server's own hard limit (inherited) is lower."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows, which the sandbox does not support
+        return allowance
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    return allowance if hard == resource.RLIM_INFINITY else min(allowance, hard)
 
 
 def check_reply(message: dict[str, Any], request_id: int, ops: frozenset[str], what: str) -> dict[str, Any]:
