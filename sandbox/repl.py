@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import confine, guards, loader, modules, protocol, safe_builtins, standins
+from sandbox import guards, loader, modules, protocol, safe_builtins, standins
 from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
 from sandbox.guards import exact_str
@@ -106,6 +106,8 @@ class Repl:
         self.final: str | None = None
         self.capture = OutputCapture(max_output_chars)
         self._request_id = 0
+        self.parent_request: Any = None
+        """The id of the parent's request being served, echoed in every frame that answers it."""
         self.context: str | list[str] = ""
         proxies = modules.build_all(
             {"pprint": {"pprint": Helper("pprint", self._pprint)}, **standins.extras(self._write)}
@@ -298,8 +300,6 @@ class Repl:
 
     def load(self, message: dict[str, Any]) -> dict[str, Any]:
         specs = [loader.DocumentSpec.from_message(d) for d in message["documents"]]
-        if message.get("memory_bytes"):
-            confine.set_memory_limit(int(message["memory_bytes"]))
         texts: list[str] = []
         if message.get("mode") == "append":
             texts = [self.context] if isinstance(self.context, str) else list(self.context)
@@ -311,7 +311,7 @@ class Repl:
         batch = max(1, min(int(message.get("batch") or FD_BATCH), FD_BATCH))
         for start in range(0, len(specs), batch):
             if start:
-                self.channel.send({"op": "load_more", "done": start})
+                self.channel.send({"op": "load_more", "id": self.parent_request, "done": start})
             self._read_batch(specs[start : start + batch], texts)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
         self._restore_reserved()
@@ -331,7 +331,7 @@ class Repl:
                 if fd >= 0:
                     os.close(fd)
 
-    def execute(self, code: str, timeout: float, cpu_budget: float) -> dict[str, Any]:
+    def execute(self, code: str, timeout: float) -> dict[str, Any]:
         self.interrupts.fired = None
         self.cells += 1
         filename = f"<cell-{self.cells}>"
@@ -352,7 +352,6 @@ class Repl:
             }
         else:
             linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-            confine.limit_cpu_seconds(cpu_budget)
             error = self._run(cell.code, timeout)
         notes = []
         restored = self._restore_reserved()

@@ -1,8 +1,11 @@
 """Answering what running code asks of its parent: sub-calls (``llm_query``) and named calls.
 
-Requests come from untrusted code, so they are checked field by field; whatever
-the handler does (refuse, fail, raise by mistake), the worker always gets a
-reply, never silence that would leave it waiting.
+Requests come from untrusted code, so they are checked field by field: a
+request the worker's own code would never send (a missing or mistyped field)
+is a protocol violation (:class:`~sandbox.protocol.ProtocolError`), and the
+worker is replaced. Whatever the handler does with a well-formed request
+(refuse, fail, raise by mistake), the worker always gets a reply, never
+silence that would leave it waiting.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sandbox.results import CallHandler, SubcallHandler, SubcallRefused, SubcallReply, clean_text
+from sandbox.fields import Fields, clean_text
+from sandbox.results import CallHandler, SubcallHandler, SubcallRefused, SubcallReply
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +31,12 @@ def clean_json(value: Any) -> Any:
 
 
 async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | None) -> dict[str, Any]:
-    request_id = message.get("id")
-    prompts, model = message.get("prompts"), message.get("model")
-    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-        return {"op": "llm_result", "id": request_id, "error": "malformed sub-call request"}
-    if model is not None and not isinstance(model, str):
-        return {"op": "llm_result", "id": request_id, "error": "model must be a string"}
+    fields = Fields(message, "the sub-call request")
+    request_id, prompts, model = fields.count("id"), fields.texts("prompts", None), fields.optional_text("model", 500)
     if on_subcall is None:
         return {"op": "llm_result", "id": request_id, "error": "sub-calls are not available in this sandbox"}
     try:
-        replies = await on_subcall([clean_text(p) for p in prompts], model)
+        replies = await on_subcall(prompts, model)
     except SubcallRefused as exc:
         return {"op": "llm_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # a fault in the handler must not leave the worker waiting for ever
@@ -48,13 +48,12 @@ async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | No
 
 
 async def serve_call(message: dict[str, Any], on_call: CallHandler | None) -> dict[str, Any]:
-    request_id, name, args = message.get("id"), message.get("name"), message.get("args")
-    if not isinstance(name, str) or not isinstance(args, dict):
-        return {"op": "call_result", "id": request_id, "error": "malformed request"}
+    fields = Fields(message, "the parent-call request")
+    request_id, name, args = fields.count("id"), fields.text("name", 100), fields.mapping("args")
     if on_call is None:
-        return {"op": "call_result", "id": request_id, "error": f"{clean_text(name, 100)} is not available here"}
+        return {"op": "call_result", "id": request_id, "error": f"{name} is not available here"}
     try:
-        result = await on_call(clean_text(name, 100), clean_json(args))
+        result = await on_call(name, clean_json(args))
     except SubcallRefused as exc:
         return {"op": "call_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # the handler's bug must not leave the worker waiting for a reply
