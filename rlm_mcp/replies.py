@@ -144,7 +144,7 @@ class FinalCall:
 
     @property
     def written(self) -> str:
-        return f"{self.kind}({self.argument}{')' if self.closed else ''})"
+        return f"{self.kind}({self.argument}{')' if self.closed else ''}"
 
     def code(self) -> str | None:
         """The Python that resolves it in the REPL, or None when the argument is prose, to take as written.

@@ -144,6 +144,11 @@ def test_final_becomes_code_for_the_repl_or_stays_prose(call: FinalCall, code: s
     assert call.code() == code
 
 
+def test_final_as_written() -> None:
+    assert FinalCall("FINAL_VAR", "x").written == "FINAL_VAR(x)"
+    assert FinalCall("FINAL", "cut", closed=False).written == "FINAL(cut"
+
+
 def test_object_reprs() -> None:
     assert is_object_repr("<built-in function max>") and is_object_repr("<class 'list'>")
     assert not is_object_repr("<b>bold</b>") and not is_object_repr("42")
