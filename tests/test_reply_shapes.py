@@ -372,3 +372,12 @@ async def test_the_setting_forces_the_text_protocol(tmp_path: Path, corpus_dir: 
     (root,) = fake.requests_for(ROOT_MODEL)
     assert not root.tools and "```repl" in root.system
     assert len(fake.requests_for(SUB_MODEL)) == 1
+
+
+async def test_forcing_tools_on_a_client_without_them_says_what_to_set(tmp_path: Path, corpus_dir: Path, fake,
+                                                                      openai_fake) -> None:  # fmt: skip
+    env = backend_env("sampling", tmp_path, corpus_dir, fake.url, openai_fake.base_url, RLM_ROOT_PROTOCOL="tools")
+    async with sampling_client(env, SamplingFake(), tools=False) as client:
+        sid = (await call(client, "load_context", content=CORPUS))["session_id"]
+        out = await call(client, "rlm_query", session_id=sid, query="?")
+    assert out["status"] == "failed" and "RLM_ROOT_PROTOCOL to auto or text" in out["message"]
