@@ -89,10 +89,12 @@ async def act(run: RLMRun, turn: int, reading: Reading) -> Feedback:
             feedback.notes.append(prompts.FINAL_NOT_USED.format(written=reading.final.written))
         else:
             feedback.final = await resolve_final(run, turn, reading.final, feedback)
-    if feedback.final is None and reading.cut_off in ("code block", "reasoning", "text"):
+    answered_cut = any(isinstance(a, Refuse) and a.cut for a in reading.actions)
+    if feedback.final is None and reading.cut_off is not None and not answered_cut:
+        cut = reading.cut_off
         feedback.notes.append(
-            cut_off_text(run, "code block") if reading.cut_off == "code block"
-            else prompts.CUT_OFF_REASONING if reading.cut_off == "reasoning" else prompts.CUT_OFF_MESSAGE
+            cut_off_text(run, cut) if cut in ("code block", "tool call")
+            else prompts.CUT_OFF_REASONING if cut == "reasoning" else prompts.CUT_OFF_MESSAGE
         )  # fmt: skip
     if run.unrecorded is not None:  # nothing ran (a cut-off alone): the turn still gets its step
         await run.record(turn, notes=[f"cut off at the output limit ({reading.cut_off})"])

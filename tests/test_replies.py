@@ -224,6 +224,8 @@ def test_tool_calls_in_the_text_protocol_run_as_blocks() -> None:
     reading = read(reply("ok", calls=[("python", {"code": "x = 1"})]), "text")
     assert reading.actions == [Run("x = 1")] and reading.calls == []
     assert reading.text == "ok\n\n```repl\nx = 1\n```"
+    cut = read(reply(calls=[("python", {"code": "x = 1"}), ("python", {"code": "y ="})], stop="max_tokens"), "text")
+    assert cut.actions == [Run("x = 1")] and cut.cut_off == "tool call"
 
 
 def test_plain_text_empty_cut_off_blocked() -> None:

@@ -126,7 +126,7 @@ def raw_arguments_only(backend: Backend) -> None:
 async def test_fenced_code_runs_one_or_several_blocks_in_order(backend: Backend) -> None:
     out, trajectory, _ = await run(backend, [
         Reply(text="Let me look.\n```repl\nn = len(context)\nprint(n)\n```"),
-        Reply(text="```python\nwords = context.split()\n```\nthen\n```py\nprint(words.count('alpha'), n)\n```"),
+        Reply(text="```python3\nwords = context.split()\n```\nthen\n```py\nprint(words.count('alpha'), n)\n```"),
         Reply(text="FINAL(words.count('alpha'))"),
     ])  # fmt: skip
     assert (out["status"], out["answer"]) == ("completed", "3"), out
@@ -314,7 +314,7 @@ REFUSALS = {
     "openai": Fault(400, "api_error", "registry.ollama.ai/library/gemma3:4b does not support tools"),
 }
 TEXT_ROOT = [
-    Reply(text="```repl\nlines = context.splitlines()\nprint(len(lines))\n```"),
+    Reply(text="```\nlines = context.splitlines()\nprint(len(lines))\n```"),  # unlabelled: code in the text protocol
     Reply(text="There are 3 lines."),
     Reply(text='FINAL("3 lines")'),
 ]
