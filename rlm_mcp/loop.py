@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -54,7 +54,7 @@ class RunConfig:
     sub_context_tokens: int
     max_depth: int = 1
     """Nesting allowed for rlm_query inside the REPL: 1 means the code cannot start nested runs."""
-    root_protocol: str = "auto"
+    root_protocol: Literal["auto", "tools", "text"] = "auto"
     """``tools``, ``text`` or ``auto`` (tools unless the backend or model has none)."""
 
 
@@ -222,8 +222,8 @@ class RLMRun:
 
     def _choose_protocol(self) -> Protocol:
         setting = self.config.root_protocol
-        if setting in ("tools", "text"):
-            return setting  # type: ignore[return-value]
+        if setting != "auto":
+            return setting
         return "text" if self.root.tool_support(self.config.root_model) is False else "tools"
 
     def _system(self) -> str:
@@ -334,6 +334,7 @@ class RLMRun:
         reply = await self._ask_root()
         reading = replies.read(reply, self.protocol)
         self.unrecorded = (reply, reading)
+        self._notes.append("final turn after the iteration limit")
         answer = reading.text or None
         if reading.final is not None:
             answer = (

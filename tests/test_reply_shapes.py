@@ -172,6 +172,14 @@ async def test_final_in_text_is_resolved_in_the_repl(backend: Backend) -> None:
         assert (out["status"], out["answer"]) == ("completed", answer), written
 
 
+async def test_final_in_text_on_the_last_turn(backend: Backend) -> None:
+    backend.fake.requests.clear()
+    backend.play([code("x = 5"), Reply(text="<think>out of turns</think>\nFINAL(x * 2)")])
+    sid = (await call(backend.client, "load_context", content=CORPUS))["session_id"]
+    out = await call(backend.client, "rlm_query", session_id=sid, query="?", max_iterations=1)
+    assert (out["status"], out["answer"]) == ("limit_reached", "10"), out
+
+
 async def test_a_final_that_fails_goes_back_to_the_root(backend: Backend) -> None:
     out, _, _ = await run(backend, [
         Reply(text="FINAL_VAR(missing)"),
