@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     sub_max_tokens: int = Field(4096, ge=1, description="output token limit of one sub-call")
     sub_context_tokens: int = Field(100_000, ge=1000, description="input budget of the sub-model, told to the root")
     root_max_tokens: int = Field(8192, ge=256, description="output token limit of one root turn")
+    root_protocol: Literal["auto", "tools", "text"] = Field(
+        "auto",
+        description="how the root runs code: 'tools' (the python tool), 'text' (```repl blocks in its replies, "
+        "for models without tool calling) or 'auto' (tools, unless the backend or model has none)",
+    )
     run_timeout_s: float = Field(1800.0, gt=0, description="wall-clock limit of one rlm_query run")
     bedrock_max_attempts: int = Field(8, ge=1, description="attempts per Bedrock call (botocore's standard retry mode)")
     openai_base_url: str = Field(

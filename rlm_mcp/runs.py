@@ -103,6 +103,7 @@ class Runs:
             root_max_tokens=s.root_max_tokens,
             sub_context_tokens=s.sub_context_tokens,
             max_depth=query.max_depth or s.max_depth,
+            root_protocol=s.root_protocol,
         )
 
     async def start(self, query: Query, *, wait: bool, progress: ProgressReporter | None) -> RLMQueryResult:

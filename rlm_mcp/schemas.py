@@ -134,6 +134,9 @@ class Step(BaseModel):
     started_at: float
     elapsed_ms: float
     root_text: str | None = Field(None, description="what the root model said before its code (rlm_query runs)")
+    root_reasoning: str | None = Field(
+        None, description="the root's reasoning in this turn (<think> blocks, reasoning fields); never run or answered"
+    )
     root_input_tokens: int = 0
     root_output_tokens: int = 0
     root_latency_ms: float = Field(0.0, description="how long the root model took to write this turn")

@@ -199,7 +199,7 @@ async def test_robustness_of_the_loop(client, fake) -> None:
 
     fake.respond = scripted(ROOT_MODEL, [
         throttled_once,                                  # throttled, then a call to a tool that does not exist
-        Reply(tool_calls=[("python", {"source": "1"})]),  # the right tool with the wrong input
+        Reply(tool_calls=[("python", {"cmd": "1"})]),     # the right tool with the wrong input
         Reply(text="", stop_reason="max_tokens"),         # cut off
         Reply(text=""),                                   # neither code nor answer
         code("FINAL('recovered')"),

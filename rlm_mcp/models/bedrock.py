@@ -29,7 +29,17 @@ from botocore.exceptions import (
 
 from rlm_mcp import aws
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+from rlm_mcp.models.base import (
+    TOOLS_UNSUPPORTED,
+    Completion,
+    Message,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+    refuses_tools,
+)
 
 _CONTEXT_HINTS = ("too long", "context length", "context window", "maximum context", "too many tokens", "max tokens")
 
@@ -52,6 +62,8 @@ class BedrockClient:
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(pool_size)
+        self._no_tools: set[str] = set()
+        """Models that refused ``toolConfig`` (e.g. DeepSeek-R1): their root writes code in text."""
 
     # -- client ----------------------------------------------------------------------
 
@@ -119,6 +131,9 @@ class BedrockClient:
         """Fail now, with a message that says what to set, if the client cannot be built."""
         await anyio.to_thread.run_sync(self._get_client, limiter=self._limiter)
 
+    def tool_support(self, model: str) -> bool | None:
+        return False if model in self._no_tools else None
+
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
             raise ModelError("the prompt is empty", kind="validation")
@@ -158,7 +173,12 @@ class BedrockClient:
                     for t in tools
                 ]
             }
-        response, latency = await self._converse(request)
+        try:
+            response, latency = await self._converse(request)
+        except ModelError as exc:
+            if exc.kind == TOOLS_UNSUPPORTED:
+                self._no_tools.add(model)
+            raise
         return _parse_response(response, model, latency)
 
 
@@ -186,10 +206,13 @@ def _parse_response(response: dict[str, Any], model: str, latency_ms: float) -> 
     try:
         content = response["output"]["message"]["content"]
         texts: list[str] = []
+        reasoning: list[str] = []
         calls: list[ToolCall] = []
         for block in content:
             if "text" in block:
                 texts.append(str(block["text"]))
+            elif "reasoningContent" in block:  # DeepSeek-R1, gpt-oss, Claude with thinking: never sent back
+                reasoning.append(str((block["reasoningContent"].get("reasoningText") or {}).get("text", "")))
             elif "toolUse" in block:
                 use = block["toolUse"]
                 calls.append(ToolCall(id=str(use["toolUseId"]), name=str(use["name"]), input=use.get("input")))
@@ -203,6 +226,7 @@ def _parse_response(response: dict[str, Any], model: str, latency_ms: float) -> 
             stop_reason=str(response.get("stopReason", "end_turn")),
             tool_calls=calls,
             retries=int((response.get("ResponseMetadata") or {}).get("RetryAttempts", 0)),
+            reasoning="\n".join(r for r in reasoning if r),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"Bedrock returned a response rlm-mcp cannot read ({exc!r})", kind="malformed") from exc
@@ -215,6 +239,8 @@ def _translate_client_error(exc: ClientError, model: str) -> ModelError:
     if code == "ThrottlingException":
         return ModelError(f"Bedrock kept throttling {model} after retries: {message}", kind="throttled")
     if code == "ValidationException":
+        if refuses_tools(message):
+            return ModelError(f"{model} has no tool calling on Bedrock: {message}", kind=TOOLS_UNSUPPORTED)
         if any(hint in message.lower() for hint in _CONTEXT_HINTS):
             return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
         return ModelError(f"Bedrock rejected the request to {model}: {message}", kind="validation")

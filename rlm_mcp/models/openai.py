@@ -20,7 +20,17 @@ import anyio
 import httpx2
 
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+from rlm_mcp.models.base import (
+    TOOLS_UNSUPPORTED,
+    Completion,
+    Message,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+    refuses_tools,
+)
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens", "content_filter": "content_filtered"}
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "context window")
@@ -48,6 +58,9 @@ class OpenAIClient:
         self._client: httpx2.AsyncClient | None = None
         self._completion_tokens: set[str] = set()
         """Models that refused ``max_tokens`` and want ``max_completion_tokens`` (OpenAI's reasoning models)."""
+        self._no_tools: set[str] = set()
+        """Models the server refused ``tools`` for (Ollama models without tool support, vLLM without a tool
+        parser, llama.cpp without --jinja): their root writes code in text."""
 
     def _http(self) -> httpx2.AsyncClient:
         if self._client is None:
@@ -73,6 +86,9 @@ class OpenAIClient:
                 "RLM_OPENAI_BASE_URL at a local server such as Ollama (http://localhost:11434/v1)",
                 kind="config",
             )
+
+    def tool_support(self, model: str) -> bool | None:
+        return False if model in self._no_tools else None
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
@@ -102,7 +118,12 @@ class OpenAIClient:
                 for t in tools
             ]
             body["tool_choice"] = "auto"
-        return await self._chat(model, body, max_tokens)
+        try:
+            return await self._chat(model, body, max_tokens)
+        except ModelError as exc:
+            if exc.kind == TOOLS_UNSUPPORTED:
+                self._no_tools.add(model)
+            raise
 
     # -- transport -----------------------------------------------------------------------
 
@@ -179,6 +200,8 @@ def _translate_error(response: httpx2.Response, model: str, base_url: str) -> Mo
     lowered = message.lower()
     if status == 400 and "max_completion_tokens" in lowered:
         return _WantsCompletionTokens()
+    if status == 400 and refuses_tools(message):
+        return ModelError(f"{model} at {base_url} has no tool calling: {message}", kind=TOOLS_UNSUPPORTED)
     if status == 400 and (code == "context_length_exceeded" or any(h in lowered for h in _CONTEXT_HINTS)):
         return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
     if status in (401, 403):
@@ -238,6 +261,8 @@ def parse_completion(response: dict[str, Any], model: str, latency_ms: float) ->
             )
         usage = response.get("usage") or {}
         finish = str(choice.get("finish_reason") or ("tool_calls" if calls else "stop"))
+        # DeepSeek, vLLM, LM Studio and llama.cpp send reasoning_content; Ollama and OpenRouter send reasoning
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
         return Completion(
             text=_content_text(message.get("content")),
             model=model,
@@ -245,6 +270,7 @@ def parse_completion(response: dict[str, Any], model: str, latency_ms: float) ->
             latency_ms=latency_ms,
             stop_reason=_STOP.get(finish, finish),
             tool_calls=calls,
+            reasoning=reasoning if isinstance(reasoning, str) else "",
         )
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"the chat-completions response cannot be read ({exc!r})", kind="malformed") from exc
@@ -257,7 +283,11 @@ def _content_text(content: Any) -> str:
 
 
 def _arguments(raw: Any) -> Any:
-    """Arguments arrive as a JSON string; local models often put raw newlines in it, which strict JSON refuses."""
+    """Arguments arrive as a JSON string; local models often put raw newlines in it, which strict JSON refuses.
+
+    Arguments that are not JSON (code written as it is, or JSON cut off at the output limit) stay the raw
+    string, for the loop to read or to report (:func:`rlm_mcp.replies.code_of`).
+    """
     if isinstance(raw, dict):
         return raw
     if not isinstance(raw, str):
@@ -265,4 +295,4 @@ def _arguments(raw: Any) -> Any:
     try:
         return json.loads(raw, strict=False)
     except ValueError:
-        return None
+        return raw
