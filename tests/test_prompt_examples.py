@@ -28,11 +28,6 @@ CORPUS = "".join(
     f"{day:02d}/03 invoice {number} paid{' - refund requested' if i % 7 == 0 else ''}\n"
     for i, (day, number) in enumerate(zip([i % 28 + 1 for i in range(len(INVOICES))], INVOICES, strict=True))
 )
-REFUSED_ON_MAIN = {
-    "print(type(context), len(context))": "one-argument type(x) is refused by today's sandbox (issue 11; relaxed on "
-    "branch policy)",
-}
-"""Examples today's sandbox refuses although harmless: strict xfails, so they flip once the sandbox allows them."""
 
 
 def examples(text: str) -> list[str]:
@@ -67,12 +62,7 @@ def cases() -> list[object]:
     params = []
     for name, text in prompt_texts().items():
         for index, example in enumerate(examples(text)):
-            marks = [
-                pytest.mark.xfail(strict=True, reason=reason)
-                for construct, reason in REFUSED_ON_MAIN.items()
-                if construct in example
-            ]
-            params.append(pytest.param(name, index, id=f"{name}-{index + 1}", marks=marks))
+            params.append(pytest.param(name, index, id=f"{name}-{index + 1}"))
     return params
 
 
