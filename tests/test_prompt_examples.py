@@ -61,8 +61,7 @@ def prompt_texts() -> dict[str, str]:
 def cases() -> list[object]:
     params = []
     for name, text in prompt_texts().items():
-        for index, example in enumerate(examples(text)):
-            params.append(pytest.param(name, index, id=f"{name}-{index + 1}"))
+        params += [pytest.param(name, index, id=f"{name}-{index + 1}") for index in range(len(examples(text)))]
     return params
 
 
