@@ -288,13 +288,15 @@ def client_checks(project: Path | None = None) -> list[Check]:
     checks: list[Check] = []
     dirs = tool_directories()
     seen = 0
+    read: set[Path] = set()
     for name, fmt in install.CLIENTS.items():
         paths = [install.config_path(name, "user")]
         if fmt.project_file is not None:
             paths.append(install.config_path(name, "project", project))
         for path in paths:
-            if not path.exists():
+            if not path.exists() or path.resolve() in read:
                 continue
+            read.add(path.resolve())  # run from home, a project file can be the user file
             try:
                 servers = install.open_file(name, path).servers()
             except (InvalidInput, OSError) as exc:
