@@ -25,6 +25,7 @@ from rlm_mcp.errors import RLMError
 
 SUBCOMMANDS = ("serve", *commands.NAMES)
 SERVE_EXAMPLE = """
+
 examples:
   rlm-mcp serve --sub-model us.anthropic.claude-haiku-4-5-20251001-v1:0 --allowed-roots ~/Documents
   rlm-mcp serve --transport streamable-http --port 8000   (MCP at http://127.0.0.1:8000/mcp)

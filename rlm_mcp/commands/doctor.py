@@ -17,6 +17,7 @@ from rlm_mcp import doctor
 from rlm_mcp.config import Settings, add_setting_flags, describe_setting, settings_from_args
 
 EXAMPLE = """
+
 example:
   rlm-mcp doctor --no-network
   rlm-mcp doctor --sub-model openai:llama3.1:8b --openai-base-url http://localhost:11434/v1 --json

@@ -20,11 +20,13 @@ from rlm_mcp.errors import InvalidInput
 
 CLIENT_NAMES = ", ".join(sorted(install.CLIENTS))
 INSTALL_EXAMPLE = """
+
 example:
   rlm-mcp install --client claude-desktop --sub-model us.anthropic.claude-haiku-4-5-20251001-v1:0 \\
       --allowed-roots ~/Documents --env AWS_PROFILE=default
 """
 UNINSTALL_EXAMPLE = """
+
 example:
   rlm-mcp uninstall --client vscode --dry-run
 """
