@@ -299,6 +299,11 @@ def example_document() -> dict[str, Any]:
     }
 
 
+def example_text() -> str:
+    """``mcp.json.example``, exactly: regenerate it with ``python3 -m rlm_mcp.install > mcp.json.example``."""
+    return json.dumps(example_document(), indent=2) + "\n"
+
+
 def example_findings() -> list[Finding]:
     """What the model checks say about the example entries (a test keeps them clean)."""
     findings = []
@@ -306,3 +311,7 @@ def example_findings() -> list[Finding]:
         named = _settings_in_env(env)
         findings += check_models(_as_named(Settings(**named), named))
     return findings
+
+
+if __name__ == "__main__":
+    print(example_text(), end="")

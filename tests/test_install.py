@@ -19,7 +19,7 @@ from helpers import call
 from mcp import Client, StdioServerParameters
 
 from rlm_mcp.fakes.openai import ChatCompletionsFake, Reply
-from rlm_mcp.install import example_document
+from rlm_mcp.install import example_document, example_text
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ["--sub-model", "openai:llama3.1:8b", "--openai-base-url", "http://localhost:11434/v1"]
@@ -156,7 +156,9 @@ async def test_the_installed_entry_starts_a_working_server(home: Path, tmp_path:
 
 
 def test_mcp_json_example_is_what_install_writes() -> None:
-    assert json.loads((ROOT / "mcp.json.example").read_text()) == example_document()
+    assert (ROOT / "mcp.json.example").read_text() == example_text()  # python3 -m rlm_mcp.install regenerates it
+    generated = subprocess.run([sys.executable, "-m", "rlm_mcp.install"], capture_output=True, text=True, cwd=ROOT)
+    assert generated.stdout == example_text()
     example = example_document()
     assert example["servers"]["rlm"] == {"type": "stdio", **example["mcpServers"]["rlm"]}
     assert {"RLM_SUB_MODEL", "RLM_ROOT_MODEL", "RLM_ALLOWED_ROOTS"} <= set(example["mcpServers"]["rlm"]["env"])
@@ -317,3 +319,13 @@ def test_the_example_entries_pass_the_model_checks() -> None:
     from rlm_mcp.install import example_findings
 
     assert [f.message for f in example_findings() if f.level != "ok"] == []
+
+
+def test_the_server_logs_what_is_wrong_with_its_models(tmp_path: Path) -> None:
+    """serve says at start-up what install would have refused or warned about (stdin closed: it then exits)."""
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
+           "RLM_SUB_MODEL": "gpt-4o", "RLM_DATA_DIR": str(tmp_path / "data"), "RLM_LOG_LEVEL": "WARNING"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "rlm_mcp", "serve"], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert "WARNING" in done.stderr and "write openai:gpt-4o" in done.stderr and "no root model" in done.stderr
+    assert done.stdout == ""
