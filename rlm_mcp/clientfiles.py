@@ -71,7 +71,10 @@ class ClientFile:
         if self._toml is not None:
             return Change(_toml_with(self._toml, self.key, name, server))
         assert self._json is not None
-        edit = self._json.set_member(self.key, name, server)
+        try:
+            edit = self._json.set_member(self.key, name, server)
+        except jsonc.JSONCError as exc:  # e.g. "servers": null
+            raise InvalidInput(f"{self.path}: {exc}; fix it or move it away") from None
         notes = []
         if edit.comments_lost:
             notes.append(f"comments inside the old {name!r} entry could not be kept")

@@ -327,7 +327,7 @@ def _entry_checks(fmt: install.ClientFormat, path: Path, name: str, server: dict
                     f"rlm-mcp install --client {fmt.name} again",
                 )
             ]
-        if launcher._within(Path(command), dirs.uv_caches) or launcher._within(Path(command), dirs.pipx_caches):
+        if launcher.within(Path(command), dirs.uv_caches) or launcher.within(Path(command), dirs.pipx_caches):
             checks.append(
                 Check(
                     fmt.title,

@@ -51,7 +51,7 @@ class Launcher:
     """False when the command is known to live somewhere that may vanish (a temporary directory)."""
 
 
-def _within(path: Path, roots: tuple[Path, ...] | list[Path]) -> bool:
+def within(path: Path, roots: tuple[Path, ...] | list[Path]) -> bool:
     resolved = _resolve(path)
     return any(resolved.is_relative_to(_resolve(root)) for root in roots)
 
@@ -66,7 +66,7 @@ def _resolve(path: Path) -> Path:
 def _in_uv_cache(prefix: Path, dirs: ToolDirectories) -> bool:
     """uv's cache by location, or by shape for a cache moved with ``--cache-dir``: uv made the environment
     (``uv = ...`` in ``pyvenv.cfg``), it is not an installed tool, and it sits in a cache bucket."""
-    if _within(prefix, dirs.uv_caches):
+    if within(prefix, dirs.uv_caches):
         return True
     try:
         made_by_uv = any(line.startswith("uv =") for line in (prefix / "pyvenv.cfg").read_text().splitlines())
@@ -120,7 +120,7 @@ def detect(
     dirs = tool_directories() if dirs is None else dirs
     found = which if which is not None else {tool: shutil.which(tool) for tool in ("uvx", "pipx")}
     script = executable.parent / SCRIPT
-    if (prefix / "uv-receipt.toml").is_file() or _within(prefix, dirs.uv_tools):
+    if (prefix / "uv-receipt.toml").is_file() or within(prefix, dirs.uv_tools):
         return Launcher(
             str(script),
             (),
@@ -139,7 +139,7 @@ def detect(
             "the entry runs it through uvx instead, which recreates it when needed"
             + ("" if found.get("uvx") else " (uvx was not found on PATH: the client needs it on its own)"),
         )
-    if _within(prefix, dirs.pipx_caches):
+    if within(prefix, dirs.pipx_caches):
         spec = requirement(installed_extras())
         pipx = found.get("pipx") or "pipx"
         args = ("run", "rlm-mcp") if spec == DISTRIBUTION else ("run", "--spec", spec, "rlm-mcp")
@@ -150,10 +150,10 @@ def detect(
             f"this rlm-mcp runs from pipx's cache ({prefix}), which pipx empties after 14 days unused; "
             "the entry runs it through `pipx run` instead",
         )
-    temporary = _within(prefix, [Path(tempfile.gettempdir())])
+    temporary = within(prefix, [Path(tempfile.gettempdir())])
     where = (
         "installed with pipx: its own launcher stays until `pipx uninstall rlm-mcp`"
-        if _within(prefix, dirs.pipx_venvs)
+        if within(prefix, dirs.pipx_venvs)
         else f"this installation's own launcher ({prefix})"
     )
     if temporary:

@@ -120,6 +120,9 @@ def test_bad_input_is_refused_and_changes_nothing(home: Path) -> None:
     path.write_text('{"mcpServers": []}')
     done = install(home, "--client", "cursor", *LOCAL)
     assert done.returncode == 2 and "'mcpServers' is not a table of servers" in done.stderr
+    path.write_text('{"mcpServers": null}')
+    done = install(home, "--client", "cursor", *LOCAL)
+    assert done.returncode == 2 and "'mcpServers' is not an object" in done.stderr and "Traceback" not in done.stderr
     done = install(home, "--client", "cursor", "--max-iterations", "0")
     assert done.returncode == 2 and "--max-iterations / RLM_MAX_ITERATIONS" in done.stderr
     done = install(home, "--client", "claude-desktop", "--scope", "project")
