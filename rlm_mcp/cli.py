@@ -1,9 +1,10 @@
 """The ``rlm-mcp`` command. ``serve`` (the default) runs the MCP server; ``query``, ``trajectory``,
-``sessions`` and ``install`` live in :mod:`rlm_mcp.commands`.
+``sessions``, ``install``, ``uninstall`` and ``doctor`` live in :mod:`rlm_mcp.commands`.
 
 Every setting in :mod:`rlm_mcp.config` is also a flag of each subcommand, so a
 client configuration can pass flags or environment variables, whichever it
-supports.
+supports; ``--help`` shows a subcommand's own options and the common settings,
+``--help-settings`` all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from rlm_mcp.config import Settings, add_setting_flags, describe_errors, setting
 from rlm_mcp.errors import RLMError
 
 SUBCOMMANDS = ("serve", *commands.NAMES)
+SERVE_EXAMPLE = """
+
+examples:
+  rlm-mcp serve --sub-model us.anthropic.claude-haiku-4-5-20251001-v1:0 --allowed-roots ~/Documents
+  rlm-mcp serve --transport streamable-http --port 8000   (MCP at http://127.0.0.1:8000/mcp)
+"""
 QUIET_BY_DEFAULT = "WARNING"
 """Log level of the shell commands unless one is set: their output is the answer, not the server's story."""
 log = logging.getLogger("rlm_mcp")
@@ -37,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlm-mcp", description="A Recursive Language Model as an MCP server.")
     parser.add_argument("--version", action="version", version=f"rlm-mcp {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = subcommands.add_parser("serve", help="run the MCP server (the default command)")
+    serve = subcommands.add_parser(
+        "serve",
+        help="run the MCP server (the default command)",
+        description="Run the MCP server: over stdio (what desktop clients launch) or HTTP." + SERVE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument(
         "--transport",
         choices=("stdio", "streamable-http", "sse"),
@@ -64,6 +76,7 @@ def _warn_about_roots(settings: Settings) -> None:
 
 async def serve(settings: Settings, transport: str, host: str, port: int, stateless: bool) -> None:
     from rlm_mcp import auth
+    from rlm_mcp.model_names import check_models
     from rlm_mcp.server import build_server
     from rlm_mcp.service import RLMService
 
@@ -82,6 +95,9 @@ async def serve(settings: Settings, transport: str, host: str, port: int, statel
             "stateless HTTP without RLM_REQUEST_STATE_KEYS: a multi-round-trip request can only finish on the "
             "replica that started it; give every replica the same keys"
         )
+    for finding in check_models(settings):
+        if finding.level != "ok":
+            log.warning("%s", finding.message)
     async with service.running():
         if transport == "stdio":
             await app.run_stdio_async()
@@ -114,8 +130,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         args_list.insert(0, "serve")
     parser = build_parser()
     args = parser.parse_args(args_list)
-    if args.command == "install":
+    if args.command in ("install", "uninstall"):
         sys.exit(commands.install.run(args))
+    if args.command == "doctor":
+        configure_logging(QUIET_BY_DEFAULT)
+        sys.exit(commands.doctor.run(args))
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:

@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
@@ -59,6 +60,57 @@ def too_broad(root: Path) -> bool:
     if root == Path(root.anchor) or root in SYSTEM_DIRECTORIES or home.is_relative_to(root):
         return True
     return root.parent in (Path("/home"), Path("/Users"))  # someone else's home
+
+
+def codex_home() -> Path:
+    """Where the Codex CLI keeps ``config.toml``: ``$CODEX_HOME``, else ``~/.codex``."""
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+@dataclass(frozen=True)
+class ToolDirectories:
+    """Where uv and pipx keep the environments they create (for ``rlm-mcp install``'s launcher choice).
+
+    uv: tool runs (``uvx``) live in its cache (``$UV_CACHE_DIR``, ``$XDG_CACHE_HOME/uv``, ``~/.cache/uv``,
+    ``%LOCALAPPDATA%\\uv\\cache``), which ``uv cache clean``/``prune`` may delete; ``uv tool install`` puts
+    tools under ``$UV_TOOL_DIR`` or ``<data>/uv/tools``. pipx: ``pipx run`` environments live in
+    ``$PIPX_HOME/.cache`` or the user cache's ``pipx`` folder and are removed after 14 days unused;
+    ``pipx install`` puts them under ``$PIPX_HOME/venvs``.
+    """
+
+    uv_caches: tuple[Path, ...]
+    uv_tools: tuple[Path, ...]
+    pipx_caches: tuple[Path, ...]
+    pipx_venvs: tuple[Path, ...]
+
+
+def tool_directories() -> ToolDirectories:
+    env = os.environ
+    home = Path.home()
+
+    def given(*names: str) -> list[Path]:
+        return [Path(env[name]) for name in names if env.get(name)]
+
+    cache = Path(env.get("XDG_CACHE_HOME") or home / ".cache")
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+    local_app = given("LOCALAPPDATA")
+    pipx_homes = [*given("PIPX_HOME"), home / ".local" / "pipx", data / "pipx"]
+    pipx_homes.append(home / "Library" / "Application Support" / "pipx")
+    return ToolDirectories(
+        uv_caches=(*given("UV_CACHE_DIR"), cache / "uv", *(p / "uv" / "cache" for p in local_app)),
+        uv_tools=(
+            *given("UV_TOOL_DIR"),
+            data / "uv" / "tools",
+            *(p / "uv" / "data" / "tools" for p in given("APPDATA")),
+        ),
+        pipx_caches=(
+            *(h / ".cache" for h in pipx_homes),
+            cache / "pipx",
+            home / "Library" / "Caches" / "pipx",
+            *(p / "pipx" / "pipx" / "Cache" for p in local_app),
+        ),
+        pipx_venvs=tuple(h / "venvs" for h in pipx_homes),
+    )
 
 
 class Settings(BaseSettings):
@@ -285,11 +337,62 @@ class Settings(BaseSettings):
         return Path(os.path.expanduser(value)).resolve()
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per setting, with its environment variable in the help."""
-    group = parser.add_argument_group("settings (each also read from its environment variable)")
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name``: ``RLM_<NAME>`` (``AWS_REGION`` for ``aws_region``)."""
+    return "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of setting ``name``: ``--<name-with-dashes>``."""
+    return "--" + name.replace("_", "-")
+
+
+def setting_for_env(variable: str) -> str | None:
+    """The setting an environment variable sets, or None when it is not one of ours."""
+    for name in Settings.model_fields:
+        if env_name(name) == variable:
+            return name
+    return None
+
+
+def describe_setting(name: str) -> str:
+    """``--flag / RLM_VAR``: how an error message names a setting, so the user knows both ways to give it."""
+    return f"{flag_name(name)} / {env_name(name)}"
+
+
+def default_text(name: str) -> str:
+    """The default of setting ``name`` as shown in ``--help``."""
+    field = Settings.model_fields[name]
+    if field.default_factory is not None:
+        return {"data_dir": str(_default_data_dir()), "allowed_roots": "none"}.get(name, "none")
+    value = field.default
+    return "none" if value is None else str(value)
+
+
+COMMON_SETTINGS = ("root_model", "sub_model", "allowed_roots", "data_dir", "openai_base_url")
+"""The settings most people set first: shown in every subcommand's ``--help``; the rest behind ``--help-settings``."""
+
+
+class _HelpSettings(argparse.Action):
+    """``--help-settings``: every setting with its flag, variable, default and meaning, then exit."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        full = argparse.ArgumentParser(prog=parser.prog, usage=argparse.SUPPRESS, add_help=False)
+        _add_flags(full.add_argument_group("settings (each flag also reads its environment variable; flags win)"))
+        full.print_help()
+        parser.exit()
+
+
+def _help_text(name: str, description: str) -> str:
+    default = "" if "default" in description else f" (default: {default_text(name)})"
+    return f"{description}{default} [{env_name(name)}]"
+
+
+def _add_flags(group: Any, shown: tuple[str, ...] | None = None) -> None:
     for name, field in Settings.model_fields.items():
-        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
         annotation = field.annotation
         kind: Any = str
         choices = None
@@ -298,29 +401,43 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 kind = candidate
             if get_origin(candidate) is Literal:
                 choices = get_args(candidate)
+        visible = shown is None or name in shown
         group.add_argument(
-            "--" + name.replace("_", "-"),
+            flag_name(name),
             dest=f"setting_{name}",
             metavar=None if choices else name.upper(),
             type=kind,
             choices=choices,
             default=argparse.SUPPRESS,
-            help=f"{field.description} [{env}]",
+            help=_help_text(name, field.description or "") if visible else argparse.SUPPRESS,
         )
 
 
 def describe_errors(exc: ValidationError) -> str:
-    """A settings error as a person reads it: which setting (variable and flag), and what is wrong."""
+    """A settings error as a person reads it: which setting (flag and variable), and what is wrong."""
     problems = []
     for err in exc.errors():
-        message = str(err["msg"])
+        message = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
         if not err["loc"]:  # a rule that spans several settings names them itself
             problems.append(message)
-            continue
-        name = str(err["loc"][0])
-        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
-        problems.append(f"{name} ({env} or --{name.replace('_', '-')}): {message}")
+        else:
+            problems.append(f"{describe_setting(str(err['loc'][0]))}: {message}")
     return "; ".join(problems)
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, shown: tuple[str, ...] = COMMON_SETTINGS) -> None:
+    """One flag per setting. ``--help`` shows only ``shown``; ``--help-settings`` lists them all.
+
+    Every subcommand accepts every setting, so a client configuration can pass
+    flags or variables, whichever it supports; the help stays short.
+    """
+    hidden = len(Settings.model_fields) - len(shown)
+    group = parser.add_argument_group(
+        "settings",
+        f"Every setting is a flag and an environment variable (flags win). {hidden} more: --help-settings.",
+    )
+    _add_flags(group, shown)
+    group.add_argument("--help-settings", action=_HelpSettings, help="list every setting with its variable and default")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

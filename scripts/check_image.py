@@ -202,7 +202,7 @@ def problems(dockerfile: Dockerfile, context: list[str]) -> list[str]:
         leaked = [path for path in context if unwanted in path or path.endswith(unwanted)]
         if leaked:
             found.append(f"the build context holds {leaked[:3]}: exclude them in .dockerignore")
-    for needed in ("pyproject.toml", "README.md", "rlm_mcp/__init__.py", "sandbox/__init__.py"):
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "rlm_mcp/__init__.py", "sandbox/__init__.py"):
         if needed not in context:
             found.append(f"the build context lacks {needed}")
     return found

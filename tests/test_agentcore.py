@@ -273,6 +273,6 @@ def test_the_guides_client_signs_for_agentcore(monkeypatch: pytest.MonkeyPatch) 
 def test_a_short_request_state_key_is_refused_with_how_to_make_one(tmp_path: Path, fake) -> None:
     env = server_env(tmp_path, tmp_path, fake.url, RLM_REQUEST_STATE_KEYS="too-short")
     done = subprocess.run([sys.executable, "-m", "rlm_mcp"], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "request_state_keys (RLM_REQUEST_STATE_KEYS" in done.stderr
+    assert done.returncode == 2 and "--request-state-keys / RLM_REQUEST_STATE_KEYS:" in done.stderr
     assert "at least 32 characters" in done.stderr and "secrets.token_hex(32)" in done.stderr
     assert "too-short" not in done.stderr  # a secret is never echoed

@@ -73,7 +73,8 @@ def test_broad_roots_need_an_explicit_override(tmp_path: Path, fake) -> None:
     for root in ("/", str(home), str(home.parent), f"{home}/", "~", "/etc", "/home/another-user"):
         refused = _serve_stdio({**base, "RLM_ALLOWED_ROOTS": f"{home / 'Documents'}{os.pathsep}{root}"})
         assert refused.returncode == 2, (root, refused.stderr)
-        assert "invalid setting: allowed_roots" in refused.stderr and "RLM_ALLOW_BROAD_ROOTS=true" in refused.stderr
+        assert "invalid setting: --allowed-roots / RLM_ALLOWED_ROOTS: " in refused.stderr
+        assert "RLM_ALLOW_BROAD_ROOTS=true" in refused.stderr
     fine = _serve_stdio({**base, "RLM_ALLOWED_ROOTS": str(home / "Documents")})
     assert fine.returncode == 0 and "RLM_ALLOWED_ROOTS includes" not in fine.stderr, fine.stderr
     overridden = _serve_stdio({**base, "RLM_ALLOWED_ROOTS": "/", "RLM_ALLOW_BROAD_ROOTS": "true"})

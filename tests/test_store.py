@@ -263,4 +263,4 @@ def test_a_store_that_cannot_be_used_stops_the_server_with_the_reason(tmp_path: 
 
     bad = server_env(tmp_path, tmp_path, fake.url, RLM_STORE="/var/data")
     done = subprocess.run([sys.executable, "-m", "rlm_mcp"], env=bad, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "store (RLM_STORE or --store): Value error, give s3://bucket/prefix" in done.stderr
+    assert done.returncode == 2 and "--store / RLM_STORE: give s3://bucket/prefix" in done.stderr

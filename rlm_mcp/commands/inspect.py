@@ -30,7 +30,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentP
     trajectory = commands.add_parser(
         "trajectory",
         help="show a trajectory, or write it as an HTML page; without an id, list recent ones",
-        description="Show a trajectory from the data directory: a summary, --json, or --html FILE (- for stdout).",
+        description="Show a trajectory from the data directory: a summary, --json, or --html FILE (- for stdout).\n"
+        "\nexamples:\n  rlm-mcp trajectory\n  rlm-mcp trajectory t_0123abcd --html run.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     trajectory.add_argument("id", nargs="?", help="a trajectory id (t_...), from rlm_query or load_context")
     trajectory.add_argument("--html", metavar="FILE", help="write the viewer page to FILE ('-' for stdout)")
@@ -40,7 +42,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentP
     sessions = commands.add_parser(
         "sessions",
         help="list the sessions a server keeps in the data directory, with their runs",
-        description="List stored sessions: their corpus, when they were last used, and the trajectories of their runs.",
+        description="List stored sessions: their corpus, when they were last used, and the trajectories of their "
+        "runs.\n\nexample:\n  rlm-mcp sessions --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sessions.add_argument("--json", action="store_true", help="print them as JSON")
     return [trajectory, sessions]

@@ -31,7 +31,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "query",
         help="answer a question over files, directories or globs from the shell",
         description="Run the RLM loop over a corpus and print the answer. Paths named here may be read even "
-        "outside RLM_ALLOWED_ROOTS: naming them is the permission.",
+        "outside RLM_ALLOWED_ROOTS: naming them is the permission.\n"
+        "\nexample:\n  rlm-mcp query --context ~/logs 'How many requests failed per service?' --html run.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--context",
