@@ -353,7 +353,7 @@ class RLMService:
 
     async def close_session(self, session_id: str) -> CloseSessionResult:
         check_id(session_id, "session")
-        self.runs.cancel_session(session_id)
+        await self.runs.cancel_session(session_id)
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
         return CloseSessionResult(session_id=session_id, closed=True)

@@ -353,7 +353,9 @@ class Sandbox:
 
     async def _stop_running_code(self, pending_llm: int | None, pending_call: int | None = None) -> None:
         """After the caller cancelled: interrupt the code, drain its result, or kill it."""
-        worker = self._live
+        worker = self._worker
+        if worker is None or self._closed:
+            return  # closed meanwhile (close() does not wait for the lock): nothing is left to stop
         try:
             if pending_llm is not None:
                 await worker.send({"op": "llm_result", "id": pending_llm, "interrupt": True})
@@ -370,7 +372,8 @@ class Sandbox:
                     elif message.get("op") in ("result", "internal_error"):
                         return
         except (WorkerLost, TimeoutError):
-            await self._restart()
+            if not self._closed:
+                await self._restart()
 
     async def variables(self) -> list[Variable]:
         async with self._lock:

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest import ROOT_MODEL, SUB_MODEL, HttpServer, connect, server_env
-from helpers import alive, call, children
+from helpers import alive, call, call_error, children, holding
 
 from rlm_mcp.fakes.bedrock import (
     ConverseFake,
@@ -285,3 +285,70 @@ async def test_live_workers_never_exceed_the_limit_under_concurrency(tmp_path: P
     finally:
         server.stop()
     assert 1 <= peak <= 2
+
+
+async def test_at_the_cap_sessions_in_use_are_never_evicted(tmp_path: Path, fake: ConverseFake) -> None:
+    """Two clients at RLM_MAX_SESSIONS=2: one mid-call, one between calls. A third is refused, nothing is lost."""
+    env = server_env(tmp_path / "data", tmp_path, fake.url, RLM_MAX_SESSIONS="2")
+    release = threading.Event()
+    fake.respond = holding("HOLD", release)
+    server = HttpServer(env)
+    try:
+        async with connect("http", env, server) as busy_client, connect("http", env, server) as thinking_client:
+            busy = (await call(busy_client, "load_context", content="busy corpus"))["session_id"]
+            thinking = (await call(thinking_client, "load_context", content="thinking corpus"))["session_id"]
+            await call(thinking_client, "repl_exec", session_id=thinking, code="notes = ['kept']")
+            outcome: dict[str, object] = {}
+
+            async def hold() -> None:
+                code_ = "answer = llm_query('HOLD please')\nprint(answer)"
+                outcome.update(await call(busy_client, "repl_exec", session_id=busy, code=code_))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hold)
+                with anyio.fail_after(60):
+                    while not any("HOLD" in r.last_user_text for r in fake.requests):
+                        await anyio.sleep(0.02)
+                async with connect("http", env, server) as newcomer:
+                    refused = await call_error(newcomer, "load_context", content="newcomer")
+                release.set()
+            assert "maximum of 2 live sessions (RLM_MAX_SESSIONS)" in refused, refused
+            assert "RLM_SESSION_EVICT_IDLE_S" in refused and "close_session" in refused, refused
+            assert outcome["stdout"] == "HOLD PLEASE\n"
+            live = {s["session_id"] for s in (await call(busy_client, "list_sessions"))["sessions"]}
+            assert live == {busy, thinking}
+            kept = await call(thinking_client, "repl_exec", session_id=thinking, code="notes")
+            assert kept["stdout"] == "['kept']\n" and not kept["restarted"] and not kept["notes"]
+            assert (await call(busy_client, "repl_exec", session_id=busy, code="answer"))["stdout"] == "'HOLD PLEASE'\n"
+    finally:
+        release.set()
+        server.stop()
+
+
+@pytest.mark.parametrize("transport", ["http"])
+async def test_closing_a_session_mid_run_cancels_the_run_and_keeps_its_steps(client, fake: ConverseFake) -> None:
+    release = threading.Event()
+    fake.respond = scripted(
+        ROOT_MODEL,
+        [code("print('first step')"), code("print(llm_query('HOLD the second step'))"), Reply(text="never")],
+        sub=holding("HOLD", release),
+    )
+    sid = (await call(client, "load_context", content="closing corpus"))["session_id"]
+    other = (await call(client, "load_context", content="other corpus"))["session_id"]
+    await call(client, "repl_exec", session_id=other, code="kept = 42")
+    try:
+        run = await call(client, "rlm_query", session_id=sid, query="anything?", wait=False)
+        with anyio.fail_after(60):
+            while not any("HOLD" in r.last_user_text for r in fake.requests_for(SUB_MODEL)):
+                await anyio.sleep(0.02)
+        assert (await call(client, "close_session", session_id=sid))["closed"]
+    finally:
+        release.set()
+    view = await call(client, "get_trajectory", trajectory_id=run["trajectory_id"], detail="full")
+    assert view["status"] == "cancelled", view["message"]
+    assert view["message"] == "the session was closed while the run was in progress"
+    assert [s["stdout"] for s in view["steps"]] == ["first step\n"]
+    assert "no session" in await call_error(client, "repl_exec", session_id=sid, code="1")
+    assert (await call(client, "repl_exec", session_id=other, code="kept"))["stdout"] == "42\n"
+    sessions = (await call(client, "list_sessions"))["sessions"]
+    assert [s["session_id"] for s in sessions if s["session_id"] in (sid, other)] == [other]
