@@ -5,9 +5,13 @@ A session's record (its documents and trajectory id) is written to the store
 when a request reaches a replica that does not hold the session, the first
 request naming it starts a new sandbox and reloads the corpus (inline corpora by
 their id, fetched from the store if needed); only variables are lost, and the
-result says so. Idle sessions are closed after ``RLM_SESSION_IDLE_TIMEOUT_S``;
-at ``RLM_MAX_SESSIONS`` the least recently used idle session makes room, and if
-every session is busy the new one is refused with a clear error.
+result says so. Idle sessions are closed after ``RLM_SESSION_IDLE_TIMEOUT_S``.
+At ``RLM_MAX_SESSIONS`` the least recently used session idle for at least
+``RLM_SESSION_EVICT_IDLE_S`` is evicted to make room: its sandbox stops but its
+record stays, so its next use revives it with its corpus, as after a restart.
+A session used more recently than that is in use (its client is between two
+calls), so when every session is, the new one is refused with an error saying
+so and what to set.
 """
 
 from __future__ import annotations
@@ -109,6 +113,8 @@ class SessionManager:
         self.workdirs = settings.data_dir / "work"
         self._live: dict[str, Session] = {}
         self._lock = anyio.Lock()
+        self._evicted: set[str] = set()
+        """Sessions this process evicted: their revival says why they lost their variables."""
 
     # -- records -----------------------------------------------------------------------
 
@@ -157,19 +163,43 @@ class SessionManager:
         self.workdirs.mkdir(parents=True, exist_ok=True)
         return Sandbox(sandbox_limits(self.settings), workdir_parent=self.workdirs)
 
+    def _evictable(self) -> Session | None:
+        """The least recently used session nobody is using: idle for at least RLM_SESSION_EVICT_IDLE_S.
+
+        A session idle for less is in use, only between two calls of its client; a session without a
+        corpus yet is being created (its first load is in flight). Neither is ever taken.
+        """
+        cutoff = time.time() - self.settings.session_evict_idle_s
+        idle = [s for s in self._live.values() if s.busy == 0 and s.info is not None and s.last_used <= cutoff]
+        return min(idle, key=lambda s: s.last_used) if idle else None
+
+    def _full(self) -> CapacityExceeded:
+        s = self.settings
+        return CapacityExceeded(
+            f"the server already has its maximum of {s.max_sessions} live sessions (RLM_MAX_SESSIONS), and every "
+            f"one is in use: running a request, or used in the last {s.session_evict_idle_s:g} s "
+            "(RLM_SESSION_EVICT_IDLE_S), so none can be closed to make room. Close a session you no longer need "
+            "with close_session, try again later, or raise RLM_MAX_SESSIONS"
+        )
+
     async def _make_room(self) -> None:
         if len(self._live) < self.settings.max_sessions:
             return
-        # A session without a corpus yet is being created: its first load is in flight, so it is not idle.
-        idle = [s for s in self._live.values() if s.busy == 0 and s.info is not None]
-        if not idle:
-            raise CapacityExceeded(
-                f"all {self.settings.max_sessions} sessions are busy; close one with close_session, "
-                "wait for one to finish, or raise RLM_MAX_SESSIONS"
-            )
-        oldest = min(idle, key=lambda s: s.last_used)
-        log.info("closing idle session %s to make room", oldest.id)
-        await self.close(oldest.id)
+        victim = self._evictable()
+        if victim is None:
+            raise self._full()
+        await self._evict(victim)
+
+    async def _evict(self, session: Session) -> None:
+        """Stop an idle session's sandbox to make room, keeping its record: its next use revives it."""
+        log.info(
+            "evicting session %s (idle %.0f s) to make room at RLM_MAX_SESSIONS=%d",
+            session.id,
+            time.time() - session.last_used,
+            self.settings.max_sessions,
+        )
+        self._evicted.add(session.id)
+        await self.close(session.id, forget=False)
 
     async def create(self) -> Session:
         async with self._lock:
@@ -227,10 +257,18 @@ class SessionManager:
             except Exception:
                 await sandbox.close()
                 raise
-        session.notes.append(
-            "this session was restored after a server restart (or on another replica): its corpus was reloaded, "
-            "variables from before are lost"
-        )
+        if session_id in self._evicted:
+            self._evicted.discard(session_id)
+            session.notes.append(
+                f"this session was idle for more than {self.settings.session_evict_idle_s:g} s and was evicted to "
+                f"make room for another (RLM_MAX_SESSIONS={self.settings.max_sessions}); it was restored with its "
+                "corpus, variables from before are lost"
+            )
+        else:
+            session.notes.append(
+                "this session was restored after a server restart (or on another replica): its corpus was "
+                "reloaded, variables from before are lost"
+            )
         self._live[session_id] = session
         return session
 
@@ -253,9 +291,10 @@ class SessionManager:
             if forget:
                 with contextlib.suppress(NotFound):
                     await self.trajectories.update(session.trajectory_id, status="closed")
-                self.trajectories.forget(session.trajectory_id)
+            self.trajectories.forget(session.trajectory_id)
         existed = session is not None
         if forget:
+            self._evicted.discard(session_id)
             key = self._record_key(session_id)
             existed = existed or await anyio.to_thread.run_sync(self.records.exists, key)
             await anyio.to_thread.run_sync(self.records.delete, key)
