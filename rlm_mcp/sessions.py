@@ -112,7 +112,9 @@ class SessionManager:
         self.corpora = corpora
         self.workdirs = settings.data_dir / "work"
         self._live: dict[str, Session] = {}
-        self._lock = anyio.Lock()
+        self._starting = 0
+        """Sandboxes being started: they count towards RLM_MAX_SESSIONS like live sessions."""
+        self._reviving: dict[str, anyio.Event] = {}
         self._evicted: set[str] = set()
         """Sessions this process evicted: their revival says why they lost their variables."""
 
@@ -182,13 +184,26 @@ class SessionManager:
             "with close_session, try again later, or raise RLM_MAX_SESSIONS"
         )
 
-    async def _make_room(self) -> None:
-        if len(self._live) < self.settings.max_sessions:
-            return
-        victim = self._evictable()
-        if victim is None:
-            raise self._full()
-        await self._evict(victim)
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Room for one more sandbox, held while it starts; the caller adds its session to ``_live`` inside.
+
+        Counting the sessions (live and starting) and taking a victim happen with no ``await`` in between,
+        so sandboxes start concurrently and yet never more than RLM_MAX_SESSIONS are admitted.
+        """
+        victim = None
+        if len(self._live) + self._starting >= self.settings.max_sessions:
+            victim = self._evictable()
+            if victim is None:
+                raise self._full()
+            del self._live[victim.id]
+        self._starting += 1
+        try:
+            if victim is not None:
+                await self._evict(victim)
+            yield
+        finally:
+            self._starting -= 1
 
     async def _evict(self, session: Session) -> None:
         """Stop an idle session's sandbox to make room, keeping its record: its next use revives it."""
@@ -199,17 +214,32 @@ class SessionManager:
             self.settings.max_sessions,
         )
         self._evicted.add(session.id)
-        await self.close(session.id, forget=False)
+        with anyio.CancelScope(shield=True):
+            await session.sandbox.close()
+        self.trajectories.forget(session.trajectory_id)
+
+    async def _start_sandbox(self) -> Sandbox:
+        sandbox = self._new_sandbox()
+        try:
+            await sandbox.start()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await sandbox.close()
+            raise
+        return sandbox
 
     async def create(self) -> Session:
-        async with self._lock:
-            await self._make_room()
-            sandbox = self._new_sandbox()
-            await sandbox.start()
+        async with self._slot():
+            sandbox = await self._start_sandbox()
             session_id = new_id("s")
-            trajectory = await self.trajectories.create(
-                kind="session", session_id=session_id, status="open", sub_model=self.settings.sub_model
-            )
+            try:
+                trajectory = await self.trajectories.create(
+                    kind="session", session_id=session_id, status="open", sub_model=self.settings.sub_model
+                )
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await sandbox.close()
+                raise
             session = Session(
                 id=session_id,
                 trajectory_id=trajectory.id,
@@ -218,19 +248,26 @@ class SessionManager:
                 budget=Budget(self.settings.max_sub_calls),
             )
             self._live[session_id] = session
-            log.info("session %s started (sandbox pid %s: %s)", session_id, sandbox.pid, "; ".join(sandbox.confinement))
-            return session
+        log.info("session %s started (sandbox pid %s: %s)", session_id, sandbox.pid, "; ".join(sandbox.confinement))
+        return session
 
     async def get(self, session_id: str) -> Session:
+        """The live session, or the stored one revived (once, however many requests ask for it at once)."""
         check_id(session_id, "session")
-        session = self._live.get(session_id)
-        if session is not None:
-            return session
-        async with self._lock:
+        while True:
             session = self._live.get(session_id)
-            if session is None:
-                session = await self._revive(session_id)
-            return session
+            if session is not None:
+                return session
+            pending = self._reviving.get(session_id)
+            if pending is None:
+                break
+            await pending.wait()  # another request is reviving it; if that failed, try again here
+        done = self._reviving[session_id] = anyio.Event()
+        try:
+            return await self._revive(session_id)
+        finally:
+            del self._reviving[session_id]
+            done.set()
 
     async def _revive(self, session_id: str) -> Session:
         record = await self._read_record(session_id)
@@ -240,36 +277,36 @@ class SessionManager:
                 f"{self.settings.session_idle_timeout_s:g} s idle, or never existed. Call load_context to start one"
             )
         documents = [await self._document(d) for d in record.get("documents", [])]
-        await self._make_room()
-        sandbox = self._new_sandbox()
-        session = Session(
-            id=session_id,
-            trajectory_id=record["trajectory_id"],
-            created_at=float(record["created_at"]),
-            sandbox=sandbox,
-            budget=Budget(self.settings.max_sub_calls),
-        )
-        await sandbox.start()
-        if documents:
-            try:
-                shape = "list" if record.get("shape") == "list" else "str"
-                session.info = await sandbox.load(documents, shape=shape)
-            except Exception:
-                await sandbox.close()
-                raise
-        if session_id in self._evicted:
-            self._evicted.discard(session_id)
-            session.notes.append(
-                f"this session was idle for more than {self.settings.session_evict_idle_s:g} s and was evicted to "
-                f"make room for another (RLM_MAX_SESSIONS={self.settings.max_sessions}); it was restored with its "
-                "corpus, variables from before are lost"
+        async with self._slot():
+            sandbox = await self._start_sandbox()
+            session = Session(
+                id=session_id,
+                trajectory_id=record["trajectory_id"],
+                created_at=float(record["created_at"]),
+                sandbox=sandbox,
+                budget=Budget(self.settings.max_sub_calls),
             )
-        else:
-            session.notes.append(
-                "this session was restored after a server restart (or on another replica): its corpus was "
-                "reloaded, variables from before are lost"
-            )
-        self._live[session_id] = session
+            if documents:
+                try:
+                    shape = "list" if record.get("shape") == "list" else "str"
+                    session.info = await sandbox.load(documents, shape=shape)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await sandbox.close()
+                    raise
+            if session_id in self._evicted:
+                self._evicted.discard(session_id)
+                session.notes.append(
+                    f"this session was idle for more than {self.settings.session_evict_idle_s:g} s and was evicted "
+                    f"to make room for another (RLM_MAX_SESSIONS={self.settings.max_sessions}); it was restored "
+                    "with its corpus, variables from before are lost"
+                )
+            else:
+                session.notes.append(
+                    "this session was restored after a server restart (or on another replica): its corpus was "
+                    "reloaded, variables from before are lost"
+                )
+            self._live[session_id] = session
         return session
 
     @contextlib.asynccontextmanager

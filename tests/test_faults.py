@@ -277,7 +277,7 @@ async def test_live_workers_never_exceed_the_limit_under_concurrency(tmp_path: P
             made = [r.removeprefix("ok: ") for r in results if r.startswith("ok")]
             assert made, results
             for error in errors:
-                assert "sessions are busy" in error and "RLM_MAX_SESSIONS" in error, error
+                assert "maximum of 2 live sessions (RLM_MAX_SESSIONS)" in error, error
             live = {s["session_id"] for s in (await call(client, "list_sessions"))["sessions"]}
             assert len(live) <= 2 and live <= set(made)
             for sid in live:
@@ -352,3 +352,51 @@ async def test_closing_a_session_mid_run_cancels_the_run_and_keeps_its_steps(cli
     assert (await call(client, "repl_exec", session_id=other, code="kept"))["stdout"] == "42\n"
     sessions = (await call(client, "list_sessions"))["sessions"]
     assert [s["session_id"] for s in sessions if s["session_id"] in (sid, other)] == [other]
+
+
+async def test_simultaneous_loads_start_together_and_the_cap_stays_exact(tmp_path: Path, fake: ConverseFake) -> None:
+    """40 clients load at once against RLM_MAX_SESSIONS=32, one session already live: exactly 31 are admitted."""
+    cap, clients = 32, 40
+    env = server_env(tmp_path / "data", tmp_path, fake.url, RLM_MAX_SESSIONS=str(cap))
+    server = HttpServer(env)
+    peak = 0
+    try:
+        async with connect("http", env, server) as client:
+            first = (await call(client, "load_context", content="already here"))["session_id"]
+            await call(client, "repl_exec", session_id=first, code="kept = 'yes'")
+            admitted: dict[int, str] = {}
+            refused: list[str] = []
+
+            async def load(i: int) -> None:
+                async with connect("http", env, server) as own:
+                    result = await own.call_tool("load_context", {"content": f"corpus number {i}"})
+                if result.is_error:
+                    refused.append(result.content[0].text)
+                else:
+                    admitted[i] = result.structured_content["session_id"]
+
+            async def watch(stop: anyio.Event) -> None:
+                nonlocal peak
+                while not stop.is_set():
+                    peak = max(peak, len(children(server.process.pid)))
+                    await anyio.sleep(0.01)
+
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch, stop)
+                async with anyio.create_task_group() as loads:
+                    for i in range(clients):
+                        loads.start_soon(load, i)
+                stop.set()
+            assert len(admitted) == cap - 1 and len(refused) == clients - cap + 1, refused
+            for error in refused:
+                assert f"maximum of {cap} live sessions (RLM_MAX_SESSIONS)" in error, error
+            live = {s["session_id"] for s in (await call(client, "list_sessions"))["sessions"]}
+            assert live == {first, *admitted.values()}
+            for i, sid in admitted.items():
+                out = await call(client, "repl_exec", session_id=sid, code="context")
+                assert out["stdout"] == f"'corpus number {i}'\n"
+            assert (await call(client, "repl_exec", session_id=first, code="kept"))["stdout"] == "'yes'\n"
+    finally:
+        server.stop()
+    assert peak <= cap
