@@ -149,6 +149,14 @@ class Step(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class Damage(BaseModel):
+    """A stored record that could not be read: the rest of the trajectory is shown without it."""
+
+    where: str = Field(description="the damaged record: a line of a file, or an S3 object")
+    problem: str = Field(description="why it could not be read")
+    after_step: int | None = Field(None, description="index of the last good step before it (null: before every step)")
+
+
 class Trajectory(BaseModel):
     id: str
     kind: Literal["session", "run"] = Field(description="a client-driven session, or one rlm_query run")
@@ -172,6 +180,11 @@ class Trajectory(BaseModel):
     sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)
+    damaged: list[Damage] = Field(
+        default_factory=list,
+        description="stored records that could not be read, each with where and why; where one may have been a "
+        "step, a step with error type DamagedRecord marks the gap in steps",
+    )
 
     @computed_field(description="sub_prompt_chars / corpus_chars: how much of the corpus went to sub-models")  # type: ignore[prop-decorator]
     @property

@@ -43,7 +43,7 @@ from rlm_mcp.schemas import (
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
-from rlm_mcp.store import open_store
+from rlm_mcp.store import StoreError, open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
@@ -98,6 +98,7 @@ class RLMService:
                 self._background = self.runs.background = tg
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self.trajectories.keep_leases)
+                tg.start_soon(self.trajectories.keep_writing)
                 try:
                     yield self
                 finally:
@@ -199,8 +200,21 @@ class RLMService:
                 added = info.documents - before
         session.info = info
         single = len(source.documents) == 1
-        await self.sessions.save(session)
-        await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        try:
+            await self.sessions.save(session)
+        except StoreError as exc:
+            if session_id is None:  # a session nobody could revive is not started
+                with anyio.CancelScope(shield=True):
+                    await self.sessions.close(session.id)
+                raise StoreError(f"the session could not be saved, so it was not started: {exc}") from None
+            raise StoreError(
+                f"the documents were added to the session, but its record could not be saved (a restart would "
+                f"bring the session back without them): {exc}"
+            ) from None
+        try:
+            await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        except StoreError as exc:
+            log.warning("session %s: %s", session.id, exc)
         return LoadContextResult(
             session_id=session.id,
             trajectory_id=session.trajectory_id,
@@ -267,7 +281,11 @@ class RLMService:
             except SandboxError as exc:
                 raise RLMError(f"the sandbox failed: {exc}") from exc
             notes = session.take_notes() + result.notes
-            await self._record_exec(session, code, result, sub_log, started, notes)
+            try:
+                await self._record_exec(session, code, result, sub_log, started, notes)
+            except StoreError as exc:  # the code ran: its result is worth more than the error
+                log.warning("session %s: %s", session.id, exc)
+                notes.append(f"this step is not in the trajectory yet: {exc}")
             await self.sessions.touch(session)
             return ReplExecResult(
                 stdout=result.stdout,

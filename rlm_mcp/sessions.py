@@ -30,7 +30,7 @@ import anyio.to_thread
 
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import CapacityExceeded, NotFound
-from rlm_mcp.store import KeyNotFound, LocalStore, Store
+from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
 from rlm_mcp.subcalls import Budget
 from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
 from sandbox import Document, LoadInfo, Sandbox, SandboxLimits
@@ -326,8 +326,12 @@ class SessionManager:
         if session is not None:
             await session.sandbox.close()
             if forget:
-                with contextlib.suppress(NotFound):
+                try:
                     await self.trajectories.update(session.trajectory_id, status="closed")
+                except NotFound:
+                    pass
+                except StoreError as exc:
+                    log.warning("session %s: %s", session_id, exc)
             self.trajectories.forget(session.trajectory_id)
         existed = session is not None
         if forget:

@@ -10,10 +10,17 @@ by the process running it. Any replica reading a trajectory still marked
 ``running`` whose lease has lapsed, or whose owner is a dead process on the
 same machine (a restarted server), reports it as ``interrupted``; a live lease
 means another replica is still on it.
+
+Faults are reported, never hidden. A record that cannot be written (a full
+disk) is kept in memory, in order, and written as soon as the store takes it
+again; the caller is told. A stored record that cannot be read is listed in the
+trajectory's ``damaged`` (where and why), a gap step marks where a step may be
+missing, and every good record around it is still shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,16 +33,19 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from pydantic import ValidationError
 
 from rlm_mcp.errors import InvalidInput, NotFound
-from rlm_mcp.schemas import RunStatus, Step, Trajectory
-from rlm_mcp.store import KeyNotFound, LocalStore, Store
+from rlm_mcp.schemas import CodeError, Damage, RunStatus, Step, Trajectory
+from rlm_mcp.store import KeyNotFound, LocalStore, LogRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[st]_[A-Za-z0-9_-]{8,64}$")
 PREVIEW_CHARS = 300
-_DERIVED = frozenset({"steps", "usage", "sub_calls", "iterations", "sub_prompt_chars"})
+_DERIVED = frozenset({"steps", "usage", "sub_calls", "iterations", "sub_prompt_chars", "damaged"})
+MAX_UNWRITTEN_BYTES = 16 * 1024 * 1024
+"""Records waiting for room in the store, over all trajectories; past this a record is dropped (and logged)."""
 LEASE_S = 30.0
 """How long a running trajectory stays ``running`` for other readers after its last renewal."""
 
@@ -121,13 +131,67 @@ class TrajectoryStore:
         self._live: dict[str, Trajectory] = {}
         self._running: set[str] = set()
         self._locks: dict[str, anyio.Lock] = {}
+        self._unwritten: dict[str, list[bytes]] = {}
+        """Records the store refused (a full disk), in order, per trajectory: written before any newer one."""
+        self._unwritten_bytes = 0
+        self._forget_when_written: set[str] = set()
 
-    async def _append(self, trajectory_id: str, event: dict[str, Any]) -> None:
-        """One event, durable when this returns; events of one trajectory are written one at a time, in order."""
+    async def _append(self, trajectory_id: str, event: dict[str, Any], what: str) -> None:
+        """One event, durable when this returns; events of one trajectory are written one at a time, in order.
+
+        If the store refuses it, the event waits in memory behind any earlier ones (written by the next
+        append or :meth:`write_unwritten`) and a StoreError says ``what`` could not be saved and why.
+        """
         record = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
         check_id(trajectory_id, "trajectory")
         async with self._locks.setdefault(trajectory_id, anyio.Lock()):
-            await anyio.to_thread.run_sync(self.store.append, trajectory_id, record)
+            waiting = self._unwritten.get(trajectory_id)
+            if waiting is None:
+                try:
+                    await anyio.to_thread.run_sync(self.store.append, trajectory_id, record)
+                    return
+                except StoreError as exc:
+                    kept = self._keep(trajectory_id, record)
+                    raise _unsaved(what, trajectory_id, exc, kept) from None
+            kept = self._keep(trajectory_id, record)
+            try:
+                await self._write_waiting(trajectory_id)
+            except StoreError as exc:
+                raise _unsaved(what, trajectory_id, exc, kept) from None
+
+    def _keep(self, trajectory_id: str, record: bytes) -> bool:
+        if self._unwritten_bytes + len(record) > MAX_UNWRITTEN_BYTES:
+            log.error("dropped a record of %s: too many records are waiting for room in the store", trajectory_id)
+            return False
+        self._unwritten.setdefault(trajectory_id, []).append(record)
+        self._unwritten_bytes += len(record)
+        return True
+
+    async def _write_waiting(self, trajectory_id: str) -> None:
+        """Write the records waiting for ``trajectory_id``, oldest first (its lock held); StoreError if refused."""
+        waiting = self._unwritten.get(trajectory_id, [])
+        while waiting:
+            await anyio.to_thread.run_sync(self.store.append, trajectory_id, waiting[0])
+            self._unwritten_bytes -= len(waiting.pop(0))
+        self._unwritten.pop(trajectory_id, None)
+        log.info("the records of %s that were waiting for room in the store are written", trajectory_id)
+        if trajectory_id in self._forget_when_written:
+            self._forget_when_written.discard(trajectory_id)
+            self.forget(trajectory_id)
+
+    async def write_unwritten(self) -> None:
+        """Retry every record still waiting for room (the server calls this every few seconds)."""
+        for trajectory_id in list(self._unwritten):
+            async with self._locks.setdefault(trajectory_id, anyio.Lock()):
+                try:
+                    await self._write_waiting(trajectory_id)
+                except StoreError:
+                    return  # still no room: the next round tries again
+
+    @property
+    def unwritten(self) -> int:
+        """Records waiting for room in the store."""
+        return sum(len(records) for records in self._unwritten.values())
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -148,6 +212,13 @@ class TrajectoryStore:
         while True:
             await anyio.sleep(self.lease_s / 3)
             await self.renew_leases()
+
+    async def keep_writing(self, period_s: float = 1.0) -> None:
+        """Retry records waiting for room in the store, for as long as the server runs."""
+        while True:
+            await anyio.sleep(period_s)
+            if self._unwritten:
+                await self.write_unwritten()
 
     async def _lease_alive(self, trajectory_id: str) -> bool:
         """A lease is alive until it expires, or until its owner is seen dead on this very machine."""
@@ -189,11 +260,20 @@ class TrajectoryStore:
             sub_model=sub_model,
             corpus_chars=corpus_chars,
         )
+        start = {"event": "start", "trajectory": trajectory.model_dump(mode="json")}
+        try:
+            if status == "running":
+                await self._write_lease(trajectory.id)
+            check_id(trajectory.id, "trajectory")
+            await anyio.to_thread.run_sync(self.store.append, trajectory.id, json.dumps(start).encode())
+        except StoreError as exc:
+            if status == "running":
+                with contextlib.suppress(StoreError):
+                    await anyio.to_thread.run_sync(self.store.delete, f"{trajectory.id}.lease")
+            raise StoreError(f"could not start a trajectory for this {kind}: {exc}") from None
         self._live[trajectory.id] = trajectory
         if status == "running":
             self._running.add(trajectory.id)
-            await self._write_lease(trajectory.id)
-        await self._append(trajectory.id, {"event": "start", "trajectory": trajectory.model_dump(mode="json")})
         return trajectory
 
     async def _held(self, trajectory_id: str) -> Trajectory:
@@ -208,7 +288,7 @@ class TrajectoryStore:
         trajectory = await self._held(trajectory_id)
         _accumulate(trajectory, step)
         trajectory.updated_at = time.time()
-        await self._append(trajectory_id, {"event": "step", "step": step.model_dump(mode="json")})
+        await self._append(trajectory_id, {"event": "step", "step": step.model_dump(mode="json")}, f"step {step.index}")
 
     async def update(self, trajectory_id: str, **fields: Any) -> Trajectory:
         trajectory = await self._held(trajectory_id)
@@ -216,17 +296,24 @@ class TrajectoryStore:
         for key, value in fields.items():
             setattr(trajectory, key, value)
         dumped = trajectory.model_dump(mode="json", include=set(fields))
-        await self._append(trajectory_id, {"event": "update", "fields": dumped})
-        if fields.get("status") not in (None, "running") and trajectory_id in self._running:
+        ended = fields.get("status") not in (None, "running") and trajectory_id in self._running
+        if ended:
             self._running.discard(trajectory_id)
-            try:
-                await anyio.to_thread.run_sync(self.store.delete, f"{trajectory_id}.lease")
-            except Exception:
-                log.warning("could not drop the lease of %s (it lapses by itself)", trajectory_id, exc_info=True)
+        try:
+            await self._append(trajectory_id, {"event": "update", "fields": dumped}, "the run's status")
+        finally:
+            if ended:
+                try:
+                    await anyio.to_thread.run_sync(self.store.delete, f"{trajectory_id}.lease")
+                except Exception:
+                    log.warning("could not drop the lease of %s (it lapses by itself)", trajectory_id, exc_info=True)
         return trajectory
 
     def forget(self, trajectory_id: str) -> None:
-        """Drop a finished trajectory from the cache (it stays in the store)."""
+        """Drop a finished trajectory from the cache (it stays in the store), once all of it is written."""
+        if trajectory_id in self._unwritten:
+            self._forget_when_written.add(trajectory_id)
+            return
         if trajectory_id not in self._running:
             self._live.pop(trajectory_id, None)
             lock = self._locks.get(trajectory_id)
@@ -274,6 +361,8 @@ class TrajectoryStore:
                     found.append(_fold(self.store.read_log(entry.key), entry.key))
                 except (KeyNotFound, NotFound):
                     continue
+                except StoreError as exc:  # one unreadable file hides only itself
+                    log.warning("trajectory %s cannot be read: %s", entry.key, exc)
             return found
 
         return await anyio.to_thread.run_sync(scan)
@@ -281,31 +370,118 @@ class TrajectoryStore:
     async def _mark_interrupted(self, trajectory: Trajectory) -> Trajectory:
         message = "the server stopped while this run was in progress; the steps above were completed"
         fields = {"status": "interrupted", "message": message, "updated_at": time.time()}
-        await self._append(trajectory.id, {"event": "update", "fields": fields})
+        try:
+            check_id(trajectory.id, "trajectory")
+            record = json.dumps({"event": "update", "fields": fields}).encode()
+            await anyio.to_thread.run_sync(self.store.append, trajectory.id, record)
+        except StoreError:
+            log.warning("could not record that %s was interrupted (read again later)", trajectory.id, exc_info=True)
         return trajectory.model_copy(update=fields)
 
     def is_running(self, trajectory_id: str) -> bool:
         return trajectory_id in self._running
 
 
-def _fold(records: list[bytes], trajectory_id: str) -> Trajectory:
-    """Rebuild a trajectory from its events; a torn record (a crash mid-write) is ignored."""
+def _unsaved(what: str, trajectory_id: str, exc: StoreError, kept: bool) -> StoreError:
+    then = (
+        "it is kept in memory and written as soon as the store has room again"
+        if kept
+        else "it was dropped: too many records are already waiting for room"
+    )
+    return StoreError(f"{what} of trajectory {trajectory_id} could not be saved ({then}): {exc}")
+
+
+_EVENT = re.compile(rb'"event"\s*:\s*"(\w+)"')
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at character {exc.pos + 1})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 (at byte {exc.start + 1})"
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        place = ".".join(str(part) for part in first["loc"]) or "the record"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{place}: {first['msg']}{more}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _stand_in(trajectory_id: str, created_at: float) -> Trajectory:
+    """What is known of a trajectory whose start record is damaged: its id, and what later records say."""
+    return Trajectory(
+        id=trajectory_id,
+        kind="run",
+        session_id="unknown",
+        status="interrupted",
+        created_at=created_at,
+        updated_at=created_at,
+        message="the start record of this trajectory is damaged (see damaged): its kind, session and question "
+        "are unknown; the records after it are shown",
+    )
+
+
+def _gap(trajectory: Trajectory, damage: Damage) -> Step:
+    last = trajectory.steps[-1] if trajectory.steps else None
+    return Step(
+        index=last.index + 1 if last else 0,
+        turn=last.turn if last else 0,
+        started_at=last.started_at if last else trajectory.created_at,
+        elapsed_ms=0.0,
+        error=CodeError(
+            type="DamagedRecord", message=f"a step may be missing here: {damage.where} is damaged ({damage.problem})"
+        ),
+    )
+
+
+def _fold(records: list[LogRecord], trajectory_id: str) -> Trajectory:
+    """Rebuild a trajectory from its events; a damaged one is listed in ``damaged`` and every other kept.
+
+    A torn last record (a crash mid-write) never reaches here: the store drops it.
+    """
     trajectory: Trajectory | None = None
+    damaged: list[Damage] = []
     for record in records:
+        kind: str | None = None
         try:
-            event = json.loads(record)
-        except ValueError:
-            continue
-        kind = event.get("event")
-        if kind == "start":
-            trajectory = Trajectory.model_validate(event["trajectory"])
-        elif trajectory is None:
-            continue
-        elif kind == "step":
-            _accumulate(trajectory, Step.model_validate(event["step"]))
-        elif kind == "update":
-            fields = {k: v for k, v in event["fields"].items() if k not in _DERIVED}
-            trajectory = trajectory.model_validate({**trajectory.model_dump(), **fields})
+            event = json.loads(record.data)
+            if not isinstance(event, dict):
+                raise ValueError(f"a JSON {type(event).__name__}, not an event object")
+            kind = event.get("event")
+            if kind == "start":
+                started = Trajectory.model_validate(event["trajectory"])
+                if trajectory is None:
+                    trajectory = started
+                    continue
+                raise ValueError("a second start record")
+            if kind not in ("step", "update"):
+                raise ValueError(f"an unknown event {kind!r}" if kind is not None else "a record with no event")
+            if trajectory is None:
+                trajectory = _stand_in(trajectory_id, 0.0)
+            if kind == "step":
+                _accumulate(trajectory, Step.model_validate(event["step"]))
+            else:
+                fields = {k: v for k, v in event["fields"].items() if k not in _DERIVED}
+                trajectory = trajectory.model_validate({**trajectory.model_dump(), **fields})
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if kind is None:
+                found = _EVENT.search(record.data)
+                kind = found[1].decode() if found else None
+            if trajectory is None and kind != "start":
+                trajectory = _stand_in(trajectory_id, 0.0)
+            problem = _problem(exc) if not isinstance(exc, KeyError) else f"the field {exc} is missing"
+            last = trajectory.steps[-1].index if trajectory is not None and trajectory.steps else None
+            damage = Damage(where=record.where, problem=problem, after_step=last)
+            damaged.append(damage)
+            log.warning("trajectory %s: %s is damaged: %s", trajectory_id, record.where, problem)
+            if trajectory is not None and kind in ("step", None):
+                _accumulate(trajectory, _gap(trajectory, damage))
     if trajectory is None:
-        raise NotFound(f"trajectory {trajectory_id!r} is empty or unreadable")
+        if damaged:
+            trajectory = _stand_in(trajectory_id, 0.0)
+        else:
+            raise NotFound(f"trajectory {trajectory_id!r} is empty")
+    if trajectory.created_at == 0.0 and trajectory.steps:  # a stand-in: dated by its first step
+        trajectory.created_at = min(step.started_at for step in trajectory.steps)
+    trajectory.damaged = damaged
     return trajectory

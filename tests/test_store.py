@@ -92,7 +92,7 @@ def test_logs_keep_order_and_every_record(store: Store) -> None:
         logs.read_log("t_nothing")
     for i in range(12):
         logs.append("t_abc", f'{{"n": {i}}}'.encode())
-    assert logs.read_log("t_abc") == [f'{{"n": {i}}}'.encode() for i in range(12)]
+    assert [r.data for r in logs.read_log("t_abc")] == [f'{{"n": {i}}}'.encode() for i in range(12)]
     assert [e.key for e in logs.list()] == []  # records are not objects of their own
     # A second writer (another replica) adds to the same log: nothing is overwritten.
     other = LocalStore(store.root).sub("trajectories") if isinstance(store, LocalStore) else None
@@ -101,7 +101,7 @@ def test_logs_keep_order_and_every_record(store: Store) -> None:
     assert other is not None
     other.append("t_abc", b'{"n": 12}')
     logs.append("t_abc", b'{"n": 13}')
-    assert [int(r.decode().split()[-1].rstrip("}")) for r in logs.read_log("t_abc")] == list(range(14))
+    assert [int(r.data.decode().split()[-1].rstrip("}")) for r in logs.read_log("t_abc")] == list(range(14))
 
 
 def test_local_log_survives_a_torn_record(tmp_path: Path) -> None:
@@ -110,7 +110,8 @@ def test_local_log_survives_a_torn_record(tmp_path: Path) -> None:
     with (tmp_path / "t_x.jsonl").open("ab") as f:
         f.write(b'{"n": 1, "tor')  # a crash mid-write
     store.append("t_x", b'{"n": 2}')  # the next record starts on a line of its own
-    assert store.read_log("t_x") == [b'{"n": 0}', b'{"n": 1, "tor', b'{"n": 2}']
+    assert [r.data for r in store.read_log("t_x")] == [b'{"n": 0}', b'{"n": 1, "tor', b'{"n": 2}']
+    assert store.read_log("t_x")[1].where == f"line 2 of {tmp_path / 't_x.jsonl'}"
     assert (tmp_path / "t_x.jsonl").read_text().splitlines()[-1] == '{"n": 2}'
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -11,9 +13,16 @@ from rlm_mcp.files import write_atomically
 from rlm_mcp.sources.paths import SNIFF_BYTES, is_binary
 from rlm_mcp.sources.resolved import ResolvedSource
 from rlm_mcp.store import KeyNotFound, Store
+from rlm_mcp.store.failures import storing
 from sandbox import Document
 
 _CORPUS_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _touch(path: Path) -> None:
+    """Used again: retention goes by the time of last use."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 class InlineStore:
@@ -36,7 +45,10 @@ class InlineStore:
         digest = hashlib.sha256(data).hexdigest()
         path = self.directory / f"{digest}.txt"
         if not path.exists():
-            write_atomically(path, lambda f: f.write(data))
+            with storing(f"storing the inline content ({len(data):,} bytes)", self.directory):
+                write_atomically(path, lambda f: f.write(data))
+        else:
+            _touch(path)
         self._share(digest, path)
         return ResolvedSource([Document(name=name, path=path)], "str", len(data))
 
@@ -58,6 +70,7 @@ class InlineStore:
             raise InvalidInput(f"{corpus_id!r} is not a corpus id: it is the 64 hex digits load_context returned")
         path = self.directory / f"{corpus_id}.txt"
         if path.exists():
+            _touch(path)
             return path
         if self.store is not None and self.store.local_path(f"{corpus_id}.txt") is None:
             try:

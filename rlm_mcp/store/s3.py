@@ -25,7 +25,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rlm_mcp.store.base import Entry, KeyNotFound, StoreError, check_key
+from rlm_mcp.store.base import Entry, KeyNotFound, LogRecord, StoreError, check_key
+from rlm_mcp.store.failures import storing
 
 LOG_DIR = ".log/"
 _RECORD = re.compile(r"^(\d{10})\.json$")
@@ -73,8 +74,10 @@ class S3Store:
                 )
             elif code == "NoSuchBucket":
                 hint = f"; create the bucket {self.bucket!r} or fix RLM_STORE"
-            return StoreError(f"S3 store {self.url}: {action} {key!r} failed: {code} {message}{hint}".rstrip())
-        return StoreError(f"S3 store {self.url}: {action} {key!r} failed: {exc}")
+            return StoreError(
+                f"S3 store {self.url} (RLM_STORE): {action} {key!r} failed: {code} {message}{hint}".rstrip()
+            )
+        return StoreError(f"S3 store {self.url} (RLM_STORE): {action} {key!r} failed: {exc}")
 
     @contextlib.contextmanager
     def _calling(self, action: str, key: str, *, missing_is_absent: bool = False) -> Iterator[None]:
@@ -129,13 +132,15 @@ class S3Store:
             self.client.upload_file(str(source), self.bucket, self._key(key))
 
     def download(self, key: str, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        os.close(fd)
+        with storing(f"copying {key!r} from {self.url}", target.parent):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            os.close(fd)
         try:
-            with self._calling("downloading", key, missing_is_absent=True):
-                self.client.download_file(self.bucket, self._key(key), tmp)
-            os.replace(tmp, target)
+            with storing(f"copying {key!r} from {self.url}", target.parent):
+                with self._calling("downloading", key, missing_is_absent=True):
+                    self.client.download_file(self.bucket, self._key(key), tmp)
+                os.replace(tmp, target)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -182,7 +187,7 @@ class S3Store:
             return
         raise StoreError(f"S3 store {self.url}: could not append to {log!r}: other writers kept taking its next number")
 
-    def read_log(self, log: str) -> list[bytes]:
+    def read_log(self, log: str) -> list[LogRecord]:
         records = self._records(log)
         if not records:
             raise KeyNotFound(log)
@@ -202,7 +207,7 @@ class S3Store:
         else:
             with ThreadPoolExecutor(min(READ_THREADS, len(keys))) as pool:
                 bodies = list(pool.map(fetch, keys))
-        return [body for body in bodies if body]
+        return [LogRecord(body, f"s3://{self.bucket}/{key}") for key, body in zip(keys, bodies, strict=True) if body]
 
     def list_logs(self) -> list[Entry]:
         logs: dict[str, Entry] = {}
