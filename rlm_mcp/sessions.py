@@ -29,7 +29,8 @@ import anyio
 import anyio.to_thread
 
 from rlm_mcp.config import Settings
-from rlm_mcp.errors import CapacityExceeded, NotFound
+from rlm_mcp.errors import CapacityExceeded, Damaged, NotFound
+from rlm_mcp.session_records import RecordedDocument, SessionRecord, parse_record
 from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
 from rlm_mcp.subcalls import Budget
 from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
@@ -129,34 +130,30 @@ class SessionManager:
         await anyio.to_thread.run_sync(self.records.write, self._record_key(session.id), data)
         session.saved_at = time.time()
 
-    async def _read_record(self, session_id: str) -> dict[str, Any] | None:
+    def _where(self, key: str) -> str:
+        return f"{self.records.url.rstrip('/')}/{key}"
+
+    async def _read_record(self, session_id: str) -> SessionRecord | None:
+        """The stored record, None if there is none; :class:`Damaged` (where, what) if it cannot be read."""
         key = self._record_key(session_id)
         try:
-            return json.loads(await anyio.to_thread.run_sync(self.records.read, key))
+            data = await anyio.to_thread.run_sync(self.records.read, key)
         except KeyNotFound:
             return None
-        except ValueError:
-            log.warning("session record %s in %s is unreadable", key, self.records.url)
-            return None
+        return parse_record(data, session_id, self._where(key))
 
-    async def _document(self, raw: dict[str, Any]) -> Document:
+    async def _document(self, raw: RecordedDocument) -> Document:
         """A recorded document, with its file on this machine (an inline corpus is fetched by id)."""
-        path = Path(raw["path"])
-        corpus_id = raw.get("corpus_id")
-        if corpus_id and self.corpora is not None:
-            path = await anyio.to_thread.run_sync(self.corpora.local_file, corpus_id)
+        path = Path(raw.path)
+        if raw.corpus_id and self.corpora is not None:
+            path = await anyio.to_thread.run_sync(self.corpora.local_file, raw.corpus_id)
         elif not path.exists():
             raise NotFound(
-                f"the session's document {raw['name']!r} ({path}) is not on this server; "
+                f"the session's document {raw.name!r} ({path}) is not on this server; "
                 "load the corpus again with load_context"
             )
         return Document(
-            name=raw["name"],
-            path=path,
-            header=raw.get("header", ""),
-            encoding=raw.get("encoding", "utf-8"),
-            errors=raw.get("errors", "strict"),
-            parts=raw.get("parts") is True,
+            name=raw.name, path=path, header=raw.header, encoding=raw.encoding, errors=raw.errors, parts=raw.parts
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -276,20 +273,19 @@ class SessionManager:
                 f"no session {session_id!r}: it was closed, expired after "
                 f"{self.settings.session_idle_timeout_s:g} s idle, or never existed. Call load_context to start one"
             )
-        documents = [await self._document(d) for d in record.get("documents", [])]
+        documents = [await self._document(d) for d in record.documents]
         async with self._slot():
             sandbox = await self._start_sandbox()
             session = Session(
                 id=session_id,
-                trajectory_id=record["trajectory_id"],
-                created_at=float(record["created_at"]),
+                trajectory_id=record.trajectory_id,
+                created_at=record.created_at,
                 sandbox=sandbox,
                 budget=Budget(self.settings.max_sub_calls),
             )
             if documents:
                 try:
-                    shape = "list" if record.get("shape") == "list" else "str"
-                    session.info = await sandbox.load(documents, shape=shape)
+                    session.info = await sandbox.load(documents, shape=record.shape)
                 except BaseException:
                     with anyio.CancelScope(shield=True):
                         await sandbox.close()
@@ -369,12 +365,16 @@ class SessionManager:
         def scan() -> list[dict[str, Any]]:
             records = []
             for entry in self.records.list():
-                if not entry.key.startswith("s_"):
+                if not (entry.key.startswith("s_") and entry.key.endswith(".json")):
                     continue
+                session_id = entry.key.removesuffix(".json")
                 try:
-                    records.append({**json.loads(self.records.read(entry.key)), "last_used": entry.modified})
-                except (KeyNotFound, ValueError):
+                    record = parse_record(self.records.read(entry.key), session_id, self._where(entry.key))
+                    records.append({**record.model_dump(), "last_used": entry.modified})
+                except KeyNotFound:
                     continue
+                except (Damaged, StoreError) as exc:  # one bad record hides only itself, and says so
+                    records.append({"id": session_id, "last_used": entry.modified, "damaged": str(exc)})
             return records
 
         return await anyio.to_thread.run_sync(scan)

@@ -33,9 +33,8 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from pydantic import ValidationError
 
-from rlm_mcp.errors import InvalidInput, NotFound
+from rlm_mcp.errors import InvalidInput, NotFound, describe_damage
 from rlm_mcp.schemas import CodeError, Damage, RunStatus, Step, Trajectory
 from rlm_mcp.store import KeyNotFound, LocalStore, LogRecord, Store, StoreError
 
@@ -369,6 +368,11 @@ class TrajectoryStore:
 
     async def _mark_interrupted(self, trajectory: Trajectory) -> Trajectory:
         message = "the server stopped while this run was in progress; the steps above were completed"
+        if trajectory.damaged:
+            message = (
+                "this run's end could not be read (see damaged), or the server stopped while it was in progress; "
+                "the steps above were completed"
+            )
         fields = {"status": "interrupted", "message": message, "updated_at": time.time()}
         try:
             check_id(trajectory.id, "trajectory")
@@ -392,19 +396,6 @@ def _unsaved(what: str, trajectory_id: str, exc: StoreError, kept: bool) -> Stor
 
 
 _EVENT = re.compile(rb'"event"\s*:\s*"(\w+)"')
-
-
-def _problem(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"not valid JSON ({exc.msg} at character {exc.pos + 1})"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not valid UTF-8 (at byte {exc.start + 1})"
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        place = ".".join(str(part) for part in first["loc"]) or "the record"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return f"{place}: {first['msg']}{more}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _stand_in(trajectory_id: str, created_at: float) -> Trajectory:
@@ -469,7 +460,7 @@ def _fold(records: list[LogRecord], trajectory_id: str) -> Trajectory:
                 kind = found[1].decode() if found else None
             if trajectory is None and kind != "start":
                 trajectory = _stand_in(trajectory_id, 0.0)
-            problem = _problem(exc) if not isinstance(exc, KeyError) else f"the field {exc} is missing"
+            problem = describe_damage(exc)
             last = trajectory.steps[-1].index if trajectory is not None and trajectory.steps else None
             damage = Damage(where=record.where, problem=problem, after_step=last)
             damaged.append(damage)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import pytest
@@ -22,7 +25,10 @@ from conftest import ROOT_MODEL, HttpServer, connect, server_env
 from helpers import call, call_error, holding
 
 from rlm_mcp.fakes.bedrock import ConverseFake, Reply, code, scripted
+from rlm_mcp.schemas import Step
+from rlm_mcp.store import S3Store
 from rlm_mcp.store.failures import describe_os_error
+from rlm_mcp.trajectories import TrajectoryStore
 
 pytestmark = pytest.mark.anyio
 STEP_TWO = "8\n" + "z" * 9000 + "\n"
@@ -44,6 +50,23 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def s3_client(moto_s3: str) -> tuple[SimpleNamespace, str]:
+    """A bucket in moto's S3 on loopback, and a fresh prefix in it."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_s3,
+        region_name="us-east-1",
+        aws_access_key_id="AKIAFAKEFAKEFAKE",
+        aws_secret_access_key="fake-secret",
+    )
+    name = "rlm-test-damage"
+    client.create_bucket(Bucket=name)
+    return SimpleNamespace(client=client, name=name), f"p-{secrets.token_hex(4)}"
 
 
 def fill(disk: Path) -> Path:
@@ -226,3 +249,94 @@ def test_each_storage_error_says_what_to_do(code_: int, words: list[str]) -> Non
     text = describe_os_error(OSError(code_, os.strerror(code_)), "/d", "RLM_DATA_DIR")
     for word in words:
         assert word in text, text
+
+
+# -- damaged records --------------------------------------------------------------------------------------
+
+
+def replace_line(path: Path, containing: str, with_: bytes) -> int:
+    """Put ``with_`` in place of the line of ``path`` that contains ``containing``; returns its number."""
+    lines = path.read_bytes().split(b"\n")
+    number = next(i for i, line in enumerate(lines) if containing.encode() in line)
+    lines[number] = with_
+    path.write_bytes(b"\n".join(lines))
+    return number + 1
+
+
+async def test_damaged_records_are_reported_where_they_are_and_hide_nothing_else(
+    tmp_path: Path, fake: ConverseFake
+) -> None:
+    data = tmp_path / "data"
+    env = server_env(data, tmp_path, fake.url)
+    fake.respond = scripted(ROOT_MODEL, [code("print('run one')"), code("print('run two')"), Reply(text="ran")])
+    async with connect("stdio", env) as client:
+        good = (await call(client, "load_context", content="good corpus"))["session_id"]
+        for word in ("one", "two", "three"):
+            await call(client, "repl_exec", session_id=good, code=f"print('{word}')")
+        run = await call(client, "rlm_query", session_id=good, query="?")
+        garbled = (await call(client, "load_context", content="garbled record"))["session_id"]
+        emptied = (await call(client, "load_context", content="empty record"))["session_id"]
+        other = (await call(client, "load_context", content="untouched"))["session_id"]
+        await call(client, "repl_exec", session_id=other, code="print('other')")
+    trajectories, sessions = data / "trajectories", data / "sessions"
+    mine = json.loads((sessions / f"{good}.json").read_text())["trajectory_id"]
+    line = replace_line(trajectories / f"{mine}.jsonl", "print('two')", b'{"event": "step", "step": {"index": 1, "co')
+    run_log = trajectories / f"{run['trajectory_id']}.jsonl"
+    run_line = replace_line(run_log, "run one", b"{}")
+    end_line = replace_line(run_log, '"event": "update"', b'{"event": "update", "fields": {"status": "no such"}}')
+    (sessions / f"{garbled}.json").write_bytes(b'{"id": "' + garbled.encode() + b'", "traj\xff')
+    (sessions / f"{emptied}.json").write_text("{}")
+
+    async with connect("stdio", env) as client:
+        view = await call(client, "get_trajectory", trajectory_id=mine, detail="full")
+        assert [s["stdout"] for s in view["steps"]] == ["one\n", "", "three\n"]
+        gap = view["steps"][1]["error"]
+        assert gap["type"] == "DamagedRecord" and f"line {line} of {trajectories / mine}.jsonl" in gap["message"]
+        (damage,) = view["damaged"]
+        assert damage["where"] == f"line {line} of {trajectories / mine}.jsonl" and damage["after_step"] == 0
+        assert "not valid JSON" in damage["problem"]
+
+        ran = await call(client, "get_trajectory", trajectory_id=run["trajectory_id"], detail="full")
+        assert [s["stdout"] for s in ran["steps"]] == ["", "run two\n", ""] and ran["steps"][2]["final"] == "ran"
+        assert ran["steps"][0]["error"]["type"] == "DamagedRecord"
+        assert [d["where"].split(" of ")[0] for d in ran["damaged"]] == [f"line {run_line}", f"line {end_line}"]
+        assert "a record with no event" in ran["damaged"][0]["problem"]
+        assert "status: Input should be" in ran["damaged"][1]["problem"]
+        assert ran["status"] == "interrupted" and "this run's end could not be read (see damaged)" in ran["message"]
+
+        missing = "required fields are missing: id, trajectory_id, created_at"
+        for sid, problem in ((garbled, "not valid"), (emptied, missing)):
+            error = await call_error(client, "repl_exec", session_id=sid, code="1")
+            assert f"the record of session '{sid}' ({sessions / sid}.json) is damaged" in error, error
+            assert problem in error and "load_context" in error and "never existed" not in error, error
+
+        # The rest reads as before: the damaged session's neighbours, and new steps after the gap.
+        assert (await call(client, "repl_exec", session_id=other, code="context"))["stdout"] == "'untouched'\n"
+        assert (await call(client, "repl_exec", session_id=good, code="print('four')"))["stdout"] == "four\n"
+        view = await call(client, "get_trajectory", trajectory_id=mine, detail="full")
+        assert [s["stdout"] for s in view["steps"]] == ["one\n", "", "three\n", "four\n"]
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "rlm_mcp", "sessions"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert f"{garbled}" in listed and f"{emptied}" in listed and listed.count("DAMAGED") == 2, listed
+    assert other in listed and good in listed
+    shown = subprocess.run(
+        [sys.executable, "-m", "rlm_mcp", "trajectory", mine], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert f"DAMAGED: line {line} of" in shown and "print('three')" in shown
+
+
+async def test_a_damaged_record_in_the_s3_store_hides_nothing_else(s3_client: object) -> None:
+    bucket, prefix = s3_client
+    store = TrajectoryStore(S3Store(bucket.client, bucket.name, prefix).sub("trajectories"))
+    run = await store.create(kind="run", session_id="s_" + "a" * 16, status="running", query="q")
+    for i in range(3):
+        await store.add_step(run.id, Step(index=i, started_at=1.0, elapsed_ms=1.0, stdout=f"{i}\n"))
+    await store.update(run.id, status="completed", answer="done")
+    key = f"{prefix}/trajectories/{run.id}.log/0000000002.json"  # the second step
+    bucket.client.put_object(Bucket=bucket.name, Key=key, Body=b"\x00garbage")
+    seen = await TrajectoryStore(S3Store(bucket.client, bucket.name, prefix).sub("trajectories")).read(run.id)
+    assert [s.stdout for s in seen.steps] == ["0\n", "", "2\n"] and seen.status == "completed"
+    assert [d.where for d in seen.damaged] == [f"s3://{bucket.name}/{key}"]
+    assert seen.steps[1].error is not None and seen.steps[1].error.type == "DamagedRecord"
