@@ -93,9 +93,25 @@ class SessionInfo(BaseModel):
     runs: list[str] = Field(default_factory=list, description="trajectory ids of this session's rlm_query runs")
 
 
+class KindUsage(BaseModel):
+    count: int
+    bytes: int
+    max_bytes: int | None = Field(None, description="size limit of this kind (the least recently used go first)")
+    max_age_days: float | None = Field(None, description="removed after this many days unused")
+
+
+class StorageUsage(BaseModel):
+    location: str = Field(description="the data directory or the S3 store")
+    measured_at: float
+    kinds: dict[str, KindUsage] = Field(
+        description="corpora (inline content), derived (converted sources), trajectories, sessions (records)"
+    )
+
+
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
     max_sessions: int
+    storage: StorageUsage | None = Field(None, description="what the stored data takes, per kind, and its limits")
 
 
 class CloseSessionResult(BaseModel):

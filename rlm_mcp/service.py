@@ -26,6 +26,7 @@ from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
+from rlm_mcp.retention import InUse, Report, Retention
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
     CloseSessionResult,
@@ -35,6 +36,7 @@ from rlm_mcp.schemas import (
     SessionInfo,
     SessionList,
     Step,
+    StorageUsage,
     SubCallSummary,
     Trajectory,
     VariableInfo,
@@ -50,6 +52,8 @@ from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
+USAGE_TTL_S = 10.0
+"""list_sessions measures the stored data again when its figures are older than this."""
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 
 
@@ -66,6 +70,8 @@ class RLMService:
             allowed_s3=settings.allowed_s3,
         )
         self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
+        self.retention = Retention(settings, self.store, settings.data_dir / "corpora")
+        self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
@@ -92,11 +98,12 @@ class RLMService:
         """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(self.store.check)
-        await self.sessions.purge_stale_records()
+        await self.collect_garbage()
         try:
             async with anyio.create_task_group() as tg:
                 self._background = self.runs.background = tg
                 tg.start_soon(self._expire_loop)
+                tg.start_soon(self._gc_loop)
                 tg.start_soon(self.trajectories.keep_leases)
                 tg.start_soon(self.trajectories.keep_writing)
                 try:
@@ -120,6 +127,44 @@ class RLMService:
     def busy(self) -> bool:
         """Work in progress: a run, or a request holding a session (the /ping health check reports it)."""
         return self.runs.active or any(s.busy for s in self.sessions.live())
+
+    # -- retention ------------------------------------------------------------------------
+
+    def _in_use(self) -> InUse:
+        """What this process's sessions and runs use, which no clean-up may remove."""
+        used = InUse()
+        for session in self.sessions.live():
+            used.sessions.add(session.id)
+            used.trajectories.add(session.trajectory_id)
+            used.trajectories.update(session.runs)
+            used.files.update(d.path for d in session.sandbox.documents)
+        used.trajectories.update(self.trajectories.in_progress())
+        return used
+
+    async def collect_garbage(self, *, dry_run: bool = False) -> Report:
+        """Remove stored data past its limits that nobody uses, and log what the data directory holds."""
+        try:
+            report = await anyio.to_thread.run_sync(lambda: self.retention.collect(self._in_use(), dry_run=dry_run))
+        except (OSError, StoreError) as exc:
+            log.warning("the clean-up of %s failed (it is tried again later): %s", self.store.url, exc)
+            raise
+        self._usage = report.usage
+        self.sessions.forget_evicted({i.name.removesuffix(".json") for i in report.removed if i.kind == "sessions"})
+        log.info("stored data: %s", report.summary())
+        return report
+
+    async def storage_usage(self) -> StorageUsage:
+        """What the stored data takes per kind: measured again after a load or a close, or when the last
+        figures are older than USAGE_TTL_S (trajectories grow with every step)."""
+        if self._usage is None or time.time() - self._usage.measured_at > USAGE_TTL_S:
+            self._usage = await anyio.to_thread.run_sync(self.retention.usage)
+        return self._usage
+
+    async def _gc_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.gc_interval_s)
+            with contextlib.suppress(OSError, StoreError):
+                await self.collect_garbage()
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -199,6 +244,8 @@ class RLMService:
                     raise InvalidInput(str(exc)) from None
                 added = info.documents - before
         session.info = info
+        session.loaded_at = time.time()
+        self._usage = None  # the stored data changed: list_sessions measures it again
         single = len(source.documents) == 1
         try:
             await self.sessions.save(session)
@@ -367,13 +414,19 @@ class RLMService:
                     runs=list(s.runs),
                 )
             )
-        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
+        try:
+            storage: StorageUsage | None = await self.storage_usage()
+        except (OSError, StoreError) as exc:
+            log.warning("could not measure the stored data: %s", exc)
+            storage = None
+        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions, storage=storage)
 
     async def close_session(self, session_id: str) -> CloseSessionResult:
         check_id(session_id, "session")
         await self.runs.cancel_session(session_id)
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
+        self._usage = None
         return CloseSessionResult(session_id=session_id, closed=True)
 
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:

@@ -70,6 +70,8 @@ class Session:
     notes: list[str] = field(default_factory=list)
     """Said once, in the next result: e.g. that the session was restored after a restart."""
     saved_at: float = 0.0
+    loaded_at: float = 0.0
+    """When the corpus was last (re)loaded: a corpus file touched after that is someone else's too."""
 
     def record(self, corpora: InlineStore | None = None) -> dict[str, Any]:
         documents = []
@@ -286,6 +288,7 @@ class SessionManager:
             if documents:
                 try:
                     session.info = await sandbox.load(documents, shape=record.shape)
+                    session.loaded_at = time.time()
                 except BaseException:
                     with anyio.CancelScope(shield=True):
                         await sandbox.close()
@@ -317,7 +320,7 @@ class SessionManager:
             session.last_used = time.time()
 
     async def close(self, session_id: str, *, forget: bool = True) -> bool:
-        """Stop a session's sandbox; with ``forget`` its record goes too (it cannot be revived)."""
+        """Stop a session's sandbox; with ``forget`` its record and private data go too (it cannot be revived)."""
         session = self._live.pop(session_id, None)
         if session is not None:
             await session.sandbox.close()
@@ -335,7 +338,49 @@ class SessionManager:
             key = self._record_key(session_id)
             existed = existed or await anyio.to_thread.run_sync(self.records.exists, key)
             await anyio.to_thread.run_sync(self.records.delete, key)
+            if session is not None:
+                await self._drop_private(session)
         return existed
+
+    async def _drop_private(self, session: Session) -> None:
+        """Remove the inline corpora only this closed session used: no live session, no stored record, and
+        nobody since its last load (a load touches the file) names them. A failure only leaves them for the
+        periodic clean-up."""
+        if self.corpora is None:
+            return
+        mine = {d.path for d in session.sandbox.documents if self.corpora.corpus_id_of(d.path) is not None}
+        for other in self._live.values():
+            mine -= {d.path for d in other.sandbox.documents}
+        if not mine:
+            return
+
+        def drop() -> list[Path]:
+            for entry in self.records.list():
+                if entry.key.startswith("s_") and entry.key.endswith(".json"):
+                    try:
+                        record = parse_record(self.records.read(entry.key), entry.key[:-5], entry.key)
+                    except (KeyNotFound, Damaged, StoreError):
+                        continue
+                    mine.difference_update(Path(d.path) for d in record.documents)
+            dropped = []
+            for path in mine:
+                with contextlib.suppress(OSError):
+                    if path.stat().st_mtime <= session.loaded_at + 1.0:
+                        path.unlink()
+                        dropped.append(path)
+            return dropped
+
+        try:
+            dropped = await anyio.to_thread.run_sync(drop)
+        except (OSError, StoreError) as exc:
+            log.warning("session %s: its private data is left for the clean-up: %s", session.id, exc)
+            return
+        if dropped:
+            log.info("session %s closed: removed %d inline corpus file(s) only it used", session.id, len(dropped))
+
+    def forget_evicted(self, session_ids: set[str]) -> None:
+        """Evicted sessions whose records are gone cannot come back: stop remembering them."""
+        self._evicted -= session_ids
 
     def live(self) -> list[Session]:
         return list(self._live.values())
@@ -347,17 +392,6 @@ class SessionManager:
             log.info("session %s expired after %.0f s idle", session_id, self.settings.session_idle_timeout_s)
             await self.close(session_id)
         return expired
-
-    async def purge_stale_records(self) -> None:
-        """At start-up: forget records of sessions idle for longer than the timeout."""
-        cutoff = time.time() - self.settings.session_idle_timeout_s
-
-        def purge() -> None:
-            for entry in self.records.list():
-                if entry.key.startswith("s_") and entry.key.endswith(".json") and entry.modified < cutoff:
-                    self.records.delete(entry.key)
-
-        await anyio.to_thread.run_sync(purge)
 
     async def stored(self) -> list[dict[str, Any]]:
         """The records of every session a server could revive, with ``last_used`` (for ``rlm-mcp sessions``)."""

@@ -382,6 +382,10 @@ class TrajectoryStore:
             log.warning("could not record that %s was interrupted (read again later)", trajectory.id, exc_info=True)
         return trajectory.model_copy(update=fields)
 
+    def in_progress(self) -> set[str]:
+        """Trajectories this process is writing, or still has records of waiting for room."""
+        return self._running | set(self._unwritten)
+
     def is_running(self, trajectory_id: str) -> bool:
         return trajectory_id in self._running
 

@@ -91,6 +91,10 @@ class Store(Protocol):
         """
         ...
 
+    def delete_log(self, log: str) -> None:
+        """Remove every record of ``log``; a missing log is not an error."""
+        ...
+
     def list_logs(self) -> list[Entry]:
         """Every log, keyed by its name, ``modified`` being the time of its last record."""
         ...

@@ -129,6 +129,10 @@ class LocalStore:
         # The last piece is either empty (a complete final line) or a record torn by a crash.
         return [LogRecord(line, f"line {n} of {path}") for n, line in enumerate(lines[:-1], 1) if line]
 
+    def delete_log(self, log: str) -> None:
+        with storing(f"deleting {log + LOG_SUFFIX!r}", self.root), contextlib.suppress(FileNotFoundError):
+            self._path(log + LOG_SUFFIX).unlink()
+
     def list_logs(self) -> list[Entry]:
         if not self.root.is_dir():
             return []

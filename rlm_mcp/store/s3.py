@@ -209,6 +209,15 @@ class S3Store:
                 bodies = list(pool.map(fetch, keys))
         return [LogRecord(body, f"s3://{self.bucket}/{key}") for key, body in zip(keys, bodies, strict=True) if body]
 
+    def delete_log(self, log: str) -> None:
+        keys = [key for _, key in self._records(log)]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            with self._calling("deleting", log):
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        with self._shared.lock:
+            self._shared.next_seq.pop(self._key(log), None)
+
     def list_logs(self) -> list[Entry]:
         logs: dict[str, Entry] = {}
         for item in self._list_raw(self.prefix):
