@@ -340,3 +340,35 @@ async def test_a_damaged_record_in_the_s3_store_hides_nothing_else(s3_client: ob
     assert [s.stdout for s in seen.steps] == ["0\n", "", "2\n"] and seen.status == "completed"
     assert [d.where for d in seen.damaged] == [f"s3://{bucket.name}/{key}"]
     assert seen.steps[1].error is not None and seen.steps[1].error.type == "DamagedRecord"
+
+
+async def test_a_failing_s3_store_is_reported_with_the_setting_and_recovers(
+    s3_client: tuple[SimpleNamespace, str], moto_s3: str, tmp_path: Path, fake: ConverseFake
+) -> None:
+    bucket, prefix = s3_client
+    name = f"rlm-vanishing-{secrets.token_hex(3)}"
+    bucket.client.create_bucket(Bucket=name)
+    store = {"RLM_STORE": f"s3://{name}/{prefix}", "AWS_ENDPOINT_URL_S3": moto_s3}
+    env = server_env(tmp_path / "data", tmp_path, fake.url, **store)
+    fake.respond = scripted(ROOT_MODEL, [Reply(text="fine")])
+    server = HttpServer(env)
+    try:
+        async with connect("http", env, server) as client:
+            sid = (await call(client, "load_context", content="kept in S3"))["session_id"]
+            # The bucket goes away (deleted, or the role lost its rights): every write says so, and names RLM_STORE.
+            for item in bucket.client.list_objects_v2(Bucket=name).get("Contents", []):
+                bucket.client.delete_object(Bucket=name, Key=item["Key"])
+            bucket.client.delete_bucket(Bucket=name)
+            error = await call_error(client, "load_context", content="new text for the store")
+            assert "RLM_STORE" in error and "NoSuchBucket" in error, error
+            error = await call_error(client, "rlm_query", session_id=sid, query="?")
+            assert "could not start a trajectory for this run" in error and "RLM_STORE" in error, error
+            ran = await call(client, "repl_exec", session_id=sid, code="context")
+            assert ran["stdout"] == "'kept in S3'\n"
+            assert any("not in the trajectory yet" in n and "RLM_STORE" in n for n in ran["notes"]), ran["notes"]
+            # It comes back: the server carries on without a restart.
+            bucket.client.create_bucket(Bucket=name)
+            assert (await call(client, "load_context", content="new text for the store"))["chars"] == 22
+            assert (await call(client, "rlm_query", session_id=sid, query="?"))["answer"] == "fine"
+    finally:
+        server.stop()

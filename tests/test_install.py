@@ -37,7 +37,7 @@ def install(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Compl
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         cwd=cwd or home,
     )
 

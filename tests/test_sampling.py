@@ -197,10 +197,18 @@ async def test_cancelling_a_round_stops_the_run(env) -> None:
     async with Client(params, read_timeout_seconds=60, sampling_callback=model,
                       sampling_capabilities=SamplingCapability(tools=SamplingToolsCapability())) as client:  # fmt: skip
         sid = (await call(client, "load_context", content="x"))["session_id"]
-        with anyio.move_on_after(1.0):
-            await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
-        assert len(model.root_turns) == 1  # the first round asked for the root's turn; its code is running
-        with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:  # cancel once the root's turn was asked for: its code runs
+
+            async def ask() -> None:
+                await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
+
+            tg.start_soon(ask)
+            with anyio.fail_after(300):
+                while not model.root_turns:
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+        assert len(model.root_turns) == 1  # the first round asked for the root's turn; its code was running
+        with anyio.fail_after(300):
             while True:
                 session = next(s for s in (await call(client, "list_sessions"))["sessions"] if s["session_id"] == sid)
                 if not session["busy"]:
