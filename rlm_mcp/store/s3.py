@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rlm_mcp.store.base import Entry, KeyNotFound, LogRecord, StoreError, check_key
@@ -77,7 +78,8 @@ class S3Store:
             return StoreError(
                 f"S3 store {self.url} (RLM_STORE): {action} {key!r} failed: {code} {message}{hint}".rstrip()
             )
-        return StoreError(f"S3 store {self.url} (RLM_STORE): {action} {key!r} failed: {exc}")
+        hint = f"; create the bucket {self.bucket!r} or fix RLM_STORE" if "NoSuchBucket" in str(exc) else ""
+        return StoreError(f"S3 store {self.url} (RLM_STORE): {action} {key!r} failed: {exc}{hint}")
 
     @contextlib.contextmanager
     def _calling(self, action: str, key: str, *, missing_is_absent: bool = False) -> Iterator[None]:
@@ -88,7 +90,7 @@ class S3Store:
             if missing_is_absent and _missing(exc):
                 raise KeyNotFound(key) from None
             raise self._fail(action, key, exc) from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, S3UploadFailedError, S3TransferFailedError) as exc:  # the last two: upload_file's own
             raise self._fail(action, key, exc) from None
 
     # -- objects ---------------------------------------------------------------------------
