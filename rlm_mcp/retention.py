@@ -20,6 +20,7 @@ the shared corpora under ``corpora/`` are left to an S3 lifecycle rule.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -238,3 +239,22 @@ def _files(directory: Path, kind: str, wanted: Callable[[Path], bool]) -> list[I
         if path.is_file():
             items.append(Item(kind, str(path), info.st_size, info.st_mtime))
     return items
+
+
+def drop_private_corpora(paths: set[Path], records: Store, loaded_at: float) -> list[Path]:
+    """Remove the inline corpus files of a closed session that no stored session record names and that nobody
+    touched since the session loaded them (another load of the same text touches the file); blocking."""
+    for entry in records.list():
+        if entry.key.startswith("s_") and entry.key.endswith(".json"):
+            try:
+                record = parse_record(records.read(entry.key), entry.key.removesuffix(".json"), entry.key)
+            except (KeyNotFound, Damaged, StoreError):
+                continue
+            paths = paths - {Path(d.path) for d in record.documents}
+    dropped = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime <= loaded_at + 1.0:
+                path.unlink()
+                dropped.append(path)
+    return dropped

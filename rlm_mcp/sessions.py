@@ -30,6 +30,7 @@ import anyio.to_thread
 
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import CapacityExceeded, Damaged, NotFound
+from rlm_mcp.retention import drop_private_corpora
 from rlm_mcp.session_records import RecordedDocument, SessionRecord, parse_record
 from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
 from rlm_mcp.subcalls import Budget
@@ -353,25 +354,8 @@ class SessionManager:
             mine -= {d.path for d in other.sandbox.documents}
         if not mine:
             return
-
-        def drop() -> list[Path]:
-            for entry in self.records.list():
-                if entry.key.startswith("s_") and entry.key.endswith(".json"):
-                    try:
-                        record = parse_record(self.records.read(entry.key), entry.key[:-5], entry.key)
-                    except (KeyNotFound, Damaged, StoreError):
-                        continue
-                    mine.difference_update(Path(d.path) for d in record.documents)
-            dropped = []
-            for path in mine:
-                with contextlib.suppress(OSError):
-                    if path.stat().st_mtime <= session.loaded_at + 1.0:
-                        path.unlink()
-                        dropped.append(path)
-            return dropped
-
         try:
-            dropped = await anyio.to_thread.run_sync(drop)
+            dropped = await anyio.to_thread.run_sync(drop_private_corpora, mine, self.records, session.loaded_at)
         except (OSError, StoreError) as exc:
             log.warning("session %s: its private data is left for the clean-up: %s", session.id, exc)
             return

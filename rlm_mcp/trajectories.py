@@ -34,15 +34,15 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from rlm_mcp.errors import InvalidInput, NotFound, describe_damage
-from rlm_mcp.schemas import CodeError, Damage, RunStatus, Step, Trajectory
-from rlm_mcp.store import KeyNotFound, LocalStore, LogRecord, Store, StoreError
+from rlm_mcp.errors import InvalidInput, NotFound
+from rlm_mcp.schemas import RunStatus, Step, Trajectory
+from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
+from rlm_mcp.trajectory_log import accumulate, fold
 
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[st]_[A-Za-z0-9_-]{8,64}$")
 PREVIEW_CHARS = 300
-_DERIVED = frozenset({"steps", "usage", "sub_calls", "iterations", "sub_prompt_chars", "damaged"})
 MAX_UNWRITTEN_BYTES = 16 * 1024 * 1024
 """Records waiting for room in the store, over all trajectories; past this a record is dropped (and logged)."""
 LEASE_S = 30.0
@@ -85,19 +85,6 @@ def summarize(trajectory: Trajectory) -> Trajectory:
         for step in trajectory.steps
     ]
     return trajectory.model_copy(update={"steps": steps, "detail": "summary"})
-
-
-def _accumulate(trajectory: Trajectory, step: Step) -> None:
-    """Totals follow from the steps; they are kept in step with them, never stored apart."""
-    trajectory.steps.append(step)
-    usage = trajectory.usage
-    usage.root_input_tokens += step.root_input_tokens
-    usage.root_output_tokens += step.root_output_tokens
-    usage.sub_input_tokens += step.sub_input_tokens
-    usage.sub_output_tokens += step.sub_output_tokens
-    trajectory.sub_calls += step.sub_call_count
-    trajectory.sub_prompt_chars += sum(call.prompt_chars for call in step.sub_calls)
-    trajectory.iterations = len({s.turn for s in trajectory.steps})
 
 
 def _machine_id() -> str:
@@ -285,7 +272,7 @@ class TrajectoryStore:
 
     async def add_step(self, trajectory_id: str, step: Step) -> None:
         trajectory = await self._held(trajectory_id)
-        _accumulate(trajectory, step)
+        accumulate(trajectory, step)
         trajectory.updated_at = time.time()
         await self._append(trajectory_id, {"event": "step", "step": step.model_dump(mode="json")}, f"step {step.index}")
 
@@ -330,7 +317,7 @@ class TrajectoryStore:
             records = await anyio.to_thread.run_sync(self.store.read_log, trajectory_id)
         except KeyNotFound:
             raise NotFound(f"no trajectory {trajectory_id!r}; ids come from load_context and rlm_query") from None
-        trajectory = _fold(records, trajectory_id)
+        trajectory = fold(records, trajectory_id)
         if (
             trajectory.status == "running"
             and trajectory_id not in self._running
@@ -347,7 +334,7 @@ class TrajectoryStore:
             records = await anyio.to_thread.run_sync(self.store.read_log, trajectory_id)
         except KeyNotFound:
             raise NotFound(f"no trajectory {trajectory_id!r} in {self.store.url}") from None
-        return _fold(records, trajectory_id)
+        return fold(records, trajectory_id)
 
     async def recent(self, limit: int = 20) -> list[Trajectory]:
         """The most recently changed trajectories, newest first, read without side effects (see :meth:`read`)."""
@@ -357,7 +344,7 @@ class TrajectoryStore:
             found = []
             for entry in entries[:limit]:
                 try:
-                    found.append(_fold(self.store.read_log(entry.key), entry.key))
+                    found.append(fold(self.store.read_log(entry.key), entry.key))
                 except (KeyNotFound, NotFound):
                     continue
                 except StoreError as exc:  # one unreadable file hides only itself
@@ -397,86 +384,3 @@ def _unsaved(what: str, trajectory_id: str, exc: StoreError, kept: bool) -> Stor
         else "it was dropped: too many records are already waiting for room"
     )
     return StoreError(f"{what} of trajectory {trajectory_id} could not be saved ({then}): {exc}")
-
-
-_EVENT = re.compile(rb'"event"\s*:\s*"(\w+)"')
-
-
-def _stand_in(trajectory_id: str, created_at: float) -> Trajectory:
-    """What is known of a trajectory whose start record is damaged: its id, and what later records say."""
-    return Trajectory(
-        id=trajectory_id,
-        kind="run",
-        session_id="unknown",
-        status="interrupted",
-        created_at=created_at,
-        updated_at=created_at,
-        message="the start record of this trajectory is damaged (see damaged): its kind, session and question "
-        "are unknown; the records after it are shown",
-    )
-
-
-def _gap(trajectory: Trajectory, damage: Damage) -> Step:
-    last = trajectory.steps[-1] if trajectory.steps else None
-    return Step(
-        index=last.index + 1 if last else 0,
-        turn=last.turn if last else 0,
-        started_at=last.started_at if last else trajectory.created_at,
-        elapsed_ms=0.0,
-        error=CodeError(
-            type="DamagedRecord", message=f"a step may be missing here: {damage.where} is damaged ({damage.problem})"
-        ),
-    )
-
-
-def _fold(records: list[LogRecord], trajectory_id: str) -> Trajectory:
-    """Rebuild a trajectory from its events; a damaged one is listed in ``damaged`` and every other kept.
-
-    A torn last record (a crash mid-write) never reaches here: the store drops it.
-    """
-    trajectory: Trajectory | None = None
-    damaged: list[Damage] = []
-    for record in records:
-        kind: str | None = None
-        try:
-            event = json.loads(record.data)
-            if not isinstance(event, dict):
-                raise ValueError(f"a JSON {type(event).__name__}, not an event object")
-            kind = event.get("event")
-            if kind == "start":
-                started = Trajectory.model_validate(event["trajectory"])
-                if trajectory is None:
-                    trajectory = started
-                    continue
-                raise ValueError("a second start record")
-            if kind not in ("step", "update"):
-                raise ValueError(f"an unknown event {kind!r}" if kind is not None else "a record with no event")
-            if trajectory is None:
-                trajectory = _stand_in(trajectory_id, 0.0)
-            if kind == "step":
-                _accumulate(trajectory, Step.model_validate(event["step"]))
-            else:
-                fields = {k: v for k, v in event["fields"].items() if k not in _DERIVED}
-                trajectory = trajectory.model_validate({**trajectory.model_dump(), **fields})
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            if kind is None:
-                found = _EVENT.search(record.data)
-                kind = found[1].decode() if found else None
-            if trajectory is None and kind != "start":
-                trajectory = _stand_in(trajectory_id, 0.0)
-            problem = describe_damage(exc)
-            last = trajectory.steps[-1].index if trajectory is not None and trajectory.steps else None
-            damage = Damage(where=record.where, problem=problem, after_step=last)
-            damaged.append(damage)
-            log.warning("trajectory %s: %s is damaged: %s", trajectory_id, record.where, problem)
-            if trajectory is not None and kind in ("step", None):
-                _accumulate(trajectory, _gap(trajectory, damage))
-    if trajectory is None:
-        if damaged:
-            trajectory = _stand_in(trajectory_id, 0.0)
-        else:
-            raise NotFound(f"trajectory {trajectory_id!r} is empty")
-    if trajectory.created_at == 0.0 and trajectory.steps:  # a stand-in: dated by its first step
-        trajectory.created_at = min(step.started_at for step in trajectory.steps)
-    trajectory.damaged = damaged
-    return trajectory
