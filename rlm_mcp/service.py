@@ -98,7 +98,8 @@ class RLMService:
         """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(self.store.check)
-        await self.collect_garbage()
+        with contextlib.suppress(OSError, StoreError):  # logged; a clean-up that fails never stops the server
+            await self.collect_garbage()
         try:
             async with anyio.create_task_group() as tg:
                 self._background = self.runs.background = tg
@@ -143,8 +144,9 @@ class RLMService:
 
     async def collect_garbage(self, *, dry_run: bool = False) -> Report:
         """Remove stored data past its limits that nobody uses, and log what the data directory holds."""
+        in_use = self._in_use()  # read here, on the event loop that changes it
         try:
-            report = await anyio.to_thread.run_sync(lambda: self.retention.collect(self._in_use(), dry_run=dry_run))
+            report = await anyio.to_thread.run_sync(lambda: self.retention.collect(in_use, dry_run=dry_run))
         except (OSError, StoreError) as exc:
             log.warning("the clean-up of %s failed (it is tried again later): %s", self.store.url, exc)
             raise
