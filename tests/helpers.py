@@ -88,3 +88,26 @@ async def until_requested(fake: Any, word: str, count: int = 1) -> None:
     with anyio.fail_after(300):
         while sum(word in r.last_user_text for r in list(fake.requests)) < count:
             await anyio.sleep(0.02)
+
+
+def cpu_ticks(pid: int) -> int:
+    """User and system clock ticks a process has used, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+async def until_spinning(server: int, ticks: int = 20) -> None:
+    """Wait until one of ``server``'s sandbox workers has burnt ``ticks`` more clock ticks: code is running in it."""
+    import anyio
+
+    start: dict[int, int] = {}
+    with anyio.fail_after(300):
+        while True:
+            for worker in children(server):
+                now = cpu_ticks(worker)
+                if now - start.setdefault(worker, now) >= ticks:
+                    return
+            await anyio.sleep(0.05)

@@ -242,6 +242,7 @@ async def test_server_killed_mid_run_keeps_every_finished_step(tmp_path: Path, f
         second.stop()
 
 
+@pytest.mark.slow
 async def test_live_workers_never_exceed_the_limit_under_concurrency(tmp_path: Path, fake: ConverseFake) -> None:
     env = server_env(tmp_path / "data", tmp_path, fake.url, RLM_MAX_SESSIONS="2")
     big = tmp_path / "big.txt"  # big enough that loading it takes longer than starting a sandbox

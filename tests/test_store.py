@@ -178,6 +178,7 @@ def replicas(tmp_path: Path, fake, moto_s3: str, s3: object) -> Iterator[tuple[H
     b.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_two_replicas_share_trajectories_sessions_and_corpora(replicas, fake, s3, tmp_path: Path) -> None:
     a, b, prefix = replicas
@@ -226,6 +227,7 @@ async def test_two_replicas_share_trajectories_sessions_and_corpora(replicas, fa
     assert any(k.startswith(f"{prefix}/trajectories/{run['trajectory_id']}.log/") for k in keys)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_replica_killed_mid_run_keeps_every_finished_step(replicas, fake) -> None:
     a, b, _ = replicas
