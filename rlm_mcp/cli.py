@@ -1,5 +1,5 @@
 """The ``rlm-mcp`` command. ``serve`` (the default) runs the MCP server; ``query``, ``trajectory``,
-``sessions``, ``install``, ``uninstall`` and ``doctor`` live in :mod:`rlm_mcp.commands`.
+``sessions``, ``gc``, ``install``, ``uninstall`` and ``doctor`` live in :mod:`rlm_mcp.commands`.
 
 Every setting in :mod:`rlm_mcp.config` is also a flag of each subcommand, so a
 client configuration can pass flags or environment variables, whichever it

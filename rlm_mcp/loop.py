@@ -31,6 +31,7 @@ from rlm_mcp.models.base import TOOLS_UNSUPPORTED
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.replies import Protocol, Reading
 from rlm_mcp.schemas import RunStatus, Step, SubCallRecord, code_error
+from rlm_mcp.store import StoreError
 from rlm_mcp.subcalls import Budget, SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore
 from sandbox import CallHandler, ExecResult, LoadInfo, Sandbox, SandboxError
@@ -156,6 +157,8 @@ class RLMRun:
             self._end("failed", message=f"the root model failed: {exc}")
         except SandboxError as exc:
             self._end("failed", message=f"the sandbox failed: {exc}")
+        except StoreError as exc:
+            self._end("failed", message=f"the run stopped because its trajectory could not be written: {exc}")
         except Exception as exc:
             log.exception("run %s failed", self.trajectory_id)
             self._end("failed", message=f"internal error: {exc!r}")
@@ -184,14 +187,19 @@ class RLMRun:
         outcome = self.outcome
         outcome.elapsed_s = round(time.monotonic() - self._started, 3)
         outcome.cost_usd = self._cost()
-        await self.trajectories.update(
-            self.trajectory_id,
-            status=outcome.status,
-            answer=outcome.answer,
-            message=outcome.message,
-            cost_usd=outcome.cost_usd,
-            elapsed_s=outcome.elapsed_s,
-        )
+        try:
+            await self.trajectories.update(
+                self.trajectory_id,
+                status=outcome.status,
+                answer=outcome.answer,
+                message=outcome.message,
+                cost_usd=outcome.cost_usd,
+                elapsed_s=outcome.elapsed_s,
+            )
+        except StoreError as exc:  # kept in memory and written once there is room; the caller hears it now
+            log.warning("run %s: %s", self.trajectory_id, exc)
+            if outcome.status != "failed" or not (outcome.message or "").startswith("the run stopped because"):
+                outcome.message = f"{outcome.message + '; ' if outcome.message else ''}{exc}"
 
     def _cost(self) -> float | None:
         root = self.prices.cost(

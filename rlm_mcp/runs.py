@@ -2,7 +2,10 @@
 
 A run holds its session (so idle expiry and eviction leave it alone) from the
 moment it is accepted until it ends, whether the caller waits for it or polls
-its trajectory. One session runs one query at a time.
+its trajectory. One session runs one query at a time. Closing a session cancels
+its run and waits for the run to record how it ended (``cancelled``, with every
+finished step) before the sandbox stops, so the run never sees its sandbox
+vanish under it.
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ class Runs:
         self.background: anyio.abc.TaskGroup | None = None
         """Where ``wait=false`` runs go; set while the server runs."""
         self._active: dict[str, RLMRun] = {}
+        self._ended: dict[str, anyio.Event] = {}
+        """Set when a run has recorded its end (so a close can wait for it)."""
 
     @property
     def active(self) -> bool:
@@ -169,6 +174,7 @@ class Runs:
             recursion=self.recursion,
         )
         self._active[run.trajectory_id] = run
+        self._ended[run.trajectory_id] = anyio.Event()
         return run
 
     async def _drive(self, run: RLMRun, session: Session) -> RunOutcome:
@@ -181,16 +187,31 @@ class Runs:
             self._active.pop(run.trajectory_id, None)
             self.trajectories.forget(run.trajectory_id)
             self._release(session)
+            ended = self._ended.pop(run.trajectory_id, None)
+            if ended is not None:
+                ended.set()
 
     @staticmethod
     def _release(session: Session) -> None:
         session.busy -= 1
         session.last_used = time.time()
 
-    def cancel_session(self, session_id: str) -> None:
+    async def cancel_session(self, session_id: str) -> None:
+        """Cancel the session's run and wait until it has recorded its end as ``cancelled``.
+
+        The wait is bounded: code that ignores its interrupt is killed after the grace period,
+        and past that the session is closed anyway (the run then records the sandbox's end).
+        """
+        waits = []
         for run in list(self._active.values()):
             if run.session_id == session_id:
-                run.cancel("cancelled", "the session was closed")
+                run.cancel("cancelled", "the session was closed while the run was in progress")
+                ended = self._ended.get(run.trajectory_id)
+                if ended is not None:
+                    waits.append(ended)
+        with anyio.move_on_after(self.settings.kill_grace_s + 10):
+            for ended in waits:
+                await ended.wait()
 
     def mark_all(self, status: RunStatus, message: str) -> None:
         """How runs still going will be recorded when they are cancelled (e.g. by a shutdown)."""

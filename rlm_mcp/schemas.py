@@ -93,9 +93,25 @@ class SessionInfo(BaseModel):
     runs: list[str] = Field(default_factory=list, description="trajectory ids of this session's rlm_query runs")
 
 
+class KindUsage(BaseModel):
+    count: int
+    bytes: int
+    max_bytes: int | None = Field(None, description="size limit of this kind (the least recently used go first)")
+    max_age_days: float | None = Field(None, description="removed after this many days unused")
+
+
+class StorageUsage(BaseModel):
+    location: str = Field(description="the data directory or the S3 store")
+    measured_at: float
+    kinds: dict[str, KindUsage] = Field(
+        description="corpora (inline content), derived (converted sources), trajectories, sessions (records)"
+    )
+
+
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
     max_sessions: int
+    storage: StorageUsage | None = Field(None, description="what the stored data takes, per kind, and its limits")
 
 
 class CloseSessionResult(BaseModel):
@@ -152,6 +168,14 @@ class Step(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class Damage(BaseModel):
+    """A stored record that could not be read: the rest of the trajectory is shown without it."""
+
+    where: str = Field(description="the damaged record: a line of a file, or an S3 object")
+    problem: str = Field(description="why it could not be read")
+    after_step: int | None = Field(None, description="index of the last good step before it (null: before every step)")
+
+
 class Trajectory(BaseModel):
     id: str
     kind: Literal["session", "run"] = Field(description="a client-driven session, or one rlm_query run")
@@ -175,6 +199,11 @@ class Trajectory(BaseModel):
     sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)
+    damaged: list[Damage] = Field(
+        default_factory=list,
+        description="stored records that could not be read, each with where and why; where one may have been a "
+        "step, a step with error type DamagedRecord marks the gap in steps",
+    )
     viewer_url: str | None = Field(
         None,
         description="over HTTP: this trajectory as a page to open in a browser (a signed link, valid for 15 minutes, "

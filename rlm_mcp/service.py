@@ -29,6 +29,7 @@ from rlm_mcp.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
+from rlm_mcp.retention import InUse, Report, Retention
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
     CloseSessionResult,
@@ -38,6 +39,7 @@ from rlm_mcp.schemas import (
     SessionInfo,
     SessionList,
     Step,
+    StorageUsage,
     SubCallSummary,
     Trajectory,
     VariableInfo,
@@ -46,13 +48,15 @@ from rlm_mcp.schemas import (
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
-from rlm_mcp.store import open_store
+from rlm_mcp.store import StoreError, open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
+USAGE_TTL_S = 10.0
+"""list_sessions measures the stored data again when its figures are older than this."""
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 
 
@@ -81,6 +85,8 @@ class RLMService:
             private=[settings.data_dir],
         )
         self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
+        self.retention = Retention(settings, self.store, settings.data_dir / "corpora")
+        self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
@@ -107,12 +113,15 @@ class RLMService:
         """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(self.store.check)
-        await self.sessions.purge_stale_records()
+        with contextlib.suppress(OSError, StoreError):  # logged; a clean-up that fails never stops the server
+            await self.collect_garbage()
         try:
             async with anyio.create_task_group() as tg:
                 self._background = self.runs.background = tg
                 tg.start_soon(self._expire_loop)
+                tg.start_soon(self._gc_loop)
                 tg.start_soon(self.trajectories.keep_leases)
+                tg.start_soon(self.trajectories.keep_writing)
                 try:
                     yield self
                 finally:
@@ -134,6 +143,45 @@ class RLMService:
     def busy(self) -> bool:
         """Work in progress: a run, or a request holding a session (the /ping health check reports it)."""
         return self.runs.active or any(s.busy for s in self.sessions.live())
+
+    # -- retention ------------------------------------------------------------------------
+
+    def _in_use(self) -> InUse:
+        """What this process's sessions and runs use, which no clean-up may remove."""
+        used = InUse()
+        for session in self.sessions.live():
+            used.sessions.add(session.id)
+            used.trajectories.add(session.trajectory_id)
+            used.trajectories.update(session.runs)
+            used.files.update(d.path for d in session.sandbox.documents)
+        used.trajectories.update(self.trajectories.in_progress())
+        return used
+
+    async def collect_garbage(self, *, dry_run: bool = False) -> Report:
+        """Remove stored data past its limits that nobody uses, and log what the data directory holds."""
+        in_use = self._in_use()  # read here, on the event loop that changes it
+        try:
+            report = await anyio.to_thread.run_sync(lambda: self.retention.collect(in_use, dry_run=dry_run))
+        except (OSError, StoreError) as exc:
+            log.warning("the clean-up of %s failed (it is tried again later): %s", self.store.url, exc)
+            raise
+        self._usage = report.usage
+        self.sessions.forget_evicted({i.name.removesuffix(".json") for i in report.removed if i.kind == "sessions"})
+        log.info("stored data: %s", report.summary())
+        return report
+
+    async def storage_usage(self) -> StorageUsage:
+        """What the stored data takes per kind: measured again after a load or a close, or when the last
+        figures are older than USAGE_TTL_S (trajectories grow with every step)."""
+        if self._usage is None or time.time() - self._usage.measured_at > USAGE_TTL_S:
+            self._usage = await anyio.to_thread.run_sync(self.retention.usage)
+        return self._usage
+
+    async def _gc_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.gc_interval_s)
+            with contextlib.suppress(OSError, StoreError):
+                await self.collect_garbage()
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -216,9 +264,24 @@ class RLMService:
                     raise InvalidInput(str(exc)) from None
                 added = info.documents - before
         session.info = info
+        session.loaded_at = time.time()
+        self._usage = None  # the stored data changed: list_sessions measures it again
         single = len(source.documents) == 1
-        await self.sessions.save(session)
-        await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        try:
+            await self.sessions.save(session)
+        except StoreError as exc:
+            if session_id is None:  # a session nobody could revive is not started
+                with anyio.CancelScope(shield=True):
+                    await self.sessions.close(session.id)
+                raise StoreError(f"the session could not be saved, so it was not started: {exc}") from None
+            raise StoreError(
+                f"the documents were added to the session, but its record could not be saved (a restart would "
+                f"bring the session back without them): {exc}"
+            ) from None
+        try:
+            await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        except StoreError as exc:
+            log.warning("session %s: %s", session.id, exc)
         return LoadContextResult(
             session_id=session.id,
             trajectory_id=session.trajectory_id,
@@ -286,7 +349,11 @@ class RLMService:
             except SandboxError as exc:
                 raise RLMError(f"the sandbox failed: {exc}") from exc
             notes = session.take_notes() + result.notes
-            await self._record_exec(session, code, result, sub_log, started, notes)
+            try:
+                await self._record_exec(session, code, result, sub_log, started, notes)
+            except StoreError as exc:  # the code ran: its result is worth more than the error
+                log.warning("session %s: %s", session.id, exc)
+                notes.append(f"this step is not in the trajectory yet: {exc}")
             await self.sessions.touch(session)
             return ReplExecResult(
                 stdout=result.stdout,
@@ -372,15 +439,22 @@ class RLMService:
                     runs=list(s.runs),
                 )
             )
-        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
+        storage: StorageUsage | None = None
+        if owner == LOCAL:  # the figures are the whole server's: not for one of several authenticated principals
+            try:
+                storage = await self.storage_usage()
+            except (OSError, StoreError) as exc:
+                log.warning("could not measure the stored data: %s", exc)
+        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions, storage=storage)
 
     async def close_session(self, session_id: str, owner: str = LOCAL) -> CloseSessionResult:
         check_id(session_id, "session")
         if not await self.sessions.owns(session_id, owner):
             raise NotFound(f"no session {session_id!r} to close")
-        self.runs.cancel_session(session_id)
+        await self.runs.cancel_session(session_id)
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
+        self._usage = None
         return CloseSessionResult(session_id=session_id, closed=True)
 
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary", owner: str = LOCAL) -> Trajectory:

@@ -343,7 +343,9 @@ class Sandbox:
 
     async def _stop_running_code(self, request_id: int, pending: tuple[str, int] | None) -> None:
         """After the caller cancelled: interrupt the code, drain its result, or kill it."""
-        worker = self._live
+        worker = self._worker
+        if worker is None or self._closed:
+            return  # closed meanwhile (close() does not wait for the lock): nothing is left to stop
         try:
             if pending is not None:
                 await worker.send({"op": pending[0], "id": pending[1], "interrupt": True})
@@ -356,7 +358,8 @@ class Sandbox:
                         return
                     await worker.send({"op": f"{message['op']}_result", "id": message["id"], "interrupt": True})
         except (WorkerLost, TimeoutError):
-            await self._restart()
+            if not self._closed:
+                await self._restart()
 
     async def variables(self) -> list[Variable]:
         async with self._lock:

@@ -123,6 +123,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake: Conver
         HOME=str(canaries.home),
         RLM_WORKER_MEMORY_MB="384",
         RLM_MAX_SUB_CALLS="20",
+        # Every snippet here is refused at once, or runs until a limit stops it: none is ordinary work that a
+        # slow machine could push over two seconds (the largest, 300,000 nested tuples, takes milliseconds).
+        RLM_EXEC_TIMEOUT_S="2",
     )
 
 
@@ -210,6 +213,7 @@ async def test_hostile_code_is_contained(client, category: str, canaries: Canari
 # -- resource exhaustion (one transport: these take seconds each) ------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http"])
 async def test_resource_exhaustion_is_contained(client, fake: ConverseFake, canaries: Canaries) -> None:
     victim = await victim_session(client, canaries)

@@ -56,7 +56,7 @@ def rlm(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=cwd,
     )
 
@@ -138,14 +138,14 @@ def test_progress_bar_on_a_terminal(cli_env, fake, logs: Path) -> None:
     )
     os.close(slave)
     shown = b""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
         if select.select([master], [], [], 0.2)[0]:
             try:
                 shown += os.read(master, 65536)
             except OSError:
                 break
-    stdout = process.communicate(timeout=30)[0]
+    stdout = process.communicate(timeout=300)[0]
     os.close(master)
     assert stdout == "3\n"
     terminal = shown.decode(errors="replace")

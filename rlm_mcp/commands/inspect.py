@@ -75,6 +75,8 @@ def _print_summary(t: Trajectory) -> None:
         f"{len(t.steps)} steps, {t.sub_calls} sub-calls, tokens root {u.root_input_tokens:,}/{u.root_output_tokens:,} "
         f"sub {u.sub_input_tokens:,}/{u.sub_output_tokens:,}, cost {cost}"
     )
+    for damage in t.damaged:
+        print(f"DAMAGED: {damage.where}: {damage.problem}")
     for step in t.steps:
         flags = (" ERROR " + step.error.type if step.error else "") + (" FINAL" if step.final is not None else "")
         nested = f" +{len(step.child_runs)} nested" if step.child_runs else ""
@@ -124,6 +126,7 @@ async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
             "last_used": r.get("last_used"),
             "documents": [d.get("name") for d in r.get("documents", [])],
             "runs": runs.get(r["id"], []),
+            **({"damaged": r["damaged"]} if "damaged" in r else {}),
         }
         for r in records
     ]
@@ -133,6 +136,9 @@ async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
     if not rows:
         print(f"no stored sessions in {settings.data_dir}")
     for row in sorted(rows, key=lambda r: r["last_used"] or 0, reverse=True):
+        if "damaged" in row:
+            print(f"{row['session_id']}  last used {_when(row['last_used'])}  DAMAGED: {row['damaged']}")
+            continue
         docs = row["documents"]
         shown = ", ".join(docs[:3]) + (f" and {len(docs) - 3} more" if len(docs) > 3 else "")
         print(f"{row['session_id']}  last used {_when(row['last_used'])}  {len(docs)} documents: {shown}")
