@@ -459,7 +459,10 @@ class RLMService:
 
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary", owner: str = LOCAL) -> Trajectory:
         trajectory = await self.trajectories.get_owned(trajectory_id, owner)
-        return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+        shown = trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+        # Where a damaged record lies is said relative to the store: the server's own paths stay its own.
+        shown.damaged = [d.model_copy(update={"where": self.scrub(d.where)}) for d in shown.damaged]
+        return shown
 
     async def trajectory_owner(self, trajectory_id: str) -> str:
         """Who owns a trajectory (for the viewer's signed links, which name no principal); NotFound if none."""

@@ -293,7 +293,7 @@ async def test_damaged_records_are_reported_where_they_are_and_hide_nothing_else
         gap = view["steps"][1]["error"]
         assert gap["type"] == "DamagedRecord" and f"line {line} of {trajectories / mine}.jsonl" in gap["message"]
         (damage,) = view["damaged"]
-        assert damage["where"] == f"line {line} of {trajectories / mine}.jsonl" and damage["after_step"] == 0
+        assert damage["where"] == f"line {line} of <store>/trajectories/{mine}.jsonl" and damage["after_step"] == 0
         assert "not valid JSON" in damage["problem"]
 
         ran = await call(client, "get_trajectory", trajectory_id=run["trajectory_id"], detail="full")
@@ -307,7 +307,7 @@ async def test_damaged_records_are_reported_where_they_are_and_hide_nothing_else
         missing = "required fields are missing: id, trajectory_id, created_at"
         for sid, problem in ((garbled, "not valid"), (emptied, missing)):
             error = await call_error(client, "repl_exec", session_id=sid, code="1")
-            assert f"the record of session '{sid}' ({sessions / sid}.json) is damaged" in error, error
+            assert f"the record of session '{sid}' (<store>/sessions/{sid}.json) is damaged" in error, error
             assert problem in error and "load_context" in error and "never existed" not in error, error
 
         # The rest reads as before: the damaged session's neighbours, and new steps after the gap.
