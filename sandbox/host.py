@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
@@ -47,6 +47,9 @@ from sandbox.results import (
 )
 from sandbox.serving import serve_call, serve_subcall
 
+if TYPE_CHECKING:
+    from sandbox.template import WorkerTemplate
+
 _EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
 _VARS_FRAMES = frozenset({"vars", "internal_error"})
 
@@ -54,9 +57,17 @@ _VARS_FRAMES = frozenset({"vars", "internal_error"})
 class Sandbox:
     """A persistent, confined Python namespace in its own process."""
 
-    def __init__(self, limits: SandboxLimits | None = None, *, workdir_parent: Path | None = None):
+    def __init__(
+        self,
+        limits: SandboxLimits | None = None,
+        *,
+        workdir_parent: Path | None = None,
+        template: WorkerTemplate | None = None,
+    ):
         self.limits = limits or SandboxLimits()
         self._workdir_parent = workdir_parent
+        self._template = template
+        """Forks this sandbox's workers when it runs (:mod:`sandbox.template`); else each starts from nothing."""
         self._lock = anyio.Lock()
         self._worker: WorkerProcess | None = None
         self._documents: list[Document] = []
@@ -93,8 +104,11 @@ class Sandbox:
                 total += doc.path.stat().st_size
         return total
 
-    async def start(self) -> None:
+    async def start(self, corpus_bytes: int = 0) -> None:
+        """Start the worker, sized for a first load of ``corpus_bytes`` (so that load needs no second worker)."""
         async with self._lock:
+            if self._worker is None and not self._closed:
+                await self._spawn(corpus_bytes)
             await self._ensure_running()
 
     async def __aenter__(self) -> Sandbox:
@@ -127,7 +141,7 @@ class Sandbox:
     async def _spawn(self, corpus_bytes: int | None = None) -> None:
         await self._stop()
         size = self.corpus_bytes if corpus_bytes is None else corpus_bytes
-        self._worker = await WorkerProcess.start(self.limits, self._workdir_parent, size)
+        self._worker = await WorkerProcess.start(self.limits, self._workdir_parent, size, self._template)
         self.confinement = self._worker.confinement
         self._ran_code = False
 

@@ -1,0 +1,395 @@
+"""A pre-started worker template that forks confined workers: a session's sandbox in milliseconds.
+
+Starting a worker from nothing costs a fresh interpreter, its ``site`` start-up,
+the imports of RestrictedPython and of every module the sandbox offers, and (as
+root, with an interpreter other users cannot read) every text codec: hundreds
+of milliseconds of CPU, paid by every new session and by every load that
+outgrows its worker. The template pays that once. It is started by the server
+like a worker (scrubbed environment, no inherited descriptors, its own session,
+killed with the server), imports what a worker needs and then only forks: each
+request gets a child that closes everything of the template's, becomes its own
+session and process group, and confines itself exactly as a worker started from
+nothing does (:func:`sandbox.worker.run`, :func:`sandbox.confine.apply`), with the
+limits the server sized for that worker, before it reads a single request.
+
+What the template holds is what every worker holds before its first request:
+imported modules and nothing else. It never runs user code, never reads a
+corpus, and never sees a session's channel beyond passing its descriptor on
+unread; workers cannot reach it (the child closes the control channel before it
+does anything else). A worker is never reused: each one serves one sandbox
+(one session of one principal) and dies with it. What forked workers do share
+is what a fork copies: the template's address-space layout and its ``str`` hash
+secret. Set ``RLM_WORKER_TEMPLATE=false`` for a fresh interpreter per worker.
+
+Workers forked by the template are its children, not the server's, so the
+template reaps them and reports how each ended; the server's side
+(:class:`WorkerTemplate`) turns those reports into the ``returncode`` and
+``wait()`` a started process has. A worker dies with the template (its death
+signal), and the template with the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import Process, TaskGroup, UNIXSocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from sandbox import protocol
+from sandbox.errors import WorkerStartError
+
+log = logging.getLogger(__name__)
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.template import main; main()"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_PR_SET_NAME = 15
+TEMPLATE_NAME = b"rlm-template"
+"""The template's process name (``comm``), as ``ps`` shows it."""
+WORKER_NAME = b"rlm-worker"
+"""The name of a worker it forks."""
+
+
+class TemplateUnavailable(WorkerStartError):
+    """The template is not running and could not be started: start the worker from nothing instead."""
+
+
+class ForkedWorker:
+    """A worker the template forked, seen from the server: what :class:`anyio.abc.Process` offers for it."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        self._exited = anyio.Event()
+
+    def exited(self, returncode: int) -> None:
+        if self.returncode is None:
+            self.returncode = returncode
+        self._exited.set()
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    async def aclose(self) -> None:
+        """Nothing to release: the template reaps the process."""
+
+
+class WorkerTemplate:
+    """The server's side of the template: started on first use (or by :meth:`warm`), used inside ``async with``.
+
+    Forks are serialised (the template answers each in a few milliseconds); the
+    workers then confine themselves and report ready side by side. If the
+    template cannot be started, :meth:`fork` raises :class:`TemplateUnavailable`
+    and the caller starts its worker from nothing; the template is tried again
+    on a later fork once ``retry_s`` have passed.
+    """
+
+    def __init__(self, *, start_timeout_s: float = 30.0, retry_s: float = 60.0):
+        self.start_timeout_s = start_timeout_s
+        self.retry_s = retry_s
+        self._tg: TaskGroup | None = None
+        self._process: Process | None = None
+        self._stream: UNIXSocketStream | None = None
+        self._start_lock = anyio.Lock()
+        self._fork_lock = anyio.Lock()
+        self._forked: anyio.abc.ObjectSendStream[int] | None = None
+        self._forked_reader: anyio.abc.ObjectReceiveStream[int] | None = None
+        self._children: dict[int, ForkedWorker] = {}
+        self._failed_at: float | None = None
+        self._workdir: Path | None = None
+        self.forks = 0
+        """Workers forked so far (by every template process this object started)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The template process, while it runs."""
+        return self._process.pid if self._process is not None and self._process.returncode is None else None
+
+    async def __aenter__(self) -> WorkerTemplate:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        with anyio.CancelScope(shield=True):
+            await self._stop()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        tg, self._tg = self._tg, None
+        return await tg.__aexit__(exc_type, exc, tb)
+
+    async def warm(self) -> None:
+        """Start the template now (at server start), so the first session does not wait for it; never raises."""
+        with contextlib.suppress(TemplateUnavailable):
+            await self._ensure_started()
+
+    async def fork(self, config: dict[str, Any], workdir: Path, channel: socket.socket) -> ForkedWorker:
+        """A new worker running ``sandbox.worker.run(config)`` in ``workdir`` on ``channel`` (the worker's end).
+
+        The caller waits for the worker's ``ready`` on its own end of the channel, as for a worker
+        started from nothing.
+        """
+        async with self._fork_lock:
+            stream = await self._ensure_started()
+            assert self._forked_reader is not None
+            try:
+                await stream.send_fds(b"F", [channel.fileno()])
+                await stream.send(protocol.encode({"op": "fork", "config": config, "workdir": str(workdir)}))
+                with anyio.fail_after(self.start_timeout_s):
+                    pid = await self._forked_reader.receive()
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, TimeoutError):
+                await self._stop()
+                raise TemplateUnavailable("the worker template stopped answering") from None
+            self.forks += 1
+            return self._children.setdefault(pid, ForkedWorker(pid))
+
+    # -- the template process ---------------------------------------------------------------
+
+    async def _ensure_started(self) -> UNIXSocketStream:
+        async with self._start_lock:
+            if self._stream is not None and self._process is not None and self._process.returncode is None:
+                return self._stream
+            if self._tg is None:
+                raise TemplateUnavailable("the worker template is used only inside `async with`")
+            if self._failed_at is not None and anyio.current_time() - self._failed_at < self.retry_s:
+                raise TemplateUnavailable("the worker template failed to start recently")
+            await self._stop()
+            try:
+                return await self._start()
+            except TemplateUnavailable as exc:
+                self._failed_at = anyio.current_time()
+                log.warning("%s; sandbox workers start as fresh interpreters for now", exc)
+                raise
+
+    async def _start(self) -> UNIXSocketStream:
+        assert self._tg is not None
+        self._workdir = Path(tempfile.mkdtemp(prefix="rlm-template-"))
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(self._workdir)}
+        env["TMPDIR"] = str(self._workdir)
+        command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT, json.dumps({"fd": child_sock.fileno()})]
+        try:
+            self._process = await anyio.open_process(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=self._workdir,
+                env=env,
+                start_new_session=True,
+                pass_fds=(child_sock.fileno(),),
+            )
+        except OSError as exc:
+            parent_sock.close()
+            raise TemplateUnavailable(f"could not start the worker template: {exc}") from None
+        finally:
+            child_sock.close()
+        stream = await UNIXSocketStream.from_socket(parent_sock)
+        reader = BufferedByteReceiveStream(stream)
+        try:
+            with anyio.fail_after(self.start_timeout_s):
+                ready = await _read_frame(reader)
+        except (TimeoutError, OSError, anyio.IncompleteRead, anyio.EndOfStream, protocol.ProtocolError) as exc:
+            await stream.aclose()
+            raise TemplateUnavailable(f"the worker template did not start ({type(exc).__name__})") from None
+        if ready.get("op") != "ready":
+            await stream.aclose()
+            raise TemplateUnavailable("the worker template did not report ready")
+        self._stream = stream
+        self._forked, self._forked_reader = anyio.create_memory_object_stream[int](1)
+        self._failed_at = None
+        self._tg.start_soon(self._read_reports, reader, self._process, self._forked)
+        log.info("worker template started (pid %s)", self._process.pid)
+        return stream
+
+    async def _read_reports(
+        self, reader: BufferedByteReceiveStream, process: Process, forked: anyio.abc.ObjectSendStream[int]
+    ) -> None:
+        """The template's reports: the pid of each fork, and how each worker ended."""
+        try:
+            while True:
+                report = await _read_frame(reader)
+                pid = report.get("pid")
+                if type(pid) is not int:
+                    continue
+                if report.get("op") == "forked":
+                    await forked.send(pid)
+                elif report.get("op") == "exited":
+                    code = report.get("returncode")
+                    child = self._children.pop(pid, None) or ForkedWorker(pid)
+                    child.exited(code if type(code) is int else -signal.SIGKILL)
+        except (
+            OSError,
+            anyio.IncompleteRead,
+            anyio.EndOfStream,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            protocol.ProtocolError,
+        ):
+            pass
+        finally:
+            forked.close()
+            if self._process is process:
+                # Its workers die with it (their death signal): none will be reported any more.
+                for child in self._children.values():
+                    child.exited(-signal.SIGKILL)
+                self._children.clear()
+
+    async def _stop(self) -> None:
+        stream, self._stream = self._stream, None
+        process, self._process = self._process, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+        if process is not None:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            with anyio.move_on_after(10):
+                await process.wait()
+            with contextlib.suppress(Exception):
+                await process.aclose()
+        for child in self._children.values():
+            child.exited(-signal.SIGKILL)
+        self._children.clear()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+async def _read_frame(reader: BufferedByteReceiveStream) -> dict[str, Any]:
+    (size,) = protocol.HEADER.unpack(await reader.receive_exactly(protocol.HEADER.size))
+    if size > 64 * 1024:
+        raise protocol.ProtocolError("a report from the worker template is too large")
+    return protocol.decode(await reader.receive_exactly(size))
+
+
+# -- inside the template process ----------------------------------------------------------------
+
+
+def _set_name(name: bytes) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
+def preload() -> None:
+    """Import what every worker imports, so a forked worker starts with it: the REPL, the policy, every
+    module the sandbox offers, and (where the worker will not be able to read the library) every codec."""
+    import importlib
+
+    from sandbox import confine, modules, worker  # noqa: F401  (imported for the children)
+
+    for name in {**modules.SAFE_MODULES, **modules.INTERNAL_MODULES}:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    if os.geteuid() == 0 and not all(confine.reachable_by_others(p) for p in confine.interpreter_directories()):
+        confine.preload_codecs()
+
+
+class _Template:
+    """The template's loop: fork on request, reap and report children; nothing else."""
+
+    def __init__(self, control: socket.socket):
+        self.control = control
+        self.channel = protocol.Channel(control, 16 * 1024 * 1024)
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(control, selectors.EVENT_READ, "control")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "children")
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_w.fileno())
+        while True:
+            for key, _ in self.selector.select():
+                if key.data == "children":
+                    with contextlib.suppress(BlockingIOError):
+                        while self.wake_r.recv(4096):
+                            pass
+                    self.reap()
+                else:
+                    try:
+                        fds = self.channel.recv_fds(1)
+                        request = self.channel.recv()
+                    except (EOFError, OSError, protocol.ProtocolError):
+                        return  # the server is gone or broke the channel: stop (children die with us)
+                    self.fork(request, fds[0])
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.channel.send({"op": "exited", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+
+    def fork(self, request: dict[str, Any], fd: int) -> None:
+        config = dict(request.get("config") or {})
+        workdir = str(request.get("workdir") or "/")
+        started_r, started_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(started_r)
+                os.setsid()  # its own session and process group before the server learns its pid
+                os.close(started_w)
+                self.close_in_child(keep=fd)
+                _set_name(WORKER_NAME)
+                os.chdir(workdir)
+                os.environ.update(HOME=workdir, TMPDIR=workdir)
+                from sandbox import worker
+
+                worker.run({**config, "fd": fd})
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(started_w)
+        os.read(started_r, 1)  # EOF once the child has its own session (or has died)
+        os.close(started_r)
+        os.close(fd)
+        self.channel.send({"op": "forked", "pid": pid})
+
+    def close_in_child(self, keep: int) -> None:
+        """Nothing of the template's reaches the worker: the control channel, the selector, the wake-up pair."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.selector.close()
+        self.wake_r.close()
+        self.wake_w.close()
+        self.control.close()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 65536)
+
+
+def main() -> None:
+    from sandbox import confine
+
+    config = json.loads(sys.argv[1])
+    control = socket.socket(fileno=int(config["fd"]))
+    _set_name(TEMPLATE_NAME)
+    preload()
+    confine.apply_template()
+    protocol.Channel(control, 1024).send({"op": "ready", "pid": os.getpid()})
+    _Template(control).serve()
