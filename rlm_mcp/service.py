@@ -125,6 +125,7 @@ class RLMService:
                     self._background = self.runs.background = tg
                     if self.template is not None:
                         tg.start_soon(self.template.warm)
+                    tg.start_soon(self.router.warm, [self.settings.sub_model, self.settings.root_model])
                     tg.start_soon(self._expire_loop)
                     tg.start_soon(self._gc_loop)
                     tg.start_soon(self.trajectories.keep_leases)
