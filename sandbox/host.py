@@ -178,7 +178,7 @@ class Sandbox:
 
     async def _ensure_cpu(self, seconds: float) -> None:
         worker = self._live
-        if worker.cpu_left() < seconds:
+        if not worker.has_cpu_for(seconds):
             await self._replace(f"the sandbox process had used its CPU time allowance ({worker.cpu_seconds:,} s)")
 
     def _with_pending_notes(self, result: ExecResult) -> ExecResult:
@@ -215,7 +215,7 @@ class Sandbox:
                 limit = self.limits.max_corpus_bytes
                 raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {limit:,}")
             await self._ensure_running()
-            if total > self._live.corpus_room or self._live.cpu_left() < self.limits.load_seconds(total):
+            if total > self._live.corpus_room or not self._live.has_cpu_for(self.limits.load_seconds(total)):
                 reason = "the corpus needs more memory or CPU time than this sandbox process was started with"
                 await self._replace(reason, total, reload=append)
             try:

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -87,6 +88,7 @@ class WorkerProcess:
         self.cpu_seconds = _inherited_cpu_limit(limits.cpu_allowance())
         """Its CPU-time limit for life."""
         self._last_request = 0
+        self.started_at = time.monotonic()
 
     @classmethod
     async def start(
@@ -193,6 +195,13 @@ class WorkerProcess:
     def cpu_left(self) -> float:
         """CPU seconds left before the kernel kills the worker (all of them where /proc cannot tell)."""
         return self.cpu_seconds - (self.cpu_used() or 0.0)
+
+    def has_cpu_for(self, seconds: float) -> bool:
+        """Whether the CPU time left covers ``seconds``. A process cannot have used more CPU seconds than its
+        age times the machine's CPUs: while that bound already leaves enough, /proc is not read, so the common
+        case costs nothing per request."""
+        most_used = (time.monotonic() - self.started_at) * (os.cpu_count() or 1)
+        return self.cpu_seconds - most_used >= seconds or self.cpu_left() >= seconds
 
     async def send_fds(self, fds: list[int]) -> None:
         try:
