@@ -357,8 +357,7 @@ class _Template:
                 os.close(started_w)
                 self.close_in_child(keep=fd)
                 _set_name(WORKER_NAME)
-                os.chdir(workdir)
-                os.environ.update(HOME=workdir, TMPDIR=workdir)
+                os.chdir(workdir)  # its own private directory; HOME and TMPDIR stay the template's (empty, private)
                 from sandbox import worker
 
                 worker.run({**config, "fd": fd})
