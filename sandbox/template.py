@@ -107,8 +107,7 @@ class WorkerTemplate:
         self._stream: UNIXSocketStream | None = None
         self._start_lock = anyio.Lock()
         self._fork_lock = anyio.Lock()
-        self._forked: anyio.abc.ObjectSendStream[int] | None = None
-        self._forked_reader: anyio.abc.ObjectReceiveStream[int] | None = None
+        self._forked_reader: anyio.abc.ObjectReceiveStream[ForkedWorker] | None = None
         self._children: dict[int, ForkedWorker] = {}
         self._failed_at: float | None = None
         self._workdir: Path | None = None
@@ -149,16 +148,18 @@ class WorkerTemplate:
         async with self._fork_lock:
             stream = await self._ensure_started()
             assert self._forked_reader is not None
-            try:
-                await stream.send_fds(b"F", [channel.fileno()])
-                await stream.send(protocol.encode({"op": "fork", "config": config, "workdir": str(workdir)}))
-                with anyio.fail_after(self.start_timeout_s):
-                    pid = await self._forked_reader.receive()
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, TimeoutError):
-                await self._stop()
-                raise TemplateUnavailable("the worker template stopped answering") from None
+            # Shielded: a request abandoned half-way would leave its answer for the next one to take.
+            with anyio.CancelScope(shield=True):
+                try:
+                    with anyio.fail_after(self.start_timeout_s):
+                        await stream.send_fds(b"F", [channel.fileno()])
+                        await stream.send(protocol.encode({"op": "fork", "config": config, "workdir": str(workdir)}))
+                        child = await self._forked_reader.receive()
+                except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, TimeoutError):
+                    await self._stop()
+                    raise TemplateUnavailable("the worker template stopped answering") from None
             self.forks += 1
-            return self._children.setdefault(pid, ForkedWorker(pid))
+            return child
 
     # -- the template process ---------------------------------------------------------------
 
@@ -213,14 +214,14 @@ class WorkerTemplate:
             await stream.aclose()
             raise TemplateUnavailable("the worker template did not report ready")
         self._stream = stream
-        self._forked, self._forked_reader = anyio.create_memory_object_stream[int](1)
+        forked, self._forked_reader = anyio.create_memory_object_stream[ForkedWorker](1)
         self._failed_at = None
-        self._tg.start_soon(self._read_reports, reader, self._process, self._forked)
+        self._tg.start_soon(self._read_reports, reader, self._process, forked)
         log.info("worker template started (pid %s)", self._process.pid)
         return stream
 
     async def _read_reports(
-        self, reader: BufferedByteReceiveStream, process: Process, forked: anyio.abc.ObjectSendStream[int]
+        self, reader: BufferedByteReceiveStream, process: Process, forked: anyio.abc.ObjectSendStream[ForkedWorker]
     ) -> None:
         """The template's reports: the pid of each fork, and how each worker ended."""
         try:
@@ -230,7 +231,8 @@ class WorkerTemplate:
                 if type(pid) is not int:
                     continue
                 if report.get("op") == "forked":
-                    await forked.send(pid)
+                    # Known from now on, so that its end is not missed even if it comes before fork() resumes.
+                    await forked.send(self._children.setdefault(pid, ForkedWorker(pid)))
                 elif report.get("op") == "exited":
                     code = report.get("returncode")
                     child = self._children.pop(pid, None) or ForkedWorker(pid)
