@@ -6,7 +6,9 @@ allocator). For each repeat of each operation the plain process runs it, then
 the sandbox does: the machine's load falls on both alike, and the ratio is
 taken pair by pair. Each operation times itself with ``time.process_time()``
 (CPU time, which other processes on the machine disturb far less than the
-clock on the wall).
+clock on the wall). Both keep one namespace across the operations, as a
+session does: what an operation leaves (a list of chunks) lives until the
+next one replaces it, in both.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ from sandbox import loader
 spec = loader.DocumentSpec('corpus', '', 'utf-8', 'strict')
 context = loader.read_document(os.open(sys.argv[1], os.O_RDONLY), spec)
 print('ready', flush=True)
+ns = {'context': context, '__name__': 'plain', 'print': lambda *a, **k: None}
 for line in sys.stdin:
-    ns = {'context': context, '__name__': 'plain', 'print': lambda *a, **k: None}
     exec(compile(json.loads(line), '<op>', 'exec'), ns)
     print(json.dumps(ns['t']), flush=True)
 """
