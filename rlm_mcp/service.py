@@ -85,7 +85,7 @@ class RLMService:
             allowed_s3=settings.allowed_s3,
             private=[settings.data_dir],
         )
-        self.template = WorkerTemplate() if settings.worker_template else None
+        self.template = WorkerTemplate(workdir_parent=settings.data_dir / "work") if settings.worker_template else None
         self.sessions = SessionManager(
             settings, self.trajectories, self.store.sub("sessions"), self.sources.inline, self.template
         )

@@ -93,7 +93,13 @@ class _Template:
         config = dict(request.get("config") or {})
         workdir = str(request.get("workdir") or "/")
         started_r, started_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: the server starts this worker from nothing
+            for unused in (started_r, started_w, fd):
+                os.close(unused)
+            self.channel.send({"op": "fork_failed", "message": str(exc)[:200]})
+            return
         if pid == 0:
             code = 1
             try:

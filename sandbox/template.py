@@ -93,7 +93,9 @@ class WorkerTemplate:
     on a later fork once ``retry_s`` have passed.
     """
 
-    def __init__(self, *, start_timeout_s: float = 30.0, retry_s: float = 60.0):
+    def __init__(self, *, workdir_parent: Path | None = None, start_timeout_s: float = 30.0, retry_s: float = 60.0):
+        self.workdir_parent = workdir_parent
+        """Where the template's own (empty, private) directory is made; the system's temporary directory if None."""
         self.start_timeout_s = start_timeout_s
         self.retry_s = retry_s
         self._tg: TaskGroup | None = None
@@ -101,7 +103,7 @@ class WorkerTemplate:
         self._stream: UNIXSocketStream | None = None
         self._start_lock = anyio.Lock()
         self._fork_lock = anyio.Lock()
-        self._forked_reader: anyio.abc.ObjectReceiveStream[ForkedWorker] | None = None
+        self._forked_reader: anyio.abc.ObjectReceiveStream[ForkedWorker | None] | None = None
         self._children: dict[int, ForkedWorker] = {}
         self._failed_at: float | None = None
         self._workdir: Path | None = None
@@ -149,6 +151,8 @@ class WorkerTemplate:
                         await stream.send_fds(b"F", [channel.fileno()])
                         await stream.send(protocol.encode({"op": "fork", "config": config, "workdir": str(workdir)}))
                         child = await self._forked_reader.receive()
+                    if child is None:
+                        raise TemplateUnavailable("the worker template could not fork")
                 except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, TimeoutError):
                     await self._stop()
                     raise TemplateUnavailable("the worker template stopped answering") from None
@@ -175,7 +179,9 @@ class WorkerTemplate:
 
     async def _start(self) -> UNIXSocketStream:
         assert self._tg is not None
-        self._workdir = Path(tempfile.mkdtemp(prefix="rlm-template-"))
+        if self.workdir_parent is not None:
+            self.workdir_parent.mkdir(parents=True, exist_ok=True)
+        self._workdir = Path(tempfile.mkdtemp(prefix="rlm-template-", dir=self.workdir_parent))
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(self._workdir)}
         env["TMPDIR"] = str(self._workdir)
@@ -208,19 +214,25 @@ class WorkerTemplate:
             await stream.aclose()
             raise TemplateUnavailable("the worker template did not report ready")
         self._stream = stream
-        forked, self._forked_reader = anyio.create_memory_object_stream[ForkedWorker](1)
+        forked, self._forked_reader = anyio.create_memory_object_stream[ForkedWorker | None](1)
         self._failed_at = None
         self._tg.start_soon(self._read_reports, reader, self._process, forked)
         log.info("worker template started (pid %s)", self._process.pid)
         return stream
 
     async def _read_reports(
-        self, reader: BufferedByteReceiveStream, process: Process, forked: anyio.abc.ObjectSendStream[ForkedWorker]
+        self,
+        reader: BufferedByteReceiveStream,
+        process: Process,
+        forked: anyio.abc.ObjectSendStream[ForkedWorker | None],
     ) -> None:
         """The template's reports: the pid of each fork, and how each worker ended."""
         try:
             while True:
                 report = await _read_frame(reader)
+                if report.get("op") == "fork_failed":
+                    await forked.send(None)
+                    continue
                 pid = report.get("pid")
                 if type(pid) is not int:
                     continue
