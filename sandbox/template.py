@@ -174,6 +174,7 @@ class WorkerTemplate:
                 return await self._start()
             except TemplateUnavailable as exc:
                 self._failed_at = anyio.current_time()
+                await self._stop()  # a template that did not say ready is not left running
                 log.warning("%s; sandbox workers start as fresh interpreters for now", exc)
                 raise
 
