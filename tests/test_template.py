@@ -195,3 +195,13 @@ async def test_over_mcp_each_session_has_a_forked_worker_of_its_own(client) -> N
     await call(client, "close_session", session_id=first)
     await call(client, "close_session", session_id=second)
     assert not mine & _forked_workers_of_our_servers()  # gone with their sessions
+
+
+async def test_a_template_that_does_not_start_in_time_leaves_nothing_and_workers_start_from_nothing() -> None:
+    async with WorkerTemplate(start_timeout_s=0.001) as template:
+        await template.warm()  # too little time to say ready: given up, and stopped
+        assert template.pid is None
+        async with Sandbox(LIMITS, template=template) as box:
+            assert box.pid in direct_children(os.getpid())  # started from nothing, as if there were no template
+            assert (await box.execute("6 * 7")).stdout == "42\n"
+        assert not any(is_template(pid) for pid in direct_children(os.getpid()))
