@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.types import ToolAnnotations
@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from rlm_mcp import __version__, viewer
-from rlm_mcp.errors import NotFound, RLMError
+from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.health import Health
+from rlm_mcp.mcp_errors import RLMServer
 from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
     CloseSessionResult,
@@ -55,9 +56,22 @@ def _as_tool_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from exc
 
 
+@contextlib.contextmanager
+def _as_resource_errors() -> Iterator[None]:
+    """A missing thing is 'not found' (its code follows the client's protocol), a malformed id invalid params."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except InvalidInput as exc:
+        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
+    except RLMError as exc:
+        raise ResourceError(str(exc)) from exc
+
+
 def build_server(service: RLMService) -> MCPServer:
     keys = [key.get_secret_value() for key in service.settings.request_state_keys]
-    mcp = MCPServer(
+    mcp = RLMServer(
         "rlm-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -296,10 +310,8 @@ def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None
         mime_type="application/json",
     )
     async def trajectory_resource(trajectory_id: str) -> str:
-        try:
+        with _as_resource_errors():
             return (await service.get_trajectory(trajectory_id, "full")).model_dump_json()
-        except RLMError as exc:
-            raise ResourceError(str(exc)) from exc
 
     @mcp.resource(
         "rlm://sessions",
@@ -320,7 +332,7 @@ def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None
         for session in (await service.list_sessions()).sessions:
             if session.session_id == session_id:
                 return session.model_dump_json()
-        raise ResourceError(f"no live session {session_id!r}; rlm://sessions lists them")
+        raise ResourceNotFoundError(f"no live session {session_id!r}; rlm://sessions lists them")
 
     @mcp.custom_route("/trajectories/{trajectory_id}", methods=["GET"], include_in_schema=False)
     async def trajectory_page(request: Request) -> Response:
