@@ -297,7 +297,8 @@ def _translate_client_error(exc: ClientError, model: str, site: CallSite | None 
     if code == "ThrottlingException":
         return ModelError(f"Bedrock kept throttling {model} after retries: {message}", kind="throttled")
     if code in _BAD_CREDENTIALS:
-        return ModelError(_credentials_fix(_BAD_CREDENTIALS[code], site) + f". AWS said: {code}: {message}", kind="auth")
+        fix = _credentials_fix(_BAD_CREDENTIALS[code], site)
+        return ModelError(f"{fix}. AWS said: {code}: {message}", kind="auth")
     if code == "ValidationException":
         if any(hint in lowered for hint in _CONTEXT_HINTS):
             return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
