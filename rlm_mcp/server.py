@@ -25,6 +25,7 @@ from rlm_mcp import __version__, viewer
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.health import Health
 from rlm_mcp.mcp_errors import RLMServer
+from rlm_mcp.progress import increasing
 from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
     CloseSessionResult,
@@ -89,6 +90,7 @@ def build_server(service: RLMService) -> MCPServer:
 
     @mcp.tool(annotations=ToolAnnotations(title="Load a corpus", read_only_hint=False, destructive_hint=False))
     async def load_context(
+        ctx: Context,
         path: Annotated[
             str | None,
             Field(
@@ -144,7 +146,9 @@ def build_server(service: RLMService) -> MCPServer:
         everything else, or a second load into the same session, a list[str] of documents, each
         starting with a '==> name <==' line. Returns the session_id to use with repl_exec and
         rlm_query, sizes and a short preview, and for inline content a corpus_id that loads the same
-        text again later (on any replica sharing the store) without sending it.
+        text again later (on any replica sharing the store) without sending it. In a directory or glob,
+        files that are binary, empty or not valid in the encoding are left out and listed in `skipped`;
+        progress notifications report the files and bytes looked at, then read.
         """
         with _as_tool_errors():
             return await service.load_context(
@@ -158,6 +162,7 @@ def build_server(service: RLMService) -> MCPServer:
                 exclude=exclude,
                 format=format,
                 corpus_id=corpus_id,
+                progress=increasing(ctx.report_progress),
             )
 
     @mcp.tool(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 import anyio.to_thread
 
 from rlm_mcp import viewer
@@ -24,6 +25,7 @@ from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.guide import guide_text
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.progress import Progress, ProgressReporter, size_text
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.runs import Query, Runs
@@ -41,16 +43,56 @@ from rlm_mcp.schemas import (
     code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
-from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
+from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
 from rlm_mcp.store import open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
-from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
+from sandbox import CodeTooLarge, ExecResult, LoadError, LoadInfo, SandboxError
 
 log = logging.getLogger(__name__)
-ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
+LOAD_PROGRESS_INTERVAL_S = 0.25
+"""At most four load progress reports a second: each is a message to the client."""
+
+
+def _decode_skips(source: ResolvedSource, info: LoadInfo) -> list[str]:
+    """Files of a folder that did not decode, as the sandbox left them out, in ``skipped``'s words."""
+    return [
+        f"{source.documents[index].name}: {reason}; errors='replace' (or the right encoding) loads it"
+        for index, reason in info.skipped
+        if 0 <= index < len(source.documents)
+    ]
+
+
+def _scan_watcher(progress: ProgressReporter | None) -> Callable[[LoadTally], None] | None:
+    """Called in the resolving thread: reports the files looked at so far on the event loop."""
+    if progress is None:
+        return None
+
+    def watch(tally: LoadTally) -> None:
+        message = f"looking at files: {tally.files:,} so far, {size_text(tally.bytes)}"
+        report = Progress(tally.files, None, message, phase="scan", done=tally.files, size=tally.bytes)
+        try:
+            anyio.from_thread.run(progress, report)
+        except Exception:  # a client gone away must not stop the load
+            log.debug("load progress dropped", exc_info=True)
+
+    return watch
+
+
+def _read_reporter(
+    progress: ProgressReporter | None, scanned: int, files: int
+) -> Callable[[int, int], Awaitable[None]] | None:
+    """Reports the sandbox reading the documents; the value goes on from where looking at files ended."""
+    if progress is None:
+        return None
+
+    async def read(done: int, size: int) -> None:
+        message = f"reading {done:,} of {files:,} files, {size_text(size)}"
+        await progress(Progress(scanned + done, scanned + files, message, phase="read", done=done, of=files, size=size))
+
+    return read
 
 
 class RLMService:
@@ -144,7 +186,9 @@ class RLMService:
         exclude: list[str] | None = None,
         format: Literal["auto", "text"] = "auto",
         corpus_id: str | None = None,
+        progress: ProgressReporter | None = None,
     ) -> LoadContextResult:
+        """Load a corpus; ``progress`` hears files and bytes as they are looked at, then as the sandbox reads them."""
         if sum(x is not None for x in (content, path, corpus_id)) != 1:
             raise InvalidInput(
                 "give exactly one of `content` (the text itself), `path` (a file, directory, glob or s3:// URL) "
@@ -168,13 +212,20 @@ class RLMService:
         )
         if session_id is not None:
             check_id(session_id, "session")
-        source = await self._resolve(content, path, name, options, corpus_id)
+        tally = LoadTally(watch=_scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
+        source = await self._resolve(content, path, name, options, corpus_id, tally)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
+        reading = _read_reporter(progress, tally.files, len(source.documents))
         if session_id is None:
             session = await self.sessions.create()
             try:
-                info = await session.sandbox.load(source.documents, shape=source.shape)
+                info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
+                if not info.documents:
+                    raise NotFound(
+                        f"no text files to load under {path!r}: all {len(info.skipped)} were left out "
+                        f"({_decode_skips(source, info)[0]}, ...)"
+                    )
             except LoadError as exc:
                 with anyio.CancelScope(shield=True):
                     await self.sessions.close(session.id)
@@ -193,7 +244,9 @@ class RLMService:
                     d if d.header or d.parts else replace(d, header=document_header(d.name)) for d in source.documents
                 ]
                 try:
-                    info = await session.sandbox.load(added_docs, shape="list", append=True, first_header=first_header)
+                    info = await session.sandbox.load(
+                        added_docs, shape="list", append=True, first_header=first_header, progress=reading
+                    )
                 except LoadError as exc:
                     raise InvalidInput(str(exc)) from None
                 added = info.documents - before
@@ -212,7 +265,7 @@ class RLMService:
             preview=info.preview,
             added_documents=added,
             corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,
-            skipped=source.skipped[:50],
+            skipped=(source.skipped + _decode_skips(source, info))[:50],
             notes=session.take_notes(),
         )
 
@@ -223,6 +276,7 @@ class RLMService:
         name: str | None,
         options: LoadOptions,
         corpus_id: str | None = None,
+        tally: LoadTally | None = None,
     ) -> ResolvedSource:
         if corpus_id is not None:
             return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline")
@@ -231,7 +285,7 @@ class RLMService:
                 raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
             return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline")
         assert path is not None
-        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
+        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options, tally)
         if source.total_bytes > options.max_bytes:
             raise too_large(repr(path), source.total_bytes, options.max_bytes)
         return source
@@ -250,7 +304,11 @@ class RLMService:
             async def on_progress(done: int, total: int) -> None:
                 nonlocal finished
                 if progress is not None:
-                    await progress(finished + done, finished + total, f"{finished + done}/{finished + total} sub-calls")
+                    done_all, total_all = finished + done, finished + total
+                    message = f"{done_all}/{total_all} sub-calls"
+                    await progress(
+                        Progress(done_all, total_all, message, phase="exec", done=done, of=total, sub_calls=done_all)
+                    )
                 if done == total:
                     finished += total
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +38,8 @@ from sandbox.results import (
 from sandbox.serving import serve_call, serve_subcall
 
 _FD_BATCH = 200
+LoadProgress = Callable[[int, int], Awaitable[None]]
+"""Told (documents read, bytes read) as the worker reads a batch of documents."""
 _SLOWEST_LOAD_BYTES_PER_S = 5 * 1024 * 1024
 
 
@@ -158,17 +160,21 @@ class Sandbox:
         shape: Literal["str", "list"] = "list",
         append: bool = False,
         first_header: str = "",
+        progress: LoadProgress | None = None,
     ) -> LoadInfo:
         """Make ``documents`` the corpus (or add them to it, with ``append``).
 
         ``shape="str"`` with a single document makes ``context`` that document's
         text; anything else is a ``list[str]``. Appending to a ``str`` corpus turns
-        it into a list whose first document gets ``first_header``.
+        it into a list whose first document gets ``first_header``. ``progress`` hears
+        how far the worker has read, a batch of documents at a time.
         """
         async with self._lock:
             await self._ensure_running()
             try:
-                info = await self._load_locked(list(documents), shape, append=append, first_header=first_header)
+                info = await self._load_locked(
+                    list(documents), shape, append=append, first_header=first_header, progress=progress
+                )
             except WorkerLost as lost:
                 await self._restart()
                 raise LoadError(f"the sandbox failed while loading: {lost}") from None
@@ -180,14 +186,21 @@ class Sandbox:
             return info
 
     async def _load_locked(
-        self, documents: list[Document], shape: Literal["str", "list"], *, append: bool, first_header: str = ""
+        self,
+        documents: list[Document],
+        shape: Literal["str", "list"],
+        *,
+        append: bool,
+        first_header: str = "",
+        progress: LoadProgress | None = None,
     ) -> LoadInfo:
-        new_bytes = 0
+        sizes: list[int] = []
         for doc in documents:
             try:
-                new_bytes += os.stat(doc.path, follow_symlinks=False).st_size
+                sizes.append(os.stat(doc.path, follow_symlinks=False).st_size)
             except OSError as exc:
                 raise LoadError(f"cannot open {doc.name}: {exc.strerror}") from None
+        new_bytes = sum(sizes)
         total = new_bytes + (self.corpus_bytes if append else 0)
         if total > self.limits.max_corpus_bytes:
             raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {self.limits.max_corpus_bytes:,}")
@@ -201,7 +214,14 @@ class Sandbox:
                 "memory_bytes": soft,
                 "batch": _FD_BATCH,
                 "documents": [
-                    {"name": d.name, "header": d.header, "encoding": d.encoding, "errors": d.errors, "parts": d.parts}
+                    {
+                        "name": d.name,
+                        "header": d.header,
+                        "encoding": d.encoding,
+                        "errors": d.errors,
+                        "parts": d.parts,
+                        "skip_undecodable": d.skip_undecodable,
+                    }
                     for d in documents
                 ],
             }
@@ -210,14 +230,21 @@ class Sandbox:
         deadline = anyio.current_time() + self.limits.start_timeout_s + total / _SLOWEST_LOAD_BYTES_PER_S
         # Descriptors go over in batches, each sent once the worker has read the one before: neither
         # side ever holds more than a batch open, whatever the number of files (open-file limits).
+        read_bytes = 0
         for start in range(0, len(documents), _FD_BATCH):
             if start:
                 reply = await self._live.recv_by(deadline, "loading")
                 if reply.get("op") != "load_more":
                     return self._loaded(reply, documents, shape, append=append, first_header=first_header)
+                read_bytes += sum(sizes[start - _FD_BATCH : start])
+                if progress is not None:
+                    await progress(start, read_bytes)
             await self._send_fds(documents[start : start + _FD_BATCH])
         reply = await self._live.recv_by(deadline, "loading")
-        return self._loaded(reply, documents, shape, append=append, first_header=first_header)
+        info = self._loaded(reply, documents, shape, append=append, first_header=first_header)
+        if progress is not None:
+            await progress(len(documents), new_bytes)
+        return info
 
     async def _send_fds(self, batch: list[Document]) -> None:
         fds: list[int] = []
@@ -244,6 +271,10 @@ class Sandbox:
             raise LoadError(clean_text(reply.get("message", "the corpus could not be loaded"), 2000))
         if reply.get("op") != "loaded":
             raise LoadError(clean_text(reply.get("message", "the sandbox could not load the corpus"), 2000))
+        info = LoadInfo.parse(reply)
+        if info.skipped:  # a restart reloads what is in the corpus, not what was left out
+            left_out = {index for index, _ in info.skipped}
+            documents = [doc for index, doc in enumerate(documents) if index not in left_out]
         if append:
             if self._shape == "str" and self._documents:
                 self._documents[0] = replace(self._documents[0], header=first_header)
@@ -252,7 +283,7 @@ class Sandbox:
         else:
             self._documents = list(documents)
             self._shape = shape
-        return LoadInfo.parse(reply)
+        return info
 
     # -- execution -----------------------------------------------------------------------
 

@@ -283,23 +283,31 @@ class Repl:
             self.context = ""
             self._restore_reserved()
         batch = max(1, min(int(message.get("batch") or FD_BATCH), FD_BATCH))
+        skipped: list[list[Any]] = []
         for start in range(0, len(specs), batch):
             if start:
                 self.channel.send({"op": "load_more", "done": start})
-            self._read_batch(specs[start : start + batch], texts)
+            self._read_batch(specs[start : start + batch], texts, start, skipped)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
         self._restore_reserved()
-        return loader.describe(self.context)
+        return loader.describe(self.context, skipped)
 
-    def _read_batch(self, specs: list[loader.DocumentSpec], texts: list[str]) -> None:
+    def _read_batch(
+        self, specs: list[loader.DocumentSpec], texts: list[str], start: int, skipped: list[list[Any]]
+    ) -> None:
         fds = self.channel.recv_fds(len(specs))
         try:
             for index, spec in enumerate(specs):
                 fd, fds[index] = fds[index], -1
-                if spec.parts:
-                    texts.extend(loader.read_parts(fd, spec))
-                else:
-                    texts.append(loader.read_document(fd, spec))
+                try:
+                    if spec.parts:
+                        texts.extend(loader.read_parts(fd, spec))
+                    else:
+                        texts.append(loader.read_document(fd, spec))
+                except loader.DocumentDecodeError as exc:
+                    if not spec.skip_undecodable:
+                        raise
+                    skipped.append([start + index, exc.reason])
         finally:
             for fd in fds:
                 if fd >= 0:

@@ -40,6 +40,8 @@ class Document:
     errors: str = "strict"
     parts: bool = False
     """The file holds several documents (PDF pages, JSON records) separated by U+001E, each with its header."""
+    skip_undecodable: bool = False
+    """One file of many (a folder): if it does not decode, it is left out and reported instead of failing the load."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,19 @@ class LoadInfo:
     lines: int
     document_chars: list[int]
     preview: str
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    """Documents of this load left out, as (position in the load, why): skip_undecodable ones that did not decode."""
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> LoadInfo:
         lengths = raw.get("document_chars")
+        skipped = raw.get("skipped") if isinstance(raw.get("skipped"), list) else []
         return cls(
+            skipped=[
+                (_int(item[0]), clean_text(item[1], 500))
+                for item in skipped[:100_000]
+                if isinstance(item, list) and len(item) == 2
+            ],
             type="str" if raw.get("type") == "str" else "list[str]",
             documents=_int(raw.get("documents")),
             chars=_int(raw.get("chars")),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
 from rlm_mcp.sources.derived import DerivedStore
 from rlm_mcp.sources.files import Binary, file_document
-from rlm_mcp.sources.paths import GLOB_CHARS, check_path, display_name, glob, walk
-from rlm_mcp.sources.resolved import LoadOptions, ResolvedSource
+from rlm_mcp.sources.paths import GLOB_CHARS, check_path, display_name, glob, relative_note, walk
+from rlm_mcp.sources.resolved import LoadOptions, LoadTally, ResolvedSource
 from sandbox import Document
 
 MAX_FILES = 100_000
@@ -18,18 +20,24 @@ def document_bytes(documents: list[Document]) -> int:
     return sum(d.path.stat().st_size for d in documents)
 
 
-def resolve_local(raw: str, roots: list[Path], options: LoadOptions, derived: DerivedStore) -> ResolvedSource:
+def resolve_local(
+    raw: str, roots: list[Path], options: LoadOptions, derived: DerivedStore, tally: LoadTally | None = None
+) -> ResolvedSource:
     """Turn a file, directory or glob into documents, checking every file it names."""
+    tally = tally if tally is not None else LoadTally()
+    candidates: Iterator[Path]
     if any(ch in GLOB_CHARS for ch in raw):
-        candidates = list(glob(raw, roots))
-        if not candidates:
-            raise NotFound(f"no files match {raw!r}")
+        matches = glob(raw, roots)
+        first = next(matches, None)
+        if first is None:
+            raise NotFound(f"no files match {raw!r}{relative_note(raw, roots)}")
+        candidates = itertools.chain([first], matches)
     else:
         real = check_path(raw, roots)
         if real.is_file():
             doc = file_document(real, display_name(real, roots), options, derived, with_header=False)
             return ResolvedSource([doc], "list" if doc.parts else "str", document_bytes([doc]))
-        candidates = list(walk(real, options.include, options.exclude))
+        candidates = walk(real, options.include, options.exclude)
     documents: list[Document] = []
     skipped: list[str] = []
     total = 0
@@ -46,7 +54,9 @@ def resolve_local(raw: str, roots: list[Path], options: LoadOptions, derived: De
             continue
         name = display_name(real, roots)
         try:
-            if real.stat().st_size == 0:
+            size = real.stat().st_size
+            tally.add(size)
+            if size == 0:
                 skipped.append(f"{name}: empty")
                 continue
             doc = file_document(real, name, options, derived, with_header=True)

@@ -54,6 +54,13 @@ def display_name(path: Path, roots: list[Path]) -> str:
     return str(relative) if str(relative) != "." else path.name
 
 
+def relative_note(raw: str, roots: list[Path]) -> str:
+    """For a relative path: what it was read against (the first allowed root, not the server's directory)."""
+    if Path(os.path.expanduser(raw)).is_absolute():
+        return ""
+    return f" (a relative path is read from the first allowed root, {roots[0]}; give an absolute path to be sure)"
+
+
 def check_path(raw: str, roots: list[Path]) -> Path:
     """The real path of ``raw`` if it is a regular file or directory inside a root; else a clear error."""
     if not raw or "\x00" in raw:
@@ -76,7 +83,7 @@ def check_path(raw: str, roots: list[Path]) -> Path:
     try:
         mode = os.stat(real).st_mode
     except FileNotFoundError:
-        raise NotFound(f"{raw!r} does not exist") from None
+        raise NotFound(f"{raw!r} does not exist{relative_note(raw, roots)}") from None
     except OSError as exc:
         raise PathRefused(f"{raw!r} cannot be read: {exc.strerror}") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
