@@ -19,7 +19,7 @@ from mcp.types import ToolAnnotations
 from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from rlm_mcp import __version__, viewer
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
@@ -36,6 +36,7 @@ from rlm_mcp.schemas import (
     Trajectory,
 )
 from rlm_mcp.service import RLMService
+from rlm_mcp.viewer.index import index_policy
 
 INSTRUCTIONS = """\
 rlm-mcp keeps a corpus far larger than your context window on the server, as the variable \
@@ -338,6 +339,16 @@ def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None
             if session.session_id == session_id:
                 return session.model_dump_json()
         raise ResourceNotFoundError(f"no live session {session_id!r}; rlm://sessions lists them")
+
+    @mcp.custom_route("/trajectories/", methods=["GET"], include_in_schema=False)
+    async def runs_page(request: Request) -> Response:
+        """The index of runs, newest first, each linking to its page."""
+        headers = {"Content-Security-Policy": index_policy(), "Cache-Control": "no-store"}
+        return HTMLResponse(await service.runs_page(), headers=headers)
+
+    @mcp.custom_route("/trajectories", methods=["GET"], include_in_schema=False)
+    async def runs_page_redirect(request: Request) -> Response:
+        return RedirectResponse("/trajectories/", status_code=308)
 
     @mcp.custom_route("/trajectories/{trajectory_id}", methods=["GET"], include_in_schema=False)
     async def trajectory_page(request: Request) -> Response:

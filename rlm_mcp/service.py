@@ -49,9 +49,12 @@ from rlm_mcp.store import open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
+from rlm_mcp.viewer.index import render_index
 from sandbox import CodeTooLarge, ExecResult, LoadError, LoadInfo, SandboxError
 
 log = logging.getLogger(__name__)
+RunFilter = Callable[[Trajectory], bool]
+"""Which runs a caller may see (see :meth:`RLMService.run_list`)."""
 LOAD_PROGRESS_INTERVAL_S = 0.25
 """At most four load progress reports a second: each is a message to the client."""
 
@@ -423,6 +426,27 @@ class RLMService:
     async def trajectory_page(self, trajectory_id: str) -> str:
         """The trajectory (with its nested runs) as a self-contained HTML page."""
         return await viewer.render_trajectory(trajectory_id, self.trajectories.get, self.prices)
+
+    async def run_list(self, *, limit: int = 100, where: RunFilter | None = None) -> list[Trajectory]:
+        """Runs a person would look for, newest first: top-level rlm_query runs and sessions with steps.
+
+        ``where`` keeps only the runs a caller may see; it is the one place to scope the list (the HTTP
+        layer passes the caller's principal here once requests carry one).
+        """
+        # Read more than asked: nested runs and empty sessions are left out of the list.
+        candidates = await self.trajectories.recent(limit * 3)
+        shown = [
+            t
+            for t in candidates
+            if ((t.kind == "run" and t.parent_id is None) or (t.kind == "session" and t.steps))
+            and (where is None or where(t))
+        ]
+        shown.sort(key=lambda t: t.created_at, reverse=True)
+        return shown[:limit]
+
+    async def runs_page(self, *, where: RunFilter | None = None) -> str:
+        """The index of runs (``/trajectories/``) as a self-contained HTML page."""
+        return render_index(await self.run_list(where=where), self.prices)
 
     async def guide(self, session_id: str | None = None, question: str | None = None) -> str:
         """The rlm_guide prompt, with the session's corpus metadata when a session is named."""

@@ -21,6 +21,7 @@ from sandbox import confine, loader, modules, protocol, safe_builtins
 from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
 from sandbox.interrupts import ExecInterrupted, Interrupts
+from sandbox.locate import CorpusLocator
 from sandbox.policy import ECHO_HOOK, READ_GUARD, WRITE_GUARD, RestrictedCodeError, compile_cell
 from sandbox.protocol import FD_BATCH, Channel
 
@@ -96,6 +97,8 @@ class Repl:
         self.capture = OutputCapture(max_output_chars)
         self._request_id = 0
         self.context: str | list[str] = ""
+        self._locator: CorpusLocator | None = None
+        """Finds corpus text in prompts; built at the first sub-call after a load."""
         proxies = modules.build_all({"pprint": {"pprint": Helper("pprint", self._pprint)}})
         self.helpers: dict[str, Helper] = {
             "llm_query": Helper("llm_query", self._llm_query),
@@ -201,11 +204,12 @@ class Repl:
             raise TypeError("model must be a model id string or None")
         self._request_id += 1
         request_id = self._request_id
+        corpus = self._corpus_spans(prompts)  # before the clock pauses: it is this code's compute
         self.interrupts.pause()
         waited = time.monotonic()
         reply: dict[str, Any] = {}
         try:
-            self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model})
+            self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model, "corpus": corpus})
             reply = self.channel.recv()
         finally:
             # A refused request (budget spent, no model) is answered at once: its round trip counts
@@ -223,6 +227,15 @@ class Repl:
         if not isinstance(results, list) or len(results) != len(prompts):
             raise protocol.ProtocolError("sub-call reply does not match the request")
         return results
+
+    def _corpus_spans(self, prompts: list[str]) -> list[list[int]] | None:
+        """Where each prompt's corpus text comes from (see :mod:`sandbox.locate`); None if it cannot be told."""
+        try:
+            if self._locator is None:
+                self._locator = CorpusLocator(self.context)
+            return self._locator.spans_of(prompts)
+        except Exception:  # the figure is a nicety: never let it cost the sub-call
+            return None
 
     def _rlm_query(self, prompt: Any, context: Any = None) -> str:
         if not isinstance(prompt, str):
@@ -289,6 +302,7 @@ class Repl:
                 self.channel.send({"op": "load_more", "done": start})
             self._read_batch(specs[start : start + batch], texts, start, skipped)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
+        self._locator = None
         self._restore_reserved()
         return loader.describe(self.context, skipped)
 

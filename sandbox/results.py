@@ -169,7 +169,8 @@ class SubcallRefused(Exception):
         self.error_type = error_type
 
 
-SubcallHandler = Callable[[list[str], str | None], Awaitable[list[SubcallReply]]]
+SubcallHandler = Callable[[list[str], str | None, list[list[tuple[int, int]]] | None], Awaitable[list[SubcallReply]]]
+"""Serves a batch: (prompts, model, each prompt's corpus spans or None) -> one reply per prompt."""
 """Serves ``llm_query``/``llm_query_batched``: prompts and an optional model id in, one reply per prompt out."""
 
 

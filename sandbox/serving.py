@@ -13,6 +13,25 @@ from typing import Any
 from sandbox.results import CallHandler, SubcallHandler, SubcallRefused, SubcallReply, clean_text
 
 log = logging.getLogger(__name__)
+MAX_SPAN_NUMBERS = 32
+"""A prompt's corpus spans as sent by the worker: at most 16 (start, end) pairs."""
+
+
+def parse_spans(raw: Any, count: int) -> list[list[tuple[int, int]]] | None:
+    """The worker's corpus spans per prompt, checked (they come from the sandbox), or None if unusable."""
+    if not isinstance(raw, list) or len(raw) != count:
+        return None
+    out: list[list[tuple[int, int]]] = []
+    for flat in raw:
+        if not isinstance(flat, list) or len(flat) % 2 or len(flat) > MAX_SPAN_NUMBERS:
+            return None
+        if not all(type(x) is int and x >= 0 for x in flat):
+            return None
+        pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        if any(end < start for start, end in pairs):
+            return None
+        out.append(pairs)
+    return out
 
 
 def clean_json(value: Any) -> Any:
@@ -36,7 +55,8 @@ async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | No
     if on_subcall is None:
         return {"op": "llm_result", "id": request_id, "error": "sub-calls are not available in this sandbox"}
     try:
-        replies = await on_subcall([clean_text(p) for p in prompts], model)
+        spans = parse_spans(message.get("corpus"), len(prompts))
+        replies = await on_subcall([clean_text(p) for p in prompts], model, spans)
     except SubcallRefused as exc:
         return {"op": "llm_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # a fault in the handler must not leave the worker waiting for ever

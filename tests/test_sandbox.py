@@ -182,7 +182,7 @@ async def test_cancellation_stops_running_code(box: Sandbox) -> None:
 
 
 async def test_cancellation_during_a_sub_call(box: Sandbox) -> None:
-    async def never(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def never(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         await anyio.sleep(60)
         return []
 

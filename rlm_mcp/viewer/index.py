@@ -1,0 +1,54 @@
+"""The index of runs at ``/trajectories/``: newest first, with status, question, answer, cost and a link.
+
+The rows come from :meth:`rlm_mcp.service.RLMService.run_list`, which takes
+the filter that decides whose runs a caller may see; this module only turns
+them into a page (drawn in the browser with ``textContent``, like the
+trajectory page, since questions and answers are hostile text).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlm_mcp.pricing import PriceTable
+from rlm_mcp.schemas import Trajectory
+from rlm_mcp.viewer import INDEX_SCRIPTS, page, page_policy
+
+PREVIEW_CHARS = 240
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None:
+        return None
+    line = " ".join(text.split())
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+
+
+def row(trajectory: Trajectory, prices: PriceTable) -> dict[str, Any]:
+    """One run as the index shows it."""
+    models = [m for m in (trajectory.root_model, trajectory.sub_model) if m]
+    unpriced = [m for m in dict.fromkeys(models) if prices.lookup(m) is None]
+    return {
+        "id": trajectory.id,
+        "kind": trajectory.kind,
+        "status": trajectory.status,
+        "created_at": trajectory.created_at,
+        "updated_at": trajectory.updated_at,
+        "query": _preview(trajectory.query),
+        "answer": _preview(trajectory.answer),
+        "message": _preview(trajectory.message),
+        "steps": len(trajectory.steps),
+        "sub_calls": trajectory.sub_calls,
+        "elapsed_s": trajectory.elapsed_s,
+        "cost": trajectory.cost_usd,
+        "unpriced": unpriced if trajectory.cost_usd is None else [],
+    }
+
+
+def render_index(trajectories: list[Trajectory], prices: PriceTable) -> str:
+    return page("rlm-mcp runs", {"runs": [row(t, prices) for t in trajectories]}, INDEX_SCRIPTS)
+
+
+def index_policy() -> str:
+    """The index page's Content-Security-Policy, for the server to send as a header too."""
+    return page_policy(INDEX_SCRIPTS)
