@@ -32,7 +32,7 @@
       el("td", { "class": "answer-preview" + (run.answer === null ? " muted" : "") }, answer),
       el("td", { "class": "num" }, fmt.int(run.steps)),
       el("td", { "class": "num" }, fmt.int(run.sub_calls)),
-      el("td", { "class": "num cost" }, fmt.cost(run.cost, run.unpriced)),
+      el("td", { "class": "num cost" }, run.cost_note || fmt.cost(run.cost, run.unpriced)),
       el("td", null, el("a", { href: href, "aria-label": "open run " + run.id }, "open")));
   }
 

@@ -42,7 +42,15 @@ def row(trajectory: Trajectory, prices: PriceTable) -> dict[str, Any]:
         "elapsed_s": trajectory.elapsed_s,
         "cost": trajectory.cost_usd,
         "unpriced": unpriced if trajectory.cost_usd is None else [],
+        "cost_note": _cost_note(trajectory, unpriced),
     }
+
+
+def _cost_note(trajectory: Trajectory, unpriced: list[str]) -> str | None:
+    """Why a run has no cost when every model has a price: it is not over, or it was never recorded."""
+    if trajectory.cost_usd is not None or unpriced:
+        return None
+    return "cost not known yet" if trajectory.status == "running" else "cost not recorded"
 
 
 def render_index(trajectories: list[Trajectory], prices: PriceTable) -> str:
