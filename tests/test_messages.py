@@ -216,3 +216,13 @@ async def test_the_http_log_line_names_the_endpoint(env) -> None:
     log_text = server.process.stderr.read()
     assert f"serving MCP on http://127.0.0.1:{server.port}/mcp " in log_text, log_text
     assert f"http://127.0.0.1:{server.port}/trajectories/" in log_text
+
+
+async def test_no_root_model_names_the_argument_and_the_setting(env) -> None:
+    without_root = {k: v for k, v in env.items() if k != "RLM_ROOT_MODEL"}
+    async with connect("stdio", without_root) as client:
+        sid = (await call(client, "load_context", content="text"))["session_id"]
+        result = await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
+    text = result.content[0].text
+    assert result.is_error
+    assert "no root model is configured: pass the root_model argument" in text and "RLM_ROOT_MODEL" in text

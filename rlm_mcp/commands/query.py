@@ -195,7 +195,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if result.status != "completed" and not args.json:
         print(f"rlm-mcp query: the run ended {result.status}: {result.message or 'no answer'}", file=sys.stderr)
     if not args.json and not args.quiet and sys.stderr.isatty():
-        cost = "unknown cost" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+        cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
         print(
             f"rlm-mcp query: {result.iterations} steps, {result.sub_calls} sub-calls, {result.elapsed_s:.1f} s, "
             f"{cost}; trajectory {result.trajectory_id}" + (f" written to {args.html}" if args.html else ""),
