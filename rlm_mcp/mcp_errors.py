@@ -13,6 +13,7 @@ code), so the code follows the protocol version the client speaks.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -46,8 +47,14 @@ def _field(loc: tuple[int | str, ...], known: set[str]) -> str:
     return name
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = VALUE_CHARS
+_SHORT.maxlist = _SHORT.maxdict = 4
+
+
 def _value(value: Any) -> str:
-    text = repr(value)
+    """The rejected value, short whatever its size (a 10 MB string is not copied into the message)."""
+    text = _SHORT.repr(value)
     return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
 
 

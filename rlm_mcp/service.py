@@ -427,7 +427,7 @@ class RLMService:
         """The trajectory (with its nested runs) as a self-contained HTML page."""
         return await viewer.render_trajectory(trajectory_id, self.trajectories.get, self.prices)
 
-    async def run_list(self, *, limit: int = 100, where: RunFilter | None = None) -> list[Trajectory]:
+    async def run_list(self, *, limit: int = 50, where: RunFilter | None = None) -> list[Trajectory]:
         """Runs a person would look for, newest first: top-level rlm_query runs and sessions with steps.
 
         ``where`` keeps only the runs a caller may see; it is the one place to scope the list (the HTTP

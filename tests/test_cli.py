@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import pty
@@ -287,3 +288,25 @@ async def test_progress_without_tqdm_is_one_status_line(monkeypatch: pytest.Monk
     with RunProgress(enabled=False, stream=quiet) as progress:
         await progress(Progress(1, 20, "step 1"))
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.anyio
+async def test_run_progress_follows_batches_inside_a_step_and_only_increases() -> None:
+    from rlm_mcp.progress import Progress, StepProgress, increasing
+
+    step = StepProgress(2)  # the third step: its values lie in [2, 3)
+    values = [step.begin(), step.batch(1, 4), step.batch(2, 4), step.batch(4, 4)]
+    assert values[0] == 2.01 and values[3] == pytest.approx(2.505)
+    assert values[2] - values[1] == pytest.approx(values[1] - values[0])  # in step with the batch, not k/(k+1)
+    values += [step.batch(1, 10), step.batch(10, 10), step.nested(0.5), step.nested(0.2)]
+    assert all(a < b for a, b in itertools.pairwise(values[:-1])) and values[-1] == values[-2]
+    assert all(2 < v < 3 for v in values)
+    sent: list[float] = []
+
+    async def notify(value: float, total: float | None, message: str) -> None:
+        sent.append(value)
+
+    report = increasing(notify)
+    for value in (1.0, 1.5, 1.5, 1.2, 2.0):
+        await report(Progress(value, 20, "x"))
+    assert sent == [1.0, 1.5, 2.0]  # MCP: never the same or a lower value twice
