@@ -141,7 +141,7 @@ class SubcallBroker:
         """A handler for one execution: charges ``budget`` and writes to ``log``."""
 
         async def handle(
-            prompts: list[str], model: str | None, spans: list[list[tuple[int, int]]] | None = None
+            prompts: list[str], model: str | None, spans: dict[int, list[tuple[int, int]]] | None = None
         ) -> list[SubcallReply]:
             if model is not None and model != default_model:
                 self._check_allowed(model, default_model)
@@ -184,7 +184,7 @@ class SubcallBroker:
         prompts: list[str],
         sub_log: SubcallLog,
         progress: ProgressFn | None,
-        spans: list[list[tuple[int, int]]] | None = None,
+        spans: dict[int, list[tuple[int, int]]] | None = None,
     ) -> list[SubcallReply]:
         replies: list[SubcallReply] = [SubcallReply(error="not run")] * len(prompts)
         limiter = anyio.CapacityLimiter(self.settings.subcall_concurrency)
@@ -240,7 +240,7 @@ class SubcallBroker:
                         input_tokens=usage.input_tokens,
                         output_tokens=usage.output_tokens,
                         error=error,
-                        corpus_spans=[list(span) for span in spans[index]] if spans is not None else None,
+                        corpus_spans=[list(span) for span in spans.get(index, [])] if spans is not None else None,
                     )
                 )
             done += 1

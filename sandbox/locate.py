@@ -51,14 +51,21 @@ class CorpusLocator:
         self._budget = 0
 
     def spans_of(self, prompts: list[Any]) -> list[list[int]]:
-        """For each prompt, its corpus spans as a flat list ``[start, end, start, end, ...]``."""
-        texts = [str.__str__(p) for p in prompts]  # exact copies: a str subclass from the code cannot lie here
-        self._budget = SCAN_BUDGET_CHARS + 4 * sum(len(t) for t in texts)
-        out = []
-        for text in texts:
+        """The corpus spans of the prompts that have any, as ``[index, start, end, start, end, ...]`` each.
+
+        Sparse, so a flood of tiny prompts costs next to nothing here and on the wire. A prompt too short
+        to hold a window of corpus text is not looked at; the others are copied exactly first (a str
+        subclass from the code cannot lie about its characters).
+        """
+        long = [(i, str.__str__(p)) for i, p in enumerate(prompts) if str.__len__(p) >= WINDOW]
+        self._budget = SCAN_BUDGET_CHARS + 4 * sum(len(text) for _, text in long)
+        out: list[list[int]] = []
+        for index, text in long:
             spans = self._spans(text)
+            if not spans:
+                continue
             spans.sort(key=lambda s: s[1] - s[0], reverse=True)
-            out.append([x for span in sorted(spans[:MAX_SPANS]) for x in span])
+            out.append([index, *(x for span in sorted(spans[:MAX_SPANS]) for x in span)])
         return out
 
     # -- one prompt ------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from sandbox import confine, loader, modules, protocol, safe_builtins
 from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
 from sandbox.interrupts import ExecInterrupted, Interrupts
-from sandbox.locate import CorpusLocator
 from sandbox.policy import ECHO_HOOK, READ_GUARD, WRITE_GUARD, RestrictedCodeError, compile_cell
 from sandbox.protocol import FD_BATCH, Channel
 
@@ -97,7 +96,7 @@ class Repl:
         self.capture = OutputCapture(max_output_chars)
         self._request_id = 0
         self.context: str | list[str] = ""
-        self._locator: CorpusLocator | None = None
+        self._locator: Any = None
         """Finds corpus text in prompts; built at the first sub-call after a load."""
         proxies = modules.build_all({"pprint": {"pprint": Helper("pprint", self._pprint)}})
         self.helpers: dict[str, Helper] = {
@@ -232,6 +231,8 @@ class Repl:
         """Where each prompt's corpus text comes from (see :mod:`sandbox.locate`); None if it cannot be told."""
         try:
             if self._locator is None:
+                from sandbox.locate import CorpusLocator  # on first use: a worker that never sub-calls never loads it
+
                 self._locator = CorpusLocator(self.context)
             return self._locator.spans_of(prompts)
         except Exception:  # the figure is a nicety: never let it cost the sub-call

@@ -169,8 +169,10 @@ class SubcallRefused(Exception):
         self.error_type = error_type
 
 
-SubcallHandler = Callable[[list[str], str | None, list[list[tuple[int, int]]] | None], Awaitable[list[SubcallReply]]]
-"""Serves a batch: (prompts, model, each prompt's corpus spans or None) -> one reply per prompt."""
+Spans = dict[int, list[tuple[int, int]]]
+"""Corpus ranges found in the prompts of a batch, by prompt index (a prompt not in it has none)."""
+SubcallHandler = Callable[[list[str], str | None, Spans | None], Awaitable[list[SubcallReply]]]
+"""Serves a batch: (prompts, model, corpus spans, None when not known) -> one reply per prompt."""
 """Serves ``llm_query``/``llm_query_batched``: prompts and an optional model id in, one reply per prompt out."""
 
 

@@ -17,20 +17,25 @@ MAX_SPAN_NUMBERS = 32
 """A prompt's corpus spans as sent by the worker: at most 16 (start, end) pairs."""
 
 
-def parse_spans(raw: Any, count: int) -> list[list[tuple[int, int]]] | None:
-    """The worker's corpus spans per prompt, checked (they come from the sandbox), or None if unusable."""
-    if not isinstance(raw, list) or len(raw) != count:
+def parse_spans(raw: Any, count: int) -> dict[int, list[tuple[int, int]]] | None:
+    """The worker's corpus spans by prompt index, checked (they come from the sandbox), or None if unusable.
+
+    On the wire they are sparse: ``[index, start, end, start, end, ...]`` for each prompt that has any;
+    a prompt missing from the result has no corpus text.
+    """
+    if not isinstance(raw, list) or len(raw) > count:
         return None
-    out: list[list[tuple[int, int]]] = []
-    for flat in raw:
-        if not isinstance(flat, list) or len(flat) % 2 or len(flat) > MAX_SPAN_NUMBERS:
+    out: dict[int, list[tuple[int, int]]] = {}
+    for entry in raw:
+        if not isinstance(entry, list) or len(entry) % 2 == 0 or len(entry) > MAX_SPAN_NUMBERS + 1:
             return None
-        if not all(type(x) is int and x >= 0 for x in flat):
+        if not all(type(x) is int and x >= 0 for x in entry):
             return None
-        pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
-        if any(end < start for start, end in pairs):
+        index = entry[0]
+        pairs = [(entry[i], entry[i + 1]) for i in range(1, len(entry), 2)]
+        if index >= count or index in out or any(end < start for start, end in pairs):
             return None
-        out.append(pairs)
+        out[index] = pairs
     return out
 
 

@@ -24,18 +24,26 @@ def covered(flat: list[int]) -> int:
     return sum(flat[i + 1] - flat[i] for i in range(0, len(flat), 2))
 
 
+def dense(locator: CorpusLocator, prompts: list[str]) -> list[list[int]]:
+    """Each prompt's spans as a flat list (the wire format is sparse: only prompts with spans, index first)."""
+    out: list[list[int]] = [[] for _ in prompts]
+    for entry in locator.spans_of(prompts):
+        out[entry[0]] = entry[1:]
+    return out
+
+
 def test_instructions_around_a_chunk_are_not_corpus_text() -> None:
     corpus = corpus_text(20_000)
     locator = CorpusLocator(corpus)
     chunks = [corpus[i : i + 5000] for i in range(0, 20_000, 5000)]
-    spans = locator.spans_of([INSTRUCTION + c + "\n\nAnswer:" for c in chunks])
+    spans = dense(locator, [INSTRUCTION + c + "\n\nAnswer:" for c in chunks])
     assert spans == [[i, i + 5000] for i in range(0, 20_000, 5000)]
 
 
 def test_a_list_corpus_has_offsets_in_the_joined_documents() -> None:
     docs = [corpus_text(3000, seed) for seed in range(5)]
     locator = CorpusLocator(docs)
-    spans = locator.spans_of([INSTRUCTION + docs[3][100:900], docs[1] + "\n---\n" + docs[2]])
+    spans = dense(locator, [INSTRUCTION + docs[3][100:900], docs[1] + "\n---\n" + docs[2]])
     starts = [sum(map(len, docs[:i])) for i in range(6)]
     start = starts[3]
     assert spans[0] == [start + 100, start + 900]
@@ -47,14 +55,14 @@ def test_text_that_is_not_in_the_corpus_counts_nothing() -> None:
     corpus = corpus_text(10_000)
     locator = CorpusLocator(corpus)
     answers = "Summaries so far: " + " | ".join(f"part {i}: {i * 3} errors" for i in range(40))
-    assert locator.spans_of([answers, corpus[:3000].upper(), "short"]) == [[], [], []]
+    assert dense(locator, [answers, corpus[:3000].upper(), "short"]) == [[], [], []]
 
 
 def test_pieces_too_short_to_look_for_are_left_out_and_the_rest_is_exact() -> None:
     corpus = corpus_text(10_000)
     locator = CorpusLocator(corpus)
     prompt = INSTRUCTION + corpus[500:520] + "\n" + corpus[4000:4700] + "\n" + corpus[9000:9300]
-    flat = locator.spans_of([prompt])[0]
+    flat = dense(locator, [prompt])[0]
     assert flat == [4000, 4700, 9000, 9300]  # the 20-character piece is under the window of 48
     assert WINDOW > 20
 
@@ -73,13 +81,13 @@ def test_a_str_subclass_from_the_code_cannot_change_what_is_counted() -> None:
         def find(self, *args: object) -> int:
             return 0
 
-    assert covered(locator.spans_of([Liar(INSTRUCTION + corpus[1000:3000])])[0]) == 2000
+    assert covered(dense(locator, [Liar(INSTRUCTION + corpus[1000:3000])])[0]) == 2000
 
 
 def test_scanning_is_bounded_and_misses_are_remembered() -> None:
     corpus = corpus_text(200_000)
     locator = CorpusLocator(corpus)
     prompts = [INSTRUCTION * 3 + corpus[i : i + 1000] for i in range(0, 200_000, 2000)]
-    spans = locator.spans_of(prompts)
+    spans = dense(locator, prompts)
     assert [covered(s) for s in spans] == [1000] * 100
     assert any(INSTRUCTION[:10] in miss or miss in INSTRUCTION * 3 for miss in locator._misses)
