@@ -16,16 +16,16 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
-import anyio.from_thread
 import anyio.to_thread
 
 from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.guide import guide_text
+from rlm_mcp.loading import LOAD_PROGRESS_INTERVAL_S, decode_skips, nothing_decoded, read_reporter, scan_watcher
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
-from rlm_mcp.progress import Progress, ProgressReporter, size_text
+from rlm_mcp.progress import Progress, ProgressReporter
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.runs import Query, Runs
@@ -50,52 +50,11 @@ from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
 from rlm_mcp.viewer.index import render_index
-from sandbox import CodeTooLarge, ExecResult, LoadError, LoadInfo, SandboxError
+from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
 RunFilter = Callable[[Trajectory], bool]
 """Which runs a caller may see (see :meth:`RLMService.run_list`)."""
-LOAD_PROGRESS_INTERVAL_S = 0.25
-"""At most four load progress reports a second: each is a message to the client."""
-
-
-def _decode_skips(source: ResolvedSource, info: LoadInfo) -> list[str]:
-    """Files of a folder that did not decode, as the sandbox left them out, in ``skipped``'s words."""
-    return [
-        f"{source.documents[index].name}: {reason}; errors='replace' (or the right encoding) loads it"
-        for index, reason in info.skipped
-        if 0 <= index < len(source.documents)
-    ]
-
-
-def _scan_watcher(progress: ProgressReporter | None) -> Callable[[LoadTally], None] | None:
-    """Called in the resolving thread: reports the files looked at so far on the event loop."""
-    if progress is None:
-        return None
-
-    def watch(tally: LoadTally) -> None:
-        message = f"looking at files: {tally.files:,} so far, {size_text(tally.bytes)}"
-        report = Progress(tally.files, None, message, phase="scan", done=tally.files, size=tally.bytes)
-        try:
-            anyio.from_thread.run(progress, report)
-        except Exception:  # a client gone away must not stop the load
-            log.debug("load progress dropped", exc_info=True)
-
-    return watch
-
-
-def _read_reporter(
-    progress: ProgressReporter | None, scanned: int, files: int
-) -> Callable[[int, int], Awaitable[None]] | None:
-    """Reports the sandbox reading the documents; the value goes on from where looking at files ended."""
-    if progress is None:
-        return None
-
-    async def read(done: int, size: int) -> None:
-        message = f"reading {done:,} of {files:,} files, {size_text(size)}"
-        await progress(Progress(scanned + done, scanned + files, message, phase="read", done=done, of=files, size=size))
-
-    return read
 
 
 class RLMService:
@@ -215,20 +174,17 @@ class RLMService:
         )
         if session_id is not None:
             check_id(session_id, "session")
-        tally = LoadTally(watch=_scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
+        tally = LoadTally(watch=scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
         source = await self._resolve(content, path, name, options, corpus_id, tally)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
-        reading = _read_reporter(progress, tally.files, len(source.documents))
+        reading = read_reporter(progress, tally.files, len(source.documents))
         if session_id is None:
             session = await self.sessions.create()
             try:
                 info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
                 if not info.documents:
-                    raise NotFound(
-                        f"no text files to load under {path!r}: all {len(info.skipped)} were left out "
-                        f"({_decode_skips(source, info)[0]}, ...)"
-                    )
+                    raise NotFound(nothing_decoded(path, encoding, source, info))
             except LoadError as exc:
                 with anyio.CancelScope(shield=True):
                     await self.sessions.close(session.id)
@@ -268,7 +224,7 @@ class RLMService:
             preview=info.preview,
             added_documents=added,
             corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,
-            skipped=(source.skipped + _decode_skips(source, info))[:50],
+            skipped=(source.skipped + decode_skips(source, info))[:50],
             notes=session.take_notes(),
         )
 

@@ -134,7 +134,7 @@ async def test_a_folder_load_leaves_out_files_that_do_not_decode(client, mixed: 
 
 async def test_a_folder_where_nothing_decodes_says_so(client, mixed: Path) -> None:
     error = await call_error(client, "load_context", path="all-latin")
-    assert "no text files to load under 'all-latin': all 2 were left out" in error
+    assert "no text files to load under 'all-latin': none of its 2 text files is valid utf-8" in error
     assert "all-latin/x.txt: not valid utf-8" in error
 
 
