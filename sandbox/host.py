@@ -41,6 +41,8 @@ _FD_BATCH = 200
 LoadProgress = Callable[[int, int], Awaitable[None]]
 """Told (documents read, bytes read) as the worker reads a batch of documents."""
 _SLOWEST_LOAD_BYTES_PER_S = 5 * 1024 * 1024
+_SLOWEST_LOAD_FILES_PER_S = 100
+"""Small files cost per file, not per byte: 48,000 of them must not run into a deadline set by their size."""
 
 
 class Sandbox:
@@ -227,7 +229,8 @@ class Sandbox:
             }
         )
         # Bounded, like every wait on the worker: a load never turns into a hung request.
-        deadline = anyio.current_time() + self.limits.start_timeout_s + total / _SLOWEST_LOAD_BYTES_PER_S
+        slowest = total / _SLOWEST_LOAD_BYTES_PER_S + len(documents) / _SLOWEST_LOAD_FILES_PER_S
+        deadline = anyio.current_time() + self.limits.start_timeout_s + slowest
         # Descriptors go over in batches, each sent once the worker has read the one before: neither
         # side ever holds more than a batch open, whatever the number of files (open-file limits).
         read_bytes = 0
