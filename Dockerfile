@@ -11,7 +11,7 @@ ARG VENV=/opt/rlm-mcp
 ARG EXTRAS=otel
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY rlm_mcp ./rlm_mcp
 COPY sandbox ./sandbox
 RUN python -m venv "$VENV" && "$VENV/bin/pip" install "./[$EXTRAS]"

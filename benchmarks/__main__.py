@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks import corpora, harness, micro, report, run
+from benchmarks import corpora, crowd, harness, micro, report, run
 from benchmarks.tasks import all_tasks
 from rlm_mcp.fakes.bedrock import ConverseFake
 
@@ -117,6 +117,8 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             m["repl"] = await micro.repl_overhead(work, target, calls=100 if quick else 500)
             log("micro: sandboxed code against plain CPython")
             m["guarded"] = await micro.guarded(work, target, 16 if quick else 100, repeats=2 if quick else 5)
+            log("micro: 32 simultaneous loads over HTTP")
+            m["crowd"] = await crowd.concurrent_loads(work, target, 32, rounds=1 if quick else 3)
             log("micro: fan-out")
             m["fan_out"] = await micro.fan_out(work, fake, target)
             log("micro: root tokens against corpus size")

@@ -82,6 +82,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 _met(median <= 1.3 and max(ratios) <= 2.0),
             )
         )
+    if "crowd" in micro:
+        c = micro["crowd"]
+        rows.append(
+            (
+                f"report: wait of {c['clients']} simultaneous load_context calls over HTTP (p99, max)",
+                f"p99 {c['p99_s']} s, max {c['max_s']} s, median {c['median_s']} s (one load alone: {c['alone_s']} s)",
+                "reported",
+            )
+        )
     if "fan_out" in micro:
         fan = micro["fan_out"]
         rows.append(
@@ -289,6 +298,19 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         ]
         lines += [f"| {r['op']} | {r['plain_s']} s | {r['sandbox_s']} s | {r['ratio']}x |" for r in micro["guarded"]]
         lines.append("")
+    if "crowd" in micro:
+        c = micro["crowd"]
+        lines += [
+            "## Simultaneous loads",
+            "",
+            f"{c['clients']} MCP clients over streamable HTTP, released together, each calling `load_context` "
+            f"(a new session, so a new sandbox) on a server with `RLM_MAX_SESSIONS={c['clients']}`, "
+            f"{c['rounds']} round(s): the wait each client saw was {c['median_s']} s at the median, "
+            f"{c['p99_s']} s at the 99th percentile and {c['max_s']} s at most (per round: "
+            f"{', '.join(f'{x} s' for x in c['round_max_s'])}); one load alone takes {c['alone_s']} s. Sandboxes "
+            "start side by side, so the last client waits for the machine's cores, not for every start before it.",
+            "",
+        ]
     if "fan_out" in micro:
         f = micro["fan_out"]
         lines += [

@@ -15,10 +15,21 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -36,6 +47,72 @@ def user_config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
+SYSTEM_DIRECTORIES = frozenset(
+    Path(p) for p in ("/etc", "/root", "/var", "/usr", "/home", "/Users", "/private", "/boot", "/opt", "/srv", "/mnt")
+)
+"""Top-level folders that hold the system's or every user's files: too wide to be an allowed root."""
+
+
+def too_broad(root: Path) -> bool:
+    """Whether an allowed root would open far more than anyone means to share: a file system's root, a
+    system folder, or a home directory or a folder holding one (``~/.ssh``, ``~/.aws`` live there)."""
+    home = Path.home().resolve()
+    if root == Path(root.anchor) or root in SYSTEM_DIRECTORIES or home.is_relative_to(root):
+        return True
+    return root.parent in (Path("/home"), Path("/Users"))  # someone else's home
+
+
+def codex_home() -> Path:
+    """Where the Codex CLI keeps ``config.toml``: ``$CODEX_HOME``, else ``~/.codex``."""
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+@dataclass(frozen=True)
+class ToolDirectories:
+    """Where uv and pipx keep the environments they create (for ``rlm-mcp install``'s launcher choice).
+
+    uv: tool runs (``uvx``) live in its cache (``$UV_CACHE_DIR``, ``$XDG_CACHE_HOME/uv``, ``~/.cache/uv``,
+    ``%LOCALAPPDATA%\\uv\\cache``), which ``uv cache clean``/``prune`` may delete; ``uv tool install`` puts
+    tools under ``$UV_TOOL_DIR`` or ``<data>/uv/tools``. pipx: ``pipx run`` environments live in
+    ``$PIPX_HOME/.cache`` or the user cache's ``pipx`` folder and are removed after 14 days unused;
+    ``pipx install`` puts them under ``$PIPX_HOME/venvs``.
+    """
+
+    uv_caches: tuple[Path, ...]
+    uv_tools: tuple[Path, ...]
+    pipx_caches: tuple[Path, ...]
+    pipx_venvs: tuple[Path, ...]
+
+
+def tool_directories() -> ToolDirectories:
+    env = os.environ
+    home = Path.home()
+
+    def given(*names: str) -> list[Path]:
+        return [Path(env[name]) for name in names if env.get(name)]
+
+    cache = Path(env.get("XDG_CACHE_HOME") or home / ".cache")
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+    local_app = given("LOCALAPPDATA")
+    pipx_homes = [*given("PIPX_HOME"), home / ".local" / "pipx", data / "pipx"]
+    pipx_homes.append(home / "Library" / "Application Support" / "pipx")
+    return ToolDirectories(
+        uv_caches=(*given("UV_CACHE_DIR"), cache / "uv", *(p / "uv" / "cache" for p in local_app)),
+        uv_tools=(
+            *given("UV_TOOL_DIR"),
+            data / "uv" / "tools",
+            *(p / "uv" / "data" / "tools" for p in given("APPDATA")),
+        ),
+        pipx_caches=(
+            *(h / ".cache" for h in pipx_homes),
+            cache / "pipx",
+            home / "Library" / "Caches" / "pipx",
+            *(p / "pipx" / "pipx" / "Cache" for p in local_app),
+        ),
+        pipx_venvs=tuple(h / "venvs" for h in pipx_homes),
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RLM_", extra="ignore", frozen=True, populate_by_name=True)
 
@@ -50,9 +127,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="where corpora, sessions and trajectories live"
     )
+    allow_broad_roots: bool = Field(
+        False,
+        description="let RLM_ALLOWED_ROOTS name '/', a home directory or a folder holding one (logged as a warning)",
+    )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
-        default_factory=lambda: [Path.cwd()],
-        description=f"directories load_context may read, separated by '{os.pathsep}' (default: the working directory)",
+        default_factory=list,
+        description=f"directories load_context may read, separated by '{os.pathsep}' (none by default: path loads "
+        "are refused until you name one)",
     )
     allowed_s3: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -71,6 +153,11 @@ class Settings(BaseSettings):
     sub_max_tokens: int = Field(4096, ge=1, description="output token limit of one sub-call")
     sub_context_tokens: int = Field(100_000, ge=1000, description="input budget of the sub-model, told to the root")
     root_max_tokens: int = Field(8192, ge=256, description="output token limit of one root turn")
+    root_protocol: Literal["auto", "tools", "text"] = Field(
+        "auto",
+        description="how the root runs code: 'tools' (the python tool), 'text' (```repl blocks in its replies, "
+        "for models without tool calling) or 'auto' (tools, unless the backend or model has none)",
+    )
     run_timeout_s: float = Field(1800.0, gt=0, description="wall-clock limit of one rlm_query run")
     bedrock_max_attempts: int = Field(8, ge=1, description="attempts per Bedrock call (botocore's standard retry mode)")
     openai_base_url: str = Field(
@@ -92,9 +179,34 @@ class Settings(BaseSettings):
     max_corpus_mb: int = Field(4096, ge=1, description="largest corpus one session may load")
     max_output_chars: int = Field(20_000, ge=100, description="printed output kept per execution (head and tail)")
     max_code_chars: int = Field(200_000, ge=100, description="largest code one execution may submit")
-    max_sessions: int = Field(32, ge=1, description="live sessions; the oldest idle one is closed to make room")
+    max_sessions: int = Field(
+        32, ge=1, description="live sessions; at the limit the least recently used evictable one makes room"
+    )
     session_idle_timeout_s: float = Field(3600.0, gt=0, description="idle seconds after which a session is closed")
+    session_evict_idle_s: float = Field(
+        300.0,
+        ge=0,
+        description="idle seconds before a session may be evicted to make room at RLM_MAX_SESSIONS (it comes back "
+        "with its corpus on its next use); a session used more recently is never evicted",
+    )
     max_request_mb: int = Field(64, ge=1, description="largest HTTP request body (inline content)")
+    corpora_max_age_days: float = Field(
+        7.0, ge=0, description="inline corpora unused for this many days are removed (0: no age limit)"
+    )
+    corpora_max_mb: int = Field(
+        8192, ge=0, description="inline corpora kept, in MB; past it the least recently used go (0: no limit)"
+    )
+    derived_max_age_days: float = Field(
+        7.0, ge=0, description="derived files (decompressed, extracted, downloaded) unused for this many days go"
+    )
+    derived_max_mb: int = Field(8192, ge=0, description="derived files kept, in MB (0: no limit)")
+    trajectories_max_age_days: float = Field(
+        90.0, ge=0, description="trajectories unchanged for this many days are removed (0: no age limit)"
+    )
+    trajectories_max_mb: int = Field(2048, ge=0, description="trajectories kept, in MB (0: no limit)")
+    gc_interval_s: float = Field(
+        3600.0, gt=0, description="seconds between two clean-ups of the data directory (also one at start-up)"
+    )
     prices_file: FilePath | None = Field(None, description="JSON file of model prices that extends the built-in table")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level (logs go to stderr)")
     log_format: Literal["text", "json"] = Field(
@@ -109,6 +221,40 @@ class Settings(BaseSettings):
         default_factory=list,
         description="comma-separated secrets (32+ characters each; the first seals) shared by every replica, "
         "so a multi-round-trip request can finish on any of them",
+    )
+    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="static bearer tokens for HTTP, as comma-separated NAME:TOKEN pairs: a request bearing TOKEN "
+        "acts as the principal NAME (32+ characters of randomness per token)",
+    )
+    auth_tokens_file: FilePath | None = Field(
+        None, description="a file of NAME:TOKEN lines, read at start-up, instead of (or besides) RLM_AUTH_TOKENS"
+    )
+    auth_issuer: str | None = Field(
+        None,
+        description="accept JWTs from this OAuth/OIDC issuer (its exact 'iss'), e.g. "
+        "https://cognito-idp.<region>.amazonaws.com/<user pool id>",
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="the issuer's signing keys (default: jwks_uri of <issuer>/.well-known/openid-configuration)"
+    )
+    auth_audience: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="accepted 'aud' (or, for Cognito access tokens, 'client_id') values of JWTs, separated by ','; "
+        "required with RLM_AUTH_ISSUER",
+    )
+    auth_principal_claim: str = Field(
+        "sub", description="the JWT claim naming the principal that owns sessions, runs and trajectories"
+    )
+    auth_resource_url: str | None = Field(
+        None,
+        description="this server's public MCP URL (https://host/mcp), published as OAuth protected resource "
+        "metadata (RFC 9728) so that clients find the issuer",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="serve HTTP on a non-loopback address without authentication, every client sharing every "
+        "session (only behind something that authenticates, such as AgentCore with IAM)",
     )
     traces: Literal["off", "otlp", "console"] = Field(
         "off",
@@ -130,12 +276,20 @@ class Settings(BaseSettings):
 
     @field_validator("allowed_roots")
     @classmethod
-    def _resolve_roots(cls, value: list[Path]) -> list[Path]:
-        if not value:
-            raise ValueError("at least one allowed root is needed")
-        return [Path(os.path.expanduser(p)).resolve() for p in value]
+    def _resolve_roots(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        roots = [Path(os.path.expanduser(p)).resolve() for p in value]
+        broad = [str(root) for root in roots if too_broad(root)]
+        if broad and not info.data.get("allow_broad_roots"):
+            raise ValueError(
+                f"{', '.join(broad)} would let load_context read every file the server's user can (~/.ssh, ~/.aws, "
+                "...): name the folders you mean, or set RLM_ALLOW_BROAD_ROOTS=true (--allow-broad-roots true) "
+                "if that is really what you want"
+            )
+        return roots
 
-    @field_validator("allowed_s3", "allowed_models", "request_state_keys", mode="before")
+    @field_validator(
+        "allowed_s3", "allowed_models", "request_state_keys", "auth_tokens", "auth_audience", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -171,17 +325,99 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("auth_tokens")
+    @classmethod
+    def _check_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from rlm_mcp.auth.static import parse_token_entries  # the one parser, shared with RLM_AUTH_TOKENS_FILE
+
+        parse_token_entries([entry.get_secret_value() for entry in value], "RLM_AUTH_TOKENS")
+        return value
+
+    @field_validator("auth_issuer", "auth_jwks_url", "auth_resource_url")
+    @classmethod
+    def _check_auth_urls(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parsed = urlsplit(value)
+        loopback = parsed.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parsed.hostname or not (parsed.scheme == "https" or (parsed.scheme == "http" and loopback)):
+            raise ValueError(f"{value!r} must be an https:// URL (http:// only on loopback)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        if self.auth_issuer and not self.auth_audience:
+            raise ValueError(
+                "auth_issuer (RLM_AUTH_ISSUER) needs auth_audience (RLM_AUTH_AUDIENCE): the 'aud' or client_id your "
+                "tokens carry, or any token the issuer signs for any application would be accepted"
+            )
+        if (self.auth_jwks_url or self.auth_resource_url) and not self.auth_issuer:
+            raise ValueError("auth_jwks_url and auth_resource_url (RLM_AUTH_*) are for JWTs: set RLM_AUTH_ISSUER too")
+        return self
+
     @field_validator("data_dir")
     @classmethod
     def _expand_data_dir(cls, value: Path) -> Path:
         return Path(os.path.expanduser(value)).resolve()
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per setting, with its environment variable in the help."""
-    group = parser.add_argument_group("settings (each also read from its environment variable)")
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name``: ``RLM_<NAME>`` (``AWS_REGION`` for ``aws_region``)."""
+    return "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of setting ``name``: ``--<name-with-dashes>``."""
+    return "--" + name.replace("_", "-")
+
+
+def setting_for_env(variable: str) -> str | None:
+    """The setting an environment variable sets, or None when it is not one of ours."""
+    for name in Settings.model_fields:
+        if env_name(name) == variable:
+            return name
+    return None
+
+
+def describe_setting(name: str) -> str:
+    """``--flag / RLM_VAR``: how an error message names a setting, so the user knows both ways to give it."""
+    return f"{flag_name(name)} / {env_name(name)}"
+
+
+def default_text(name: str) -> str:
+    """The default of setting ``name`` as shown in ``--help``."""
+    field = Settings.model_fields[name]
+    if field.default_factory is not None:
+        return {"data_dir": str(_default_data_dir()), "allowed_roots": "none"}.get(name, "none")
+    value = field.default
+    return "none" if value is None else str(value)
+
+
+COMMON_SETTINGS = ("root_model", "sub_model", "allowed_roots", "data_dir", "openai_base_url")
+"""The settings most people set first: shown in every subcommand's ``--help``; the rest behind ``--help-settings``."""
+
+
+class _HelpSettings(argparse.Action):
+    """``--help-settings``: every setting with its flag, variable, default and meaning, then exit."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        full = argparse.ArgumentParser(prog=parser.prog, usage=argparse.SUPPRESS, add_help=False)
+        _add_flags(full.add_argument_group("settings (each flag also reads its environment variable; flags win)"))
+        full.print_help()
+        parser.exit()
+
+
+def _help_text(name: str, description: str) -> str:
+    default = "" if "default" in description else f" (default: {default_text(name)})"
+    return f"{description}{default} [{env_name(name)}]"
+
+
+def _add_flags(group: Any, shown: tuple[str, ...] | None = None) -> None:
     for name, field in Settings.model_fields.items():
-        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
         annotation = field.annotation
         kind: Any = str
         choices = None
@@ -190,15 +426,43 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 kind = candidate
             if get_origin(candidate) is Literal:
                 choices = get_args(candidate)
+        visible = shown is None or name in shown
         group.add_argument(
-            "--" + name.replace("_", "-"),
+            flag_name(name),
             dest=f"setting_{name}",
             metavar=None if choices else name.upper(),
             type=kind,
             choices=choices,
             default=argparse.SUPPRESS,
-            help=f"{field.description} [{env}]",
+            help=_help_text(name, field.description or "") if visible else argparse.SUPPRESS,
         )
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A settings error as a person reads it: which setting (flag and variable), and what is wrong."""
+    problems = []
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        if not err["loc"]:  # a rule that spans several settings names them itself
+            problems.append(message)
+        else:
+            problems.append(f"{describe_setting(str(err['loc'][0]))}: {message}")
+    return "; ".join(problems)
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, shown: tuple[str, ...] = COMMON_SETTINGS) -> None:
+    """One flag per setting. ``--help`` shows only ``shown``; ``--help-settings`` lists them all.
+
+    Every subcommand accepts every setting, so a client configuration can pass
+    flags or variables, whichever it supports; the help stays short.
+    """
+    hidden = len(Settings.model_fields) - len(shown)
+    group = parser.add_argument_group(
+        "settings",
+        f"Every setting is a flag and an environment variable (flags win). {hidden} more: --help-settings.",
+    )
+    _add_flags(group, shown)
+    group.add_argument("--help-settings", action=_HelpSettings, help="list every setting with its variable and default")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -6,6 +6,10 @@ as the text; anything else is a bug and is logged with its traceback.
 
 from __future__ import annotations
 
+import json
+
+from pydantic import ValidationError
+
 
 class RLMError(Exception):
     """Base class for failures reported to the caller as they are."""
@@ -23,6 +27,10 @@ class NotFound(RLMError):
     """A session, trajectory or file does not exist."""
 
 
+class Damaged(RLMError):
+    """A stored record cannot be read: the message says which, where, and what is wrong with it."""
+
+
 class CapacityExceeded(RLMError):
     """A server-wide limit (live sessions, corpus size) would be exceeded."""
 
@@ -33,3 +41,44 @@ class ModelError(RLMError):
     def __init__(self, message: str, kind: str = "error"):
         super().__init__(message)
         self.kind = kind
+
+
+class Redactor:
+    """Takes the server's own locations out of a message meant for a client.
+
+    Messages are written to name what the client gave (its path, a document's name relative to its allowed
+    root), never the server's directories; this is the backstop for text that came from elsewhere (an OS error,
+    a library, a store) on its way out: each location becomes a placeholder (``<data dir>``, ``~``, ...).
+    """
+
+    def __init__(self, places: dict[str, str]):
+        # Longest first, so the data directory inside the home directory is named as such.
+        self._places = sorted(
+            ((place.rstrip("/"), name) for place, name in places.items() if place.rstrip("/")),
+            key=lambda item: -len(item[0]),
+        )
+
+    def __call__(self, text: str) -> str:
+        for place, name in self._places:
+            text = text.replace(place, name)
+        return text
+
+
+def describe_damage(exc: Exception) -> str:
+    """What is wrong with a stored record that could not be read, in a few words."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at character {exc.pos + 1})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 (at byte {exc.start + 1})"
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        if all(e["type"] == "missing" for e in errors):
+            names = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors)
+            return f"required fields are missing: {names}"
+        first = errors[0]
+        place = ".".join(str(part) for part in first["loc"]) or "the record"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{place}: {first['msg']}{more}"
+    if isinstance(exc, KeyError):
+        return f"the field {exc} is missing"
+    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -49,8 +50,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+_VIEWER_LINK = re.compile(r"(\blink=)[^&\s\"]+")
+
+
+class HideViewerLinks(logging.Filter):
+    """The access log names each request's path and query: a signed viewer link (``?link=...``, a capability
+    for one trajectory's page) is written as ``link=<hidden>``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            record.args = tuple(
+                _VIEWER_LINK.sub(r"\1<hidden>", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
 def configure(level: str, fmt: str = "text") -> None:
     """Send every log record, ours and the libraries' (uvicorn, mcp), to stderr in one format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(HideViewerLinks())
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -1,13 +1,17 @@
 """The RLM loop: a root model writes code against the session's sandbox until it has an answer.
 
 The root gets a system prompt, the query and metadata about the corpus (never
-the corpus), and exactly one tool whose input is ``{"code": string}``. Each tool
-call runs in the sandbox and its output (errors included) goes back as the
-tool result, so the root can look, fix and go on. The run ends when code calls
-``FINAL``/``FINAL_VAR``, when the root answers in plain text, or at a limit:
-iterations (then the root gets one last turn to answer without tools), the
-run's sub-call budget (the code sees a catchable error), or wall-clock time.
-Every turn is written to the trajectory as it finishes.
+the corpus). It runs code in one of two ways (:data:`~rlm_mcp.replies.Protocol`):
+by calling the one tool, ``python``, whose input is ``{"code": string}``, or,
+for backends without tool calling, by writing ```` ```repl ```` blocks in its
+reply; ``RLM_ROOT_PROTOCOL`` picks one, or ``auto`` follows what the backend
+can do. Every reply is read by :mod:`rlm_mcp.replies`, whatever shape it has;
+the code runs in the sandbox and its output (errors included) goes back, so
+the root can look, fix and go on. The run ends when code (or the reply's text)
+calls ``FINAL``/``FINAL_VAR``, when the root answers in plain text, or at a
+limit: iterations (then the root gets one last turn to answer without code),
+the run's sub-call budget (the code sees a catchable error), or wall-clock
+time. Every turn is written to the trajectory as it finishes.
 """
 
 from __future__ import annotations
@@ -15,19 +19,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from rlm_mcp import prompts, telemetry
+from rlm_mcp import prompts, replies, telemetry, turns
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models import Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult, Usage
+from rlm_mcp.models import Block, Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult, Usage
+from rlm_mcp.models.base import TOOLS_UNSUPPORTED
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.progress import Progress, ProgressReporter, StepProgress
+from rlm_mcp.replies import Protocol, Reading
 from rlm_mcp.schemas import RunStatus, Step, SubCallRecord, code_error
+from rlm_mcp.store import StoreError
 from rlm_mcp.subcalls import Budget, SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore
-from sandbox import CallHandler, CodeTooLarge, ExecResult, LoadInfo, Sandbox, SandboxError
+from sandbox import CallHandler, ExecResult, LoadInfo, Sandbox, SandboxError
 
 if TYPE_CHECKING:
     from rlm_mcp.recursion import Recursion
@@ -47,6 +54,8 @@ class RunConfig:
     sub_context_tokens: int
     max_depth: int = 1
     """Nesting allowed for rlm_query inside the REPL: 1 means the code cannot start nested runs."""
+    root_protocol: Literal["auto", "tools", "text"] = "auto"
+    """``tools``, ``text`` or ``auto`` (tools unless the backend or model has none)."""
 
 
 @dataclass
@@ -66,18 +75,6 @@ class _RunEnded(Exception):
     def __init__(self, status: RunStatus, answer: str | None = None, message: str | None = None):
         super().__init__(message or status)
         self.status, self.answer, self.message = status, answer, message
-
-
-def tool_result_text(result: ExecResult, sub_log: SubcallLog) -> str:
-    """How one execution reads to the root: output, then the error, then what else it should know."""
-    parts = [result.stdout.rstrip("\n")] if result.stdout else []
-    if result.error is not None:
-        parts.append(result.error.traceback or f"{result.error.type}: {result.error.message}")
-    parts.extend(f"[note] {note}" for note in result.notes)
-    if sub_log.records:
-        failed = f", {sub_log.failed} failed" if sub_log.failed else ""
-        parts.append(f"[{len(sub_log.records)} sub-calls{failed}]")
-    return "\n".join(parts) or "(no output)"
 
 
 class RLMRun:
@@ -120,6 +117,13 @@ class RLMRun:
         """Where the progress value stands inside the current step (sub-calls and nested runs move it)."""
         self._scope: anyio.CancelScope | None = None
         self._cancel_status: tuple[RunStatus, str] = ("cancelled", "the run was cancelled")
+        self.protocol: Protocol = "tools"
+        self.unrecorded: tuple[Completion, Reading] | None = None
+        """The current turn's reply, until its first step is recorded."""
+        self._notes: list[str] = []
+        """Notes for the next recorded step (e.g. a switch to the text protocol)."""
+        self._asked_for_final = False
+        """In the text protocol, a plain-text reply is asked once for FINAL before it counts as the answer."""
 
     def on_cancel(self, status: RunStatus, message: str) -> None:
         """How a coming cancellation should be recorded (e.g. interrupted by a shutdown)."""
@@ -152,6 +156,8 @@ class RLMRun:
             self._end("failed", message=f"the root model failed: {exc}")
         except SandboxError as exc:
             self._end("failed", message=f"the sandbox failed: {exc}")
+        except StoreError as exc:
+            self._end("failed", message=f"the run stopped because its trajectory could not be written: {exc}")
         except Exception as exc:
             log.exception("run %s failed", self.trajectory_id)
             self._end("failed", message=f"internal error: {exc!r}")
@@ -180,14 +186,19 @@ class RLMRun:
         outcome = self.outcome
         outcome.elapsed_s = round(time.monotonic() - self._started, 3)
         outcome.cost_usd = self._cost()
-        await self.trajectories.update(
-            self.trajectory_id,
-            status=outcome.status,
-            answer=outcome.answer,
-            message=outcome.message,
-            cost_usd=outcome.cost_usd,
-            elapsed_s=outcome.elapsed_s,
-        )
+        try:
+            await self.trajectories.update(
+                self.trajectory_id,
+                status=outcome.status,
+                answer=outcome.answer,
+                message=outcome.message,
+                cost_usd=outcome.cost_usd,
+                elapsed_s=outcome.elapsed_s,
+            )
+        except StoreError as exc:  # kept in memory and written once there is room; the caller hears it now
+            log.warning("run %s: %s", self.trajectory_id, exc)
+            if outcome.status != "failed" or not (outcome.message or "").startswith("the run stopped because"):
+                outcome.message = f"{outcome.message + '; ' if outcome.message else ''}{exc}"
 
     def _cost(self) -> float | None:
         root = self.prices.cost(
@@ -207,103 +218,102 @@ class RLMRun:
 
     async def _loop(self) -> None:
         self.messages.append(Message("user", [TextBlock(prompts.first_message(self.config.query, self.corpus))]))
-        system = prompts.system_prompt(
-            sub_context_tokens=self.config.sub_context_tokens,
-            max_iterations=self.config.max_iterations,
-            max_sub_calls=self.config.max_sub_calls,
-            can_recurse=self.can_recurse,
-        )
+        self.protocol = self._choose_protocol()
         for turn in range(self.config.max_iterations):
             with telemetry.iteration_span(turn + 1):
                 self.step_progress = StepProgress(turn)
                 await self.report(self.step_progress.begin(), f"step {turn + 1}: the root model is writing")
-                reply = await self._ask_root(system)
+                reply = await self._ask_root()
                 self.outcome.iterations = turn + 1
-                if reply.tool_calls:
-                    await self._run_tool_calls(turn, reply)
-                elif reply.stop_reason == "max_tokens":
-                    await self._record(turn, reply, notes=["cut off at the output limit; asked to continue"])
-                    self._say(prompts.CUT_OFF_MESSAGE)
-                elif reply.stop_reason == "model_context_window_exceeded":
-                    await self._record(turn, reply)
-                    raise _RunEnded("failed", message="the root's conversation outgrew its context window")
-                elif reply.stop_reason in ("guardrail_intervened", "content_filtered"):
-                    await self._record(turn, reply)
-                    raise _RunEnded("failed", message=f"the root's reply was blocked ({reply.stop_reason})")
-                elif reply.text.strip():
-                    await self._record(turn, reply, final=reply.text)
-                    raise _RunEnded("completed", answer=reply.text.strip())
-                else:
-                    await self._record(turn, reply, notes=["empty reply; asked again"])
-                    self._say(prompts.EMPTY_REPLY_MESSAGE)
+                await self._turn(turn, reply)
                 await self._report(turn)
-        await self._last_turn(system)
+        await self._last_turn()
 
-    async def _ask_root(self, system: str) -> Completion:
+    def _choose_protocol(self) -> Protocol:
+        setting = self.config.root_protocol
+        if setting != "auto":
+            return setting
+        return "text" if self.root.tool_support(self.config.root_model) is False else "tools"
+
+    def _system(self) -> str:
+        return prompts.system_prompt(
+            sub_context_tokens=self.config.sub_context_tokens,
+            max_iterations=self.config.max_iterations,
+            max_sub_calls=self.config.max_sub_calls,
+            can_recurse=self.can_recurse,
+            protocol=self.protocol,
+        )
+
+    async def _ask_root(self) -> Completion:
         with telemetry.model_span(self.config.root_model, role="root", max_tokens=self.config.root_max_tokens) as span:
-            reply = await self.root.chat(
-                self.config.root_model,
-                system=system,
-                messages=self.messages,
-                tools=[prompts.CODE_TOOL],
-                max_tokens=self.config.root_max_tokens,
-            )
+            try:
+                reply = await self._chat()
+            except ModelError as exc:
+                if not self._may_switch_to_text(exc):
+                    raise
+                self.protocol = "text"
+                self._notes.append(f"the root model has no tool calling ({exc}); it writes code in ```repl blocks")
+                reply = await self._chat()
             span.completed(reply)
         self.outcome.root_usage = self.outcome.root_usage + reply.usage
-        self.messages.append(reply.as_message())
         return reply
+
+    async def _chat(self) -> Completion:
+        return await self.root.chat(
+            self.config.root_model,
+            system=self._system(),
+            messages=self.messages,
+            tools=[prompts.CODE_TOOL] if self.protocol == "tools" else [],
+            max_tokens=self.config.root_max_tokens,
+        )
+
+    def _may_switch_to_text(self, exc: ModelError) -> bool:
+        """In ``auto``, a backend that refuses tools before any tool was used gets the text protocol instead."""
+        used_tools = any(isinstance(b, ToolCall | ToolResult) for m in self.messages for b in m.content)
+        return exc.kind == TOOLS_UNSUPPORTED and self.config.root_protocol == "auto" and not used_tools
 
     def _say(self, text: str) -> None:
         self.messages.append(Message("user", [TextBlock(text)]))
 
-    async def _run_tool_calls(self, turn: int, reply: Completion) -> None:
-        results: list[ToolResult] = []
-        final: str | None = None
-        for position, call in enumerate(reply.tool_calls):
-            code = _code_of(call)
-            if call.name != prompts.CODE_TOOL.name or code is None:
-                problem = (
-                    f"unknown tool {call.name!r}" if call.name != prompts.CODE_TOOL.name else "the input has no code"
-                )
-                text = f'{problem}: the only tool is `python`, with input {{"code": "<python source>"}}'
-                results.append(ToolResult(call.id, text, is_error=True))
-                await self._record(turn, reply if position == 0 else None, code=None, error_text=text)
-                continue
-            sub_log = SubcallLog()
-            children: list[str] = []
-            started = time.time()
-            try:
-                with telemetry.code_span(self.session_id, code, tool_call_id=call.id) as span:
-                    result = await self.sandbox.execute(
-                        code, on_subcall=self._handler(turn, sub_log), on_call=self._call_handler(turn, children)
-                    )
-                    span.result(result)
-            except CodeTooLarge as exc:
-                results.append(ToolResult(call.id, str(exc), is_error=True))
-                await self._record(turn, reply if position == 0 else None, code=code[:2000], error_text=str(exc))
-                continue
-            self.outcome.sub_calls.extend(sub_log.records)
-            self.outcome.sub_usage = self.outcome.sub_usage + sub_log.usage
-            text = tool_result_text(result, sub_log)
-            results.append(ToolResult(call.id, text, is_error=result.error is not None))
-            await self._record(
-                turn,
-                reply if position == 0 else None,
-                code=code,
-                result=result,
-                sub_log=sub_log,
-                started=started,
-                children=children,
-            )
-            if result.final is not None:
-                final = result.final
-                break
-        if final is not None:
-            raise _RunEnded("completed", answer=final)
-        # Every tool call needs a result, even those after an early FINAL (none here, since we broke out).
-        self.messages.append(Message("user", list(results)))
+    async def _turn(self, turn: int, reply: Completion) -> None:
+        reading = replies.read(reply, self.protocol)
+        self.unrecorded = (reply, reading)
+        self._remember(reading)
+        words = prompts.protocol_text(self.protocol)
+        if reading.overflow:
+            await self.record(turn)
+            raise _RunEnded("failed", message="the root's conversation outgrew its context window")
+        if reading.blocked:
+            await self.record(turn)
+            raise _RunEnded("failed", message=f"the root's reply was blocked ({reply.stop_reason})")
+        if reading.acts:
+            feedback = await turns.act(self, turn, reading)
+            self.messages.append(feedback.message())  # every tool call is answered, even when the run ends here
+            if feedback.final is not None:
+                raise _RunEnded("completed", answer=feedback.final)
+        elif reading.malformed:
+            await self.record(turn, notes=[f"{reply.stop_reason}; asked again"])
+            self._say(prompts.MALFORMED_MESSAGE)
+        elif reading.answer is not None and (words.plain_text is None or self._asked_for_final):
+            await self.record(turn, final=reading.answer)
+            raise _RunEnded("completed", answer=reading.answer)
+        elif reading.answer is not None:
+            assert words.plain_text is not None
+            self._asked_for_final = True
+            await self.record(turn, notes=["plain text without code or FINAL; asked whether it is the answer"])
+            self._say(words.plain_text)
+        else:
+            await self.record(turn, notes=["empty reply; asked again"])
+            self._say((prompts.ONLY_REASONING if reading.reasoning else "") + words.empty_reply)
 
-    def _handler(self, turn: int, sub_log: SubcallLog) -> Any:
+    def _remember(self, reading: Reading) -> None:
+        """The reply as the conversation keeps it: without its reasoning, with tool inputs as ``{"code": ...}``."""
+        blocks: list[Block] = [TextBlock(reading.text)] if reading.text else []
+        if self.protocol == "tools":
+            blocks.extend(reading.calls)
+        self.messages.append(Message("assistant", blocks or [TextBlock("(no output)")]))
+
+    def subcall_handler(self, turn: int, sub_log: SubcallLog) -> Any:
         async def on_progress(done: int, total: int) -> None:
             if self.progress is not None:
                 value = self.step_progress.batch(done, total)
@@ -314,7 +324,7 @@ class RLMRun:
             budget=self.budget, log=sub_log, default_model=self.config.sub_model, progress=on_progress
         )
 
-    def _call_handler(self, turn: int, children: list[str]) -> CallHandler | None:
+    def call_handler(self, turn: int, children: list[str]) -> CallHandler | None:
         """Serves rlm_query from the code: a nested run, recorded in ``children``."""
         if self.recursion is None:
             return None
@@ -342,20 +352,26 @@ class RLMRun:
         calls = len(self.outcome.sub_calls)
         await self.report(turn + 1, f"step {turn + 1} done: {calls} sub-calls so far")
 
-    async def _last_turn(self, system: str) -> None:
+    async def _last_turn(self) -> None:
         """Out of iterations: one more turn, without running code, for the best answer so far."""
-        self._say(prompts.final_turn_message(self.config.max_iterations))
-        reply = await self._ask_root(system)
-        await self._record(
-            self.config.max_iterations, reply, final=reply.text or None, notes=["final turn after the iteration limit"]
-        )
+        self._say(prompts.final_turn_message(self.config.max_iterations, self.protocol))
+        reply = await self._ask_root()
+        reading = replies.read(reply, self.protocol)
+        self.unrecorded = (reply, reading)
+        self._notes.append("final turn after the iteration limit")
+        answer = reading.text or None
+        if reading.final is not None:
+            answer = (
+                await turns.resolve_final(self, self.config.max_iterations, reading.final, turns.Feedback()) or answer
+            )
+        if self.unrecorded is not None:
+            await self.record(self.config.max_iterations, final=answer)
         message = f"the iteration limit ({self.config.max_iterations}) was reached"
-        raise _RunEnded("limit_reached", answer=reply.text.strip() or None, message=message)
+        raise _RunEnded("limit_reached", answer=answer, message=message)
 
-    async def _record(
+    async def record(
         self,
         turn: int,
-        reply: Completion | None,
         *,
         code: str | None = None,
         result: ExecResult | None = None,
@@ -366,13 +382,18 @@ class RLMRun:
         notes: list[str] | None = None,
         children: list[str] | None = None,
     ) -> None:
+        """One step of the trajectory; the first step of a turn carries the root's reply and pending notes."""
+        reply, reading = self.unrecorded or (None, None)
+        self.unrecorded = None
+        pending, self._notes = self._notes, []
         sub_log = sub_log or SubcallLog()
         step = Step(
             index=self._steps,
             turn=turn,
             started_at=started or time.time(),
             elapsed_ms=result.elapsed_ms if result else 0.0,
-            root_text=reply.text if reply else None,
+            root_text=reading.text if reading else None,
+            root_reasoning=(reading.reasoning or None) if reading else None,
             root_input_tokens=reply.usage.input_tokens if reply else 0,
             root_output_tokens=reply.usage.output_tokens if reply else 0,
             root_latency_ms=reply.latency_ms if reply else 0.0,
@@ -385,12 +406,7 @@ class RLMRun:
             sub_output_tokens=sub_log.usage.output_tokens,
             sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
             child_runs=list(children or []),
-            notes=(notes or []) + (result.notes if result else []) + ([error_text] if error_text else []),
+            notes=pending + (notes or []) + (result.notes if result else []) + ([error_text] if error_text else []),
         )
         self._steps += 1
         await self.trajectories.add_step(self.trajectory_id, step)
-
-
-def _code_of(call: ToolCall) -> str | None:
-    value = call.input.get("code") if isinstance(call.input, dict) else None
-    return value if isinstance(value, str) and value.strip() else None

@@ -82,6 +82,7 @@ class Recursion:
             query=prompt,
             root_model=config.root_model,
             sub_model=config.sub_model,
+            owner=(await trajectories.get(parent.trajectory_id)).owner,  # a nested run is its parent's owner's
         )
         await trajectories.update(record.id, parent_id=parent.trajectory_id, depth=parent.depth + 1)
         children.append(record.id)

@@ -2,7 +2,10 @@
 
 A run holds its session (so idle expiry and eviction leave it alone) from the
 moment it is accepted until it ends, whether the caller waits for it or polls
-its trajectory. One session runs one query at a time.
+its trajectory. One session runs one query at a time. Closing a session cancels
+its run and waits for the run to record how it ended (``cancelled``, with every
+finished step) before the sandbox stops, so the run never sees its sandbox
+vanish under it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from dataclasses import dataclass
 
 import anyio.abc
 
-from rlm_mcp.config import Settings
+from rlm_mcp.config import Settings, describe_setting
 from rlm_mcp.errors import InvalidInput, RLMError
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelClient, ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.principals import LOCAL
 from rlm_mcp.progress import ProgressReporter
 from rlm_mcp.recursion import Recursion
 from rlm_mcp.schemas import RLMQueryResult, RunStatus, TokenUsage
@@ -37,6 +41,8 @@ class Query:
     max_iterations: int | None = None
     max_sub_calls: int | None = None
     max_depth: int | None = None
+    owner: str = LOCAL
+    """The principal asking: only its own sessions can be run on."""
 
 
 def result_of(outcome: RunOutcome, trajectory_id: str, session_id: str) -> RLMQueryResult:
@@ -81,6 +87,8 @@ class Runs:
         self.background: anyio.abc.TaskGroup | None = None
         """Where ``wait=false`` runs go; set while the server runs."""
         self._active: dict[str, RLMRun] = {}
+        self._ended: dict[str, anyio.Event] = {}
+        """Set when a run has recorded its end (so a close can wait for it)."""
 
     @property
     def active(self) -> bool:
@@ -98,6 +106,7 @@ class Runs:
             root_max_tokens=s.root_max_tokens,
             sub_context_tokens=s.sub_context_tokens,
             max_depth=query.max_depth or s.max_depth,
+            root_protocol=s.root_protocol,
         )
 
     async def start(self, query: Query, *, wait: bool, progress: ProgressReporter | None) -> RLMQueryResult:
@@ -107,13 +116,13 @@ class Runs:
         if not root:
             raise InvalidInput(
                 "no root model is configured: pass the root_model argument (a Bedrock model id, openai:<model> or "
-                "sampling), or start the server with RLM_ROOT_MODEL (or --root-model) set"
+                f"sampling), or start the server with {describe_setting('root_model')} set"
             )
         if not wait and self.background is None:
             raise RLMError("background runs need a running server")
         client, root_id = self.router.client_for(root)
         await client.check()
-        session = await self.sessions.get(query.session_id)
+        session = await self.sessions.get(query.session_id, query.owner)
         session.busy += 1  # held from here to the end of the run: never evicted under it
         try:
             run = await self._prepare(query, session, client, root_id, progress if wait else None)
@@ -146,6 +155,7 @@ class Runs:
             root_model=root_id,
             sub_model=config.sub_model,
             corpus_chars=session.info.chars,
+            owner=session.owner,
         )
         session.runs.append(trajectory.id)
         run = RLMRun(
@@ -162,6 +172,7 @@ class Runs:
             recursion=self.recursion,
         )
         self._active[run.trajectory_id] = run
+        self._ended[run.trajectory_id] = anyio.Event()
         return run
 
     async def _drive(self, run: RLMRun, session: Session) -> RunOutcome:
@@ -174,16 +185,31 @@ class Runs:
             self._active.pop(run.trajectory_id, None)
             self.trajectories.forget(run.trajectory_id)
             self._release(session)
+            ended = self._ended.pop(run.trajectory_id, None)
+            if ended is not None:
+                ended.set()
 
     @staticmethod
     def _release(session: Session) -> None:
         session.busy -= 1
         session.last_used = time.time()
 
-    def cancel_session(self, session_id: str) -> None:
+    async def cancel_session(self, session_id: str) -> None:
+        """Cancel the session's run and wait until it has recorded its end as ``cancelled``.
+
+        The wait is bounded: code that ignores its interrupt is killed after the grace period,
+        and past that the session is closed anyway (the run then records the sandbox's end).
+        """
+        waits = []
         for run in list(self._active.values()):
             if run.session_id == session_id:
-                run.cancel("cancelled", "the session was closed")
+                run.cancel("cancelled", "the session was closed while the run was in progress")
+                ended = self._ended.get(run.trajectory_id)
+                if ended is not None:
+                    waits.append(ended)
+        with anyio.move_on_after(self.settings.kill_grace_s + 10):
+            for ended in waits:
+                await ended.wait()
 
     def mark_all(self, status: RunStatus, message: str) -> None:
         """How runs still going will be recorded when they are cancelled (e.g. by a shutdown)."""

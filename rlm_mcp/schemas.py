@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
 RunStatus = Literal["open", "running", "completed", "failed", "limit_reached", "cancelled", "interrupted", "closed"]
 
@@ -59,7 +59,7 @@ class LoadContextResult(BaseModel):
     added_documents: int = Field(description="documents added by this call")
     corpus_id: str | None = Field(
         None,
-        description="for inline content: its SHA-256, under which the server keeps it. Pass it back as "
+        description="for inline content: its SHA-256, under which the server keeps it for you. Pass it back as "
         "corpus_id to load the same text into another session (on any replica sharing the store) without "
         "sending it again",
     )
@@ -93,9 +93,25 @@ class SessionInfo(BaseModel):
     runs: list[str] = Field(default_factory=list, description="trajectory ids of this session's rlm_query runs")
 
 
+class KindUsage(BaseModel):
+    count: int
+    bytes: int
+    max_bytes: int | None = Field(None, description="size limit of this kind (the least recently used go first)")
+    max_age_days: float | None = Field(None, description="removed after this many days unused")
+
+
+class StorageUsage(BaseModel):
+    location: str = Field(description="the data directory or the S3 store")
+    measured_at: float
+    kinds: dict[str, KindUsage] = Field(
+        description="corpora (inline content), derived (converted sources), trajectories, sessions (records)"
+    )
+
+
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
     max_sessions: int
+    storage: StorageUsage | None = Field(None, description="what the stored data takes, per kind, and its limits")
 
 
 class CloseSessionResult(BaseModel):
@@ -139,6 +155,9 @@ class Step(BaseModel):
     started_at: float
     elapsed_ms: float
     root_text: str | None = Field(None, description="what the root model said before its code (rlm_query runs)")
+    root_reasoning: str | None = Field(
+        None, description="the root's reasoning in this turn (<think> blocks, reasoning fields); never run or answered"
+    )
     root_input_tokens: int = 0
     root_output_tokens: int = 0
     root_latency_ms: float = Field(0.0, description="how long the root model took to write this turn")
@@ -152,6 +171,14 @@ class Step(BaseModel):
     sub_calls: list[SubCallRecord] = Field(default_factory=list)
     child_runs: list[str] = Field(default_factory=list, description="trajectory ids of nested runs (rlm_query in code)")
     notes: list[str] = Field(default_factory=list)
+
+
+class Damage(BaseModel):
+    """A stored record that could not be read: the rest of the trajectory is shown without it."""
+
+    where: str = Field(description="the damaged record: a line of a file, or an S3 object")
+    problem: str = Field(description="why it could not be read")
+    after_step: int | None = Field(None, description="index of the last good step before it (null: before every step)")
 
 
 class Trajectory(BaseModel):
@@ -177,6 +204,22 @@ class Trajectory(BaseModel):
     sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)
+    damaged: list[Damage] = Field(
+        default_factory=list,
+        description="stored records that could not be read, each with where and why; where one may have been a "
+        "step, a step with error type DamagedRecord marks the gap in steps",
+    )
+    viewer_url: str | None = Field(
+        None,
+        description="over HTTP: this trajectory as a page to open in a browser (a signed link, valid for 15 minutes, "
+        "when the server authenticates)",
+    )
+    _owner: str = PrivateAttr(default="local")
+    """The principal it belongs to (:mod:`rlm_mcp.principals`); kept in the store, never shown."""
+
+    @property
+    def owner(self) -> str:
+        return self._owner
 
     @computed_field(  # type: ignore[prop-decorator]
         description="sub_prompt_chars / corpus_chars: prompt sizes over the corpus size, instructions and repeats "

@@ -1,8 +1,10 @@
 """The MCP surface: tool names, parameter schemas and descriptions, mapped onto the core.
 
 No logic lives here beyond translating MCP calls into :class:`RLMService`
-calls, progress into MCP progress notifications, and :class:`RLMError` into
-tool errors whose text is the message.
+calls (with the principal the request was authenticated as, see
+:mod:`rlm_mcp.principals`), progress into MCP progress notifications, and
+:class:`RLMError` into tool errors whose text is the message, with the server's
+own directories taken out.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.request_state import RequestStateSecurity
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.types import ToolAnnotations
 from mcp_types import INVALID_PARAMS, InputRequiredResult
@@ -21,7 +25,9 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from rlm_mcp import __version__, viewer
+from rlm_mcp import __version__, principals, viewer
+from rlm_mcp.auth import Authentication
+from rlm_mcp.auth.links import ViewerLinks
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.health import Health
 from rlm_mcp.mcp_errors import RLMServer
@@ -50,42 +56,47 @@ see; never print the whole corpus. get_trajectory shows every step that was take
 SessionId = Annotated[str, Field(description="the session_id returned by load_context", max_length=100)]
 
 
-@contextlib.contextmanager
-def _as_tool_errors() -> Iterator[None]:
-    try:
-        yield
-    except RLMError as exc:
-        raise ToolError(str(exc)) from exc
+def build_server(
+    service: RLMService,
+    authentication: Authentication | None = None,
+    security: TransportSecuritySettings | None = None,
+) -> MCPServer:
+    """The MCP server over ``service``.
 
-
-@contextlib.contextmanager
-def _as_resource_errors() -> Iterator[None]:
-    """A missing thing is 'not found' (its code follows the client's protocol), a malformed id invalid params."""
-    try:
-        yield
-    except NotFound as exc:
-        raise ResourceNotFoundError(str(exc)) from exc
-    except InvalidInput as exc:
-        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
-    except RLMError as exc:
-        raise ResourceError(str(exc)) from exc
-
-
-def build_server(service: RLMService) -> MCPServer:
+    ``authentication`` (HTTP only) puts the SDK's bearer-token checks in front of /mcp and /trajectories;
+    ``security`` is the Host/Origin policy the SDK applies to /mcp for this bind address, applied to /ping and
+    /trajectories too (pass the same object to ``streamable_http_app``/``sse_app``).
+    """
     keys = [key.get_secret_value() for key in service.settings.request_state_keys]
     mcp = RLMServer(
         "rlm-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
         # Replicas sharing these keys can each continue a multi-round-trip request another one started.
+        # The SDK binds each sealed state to the authenticated principal: another one cannot replay it.
         request_state_security=RequestStateSecurity(keys=keys) if keys else None,
+        token_verifier=authentication.verifier if authentication else None,
+        auth=authentication.settings if authentication else None,
     )
     health = Health(lambda: service.busy)
+    checks = TransportSecurityMiddleware(security)
+
+    @contextlib.contextmanager
+    def _as_tool_errors() -> Iterator[None]:
+        try:
+            yield
+        except RLMError as exc:
+            raise ToolError(service.scrub(str(exc))) from exc
 
     @mcp.custom_route("/ping", methods=["GET"], include_in_schema=False)
-    async def ping(request: Request) -> JSONResponse:
-        """AgentCore Runtime's health check: Healthy, or HealthyBusy while work runs (keeps the session alive)."""
-        return JSONResponse(health.report())
+    async def ping(request: Request) -> Response:
+        """AgentCore Runtime's health check: Healthy, or HealthyBusy while work runs (keeps the session alive).
+
+        No authentication (the platform's probe carries none, and it says nothing but busy or not); the same
+        Host/Origin checks as /mcp.
+        """
+        refused = await checks.validate_request(request)
+        return refused or JSONResponse(health.report())
 
     rounds = SamplingRounds(service.spawn, service.settings.subcall_timeout_s)
 
@@ -151,6 +162,7 @@ def build_server(service: RLMService) -> MCPServer:
         files that are binary, empty or not valid in the encoding are left out and listed in `skipped`;
         progress notifications report the files and bytes looked at, then read.
         """
+        owner = principals.current()
         with _as_tool_errors():
             return await service.load_context(
                 content=content,
@@ -164,6 +176,7 @@ def build_server(service: RLMService) -> MCPServer:
                 format=format,
                 corpus_id=corpus_id,
                 progress=increasing(ctx.report_progress),
+                owner=owner,
             )
 
     @mcp.tool(
@@ -186,10 +199,11 @@ def build_server(service: RLMService) -> MCPServer:
         No files, network or processes. The value of a last expression is shown, as in a REPL.
         """
 
+        owner = principals.current()  # now: the rounds may run the call in a background task
         with _as_tool_errors():
             return await rounds.call(
                 ctx,
-                lambda progress: service.repl_exec(session_id, code, progress=progress),
+                lambda progress: service.repl_exec(session_id, code, progress=progress, owner=owner),
                 uses_sampling=names_sampling(service.settings.sub_model, code),
             )
 
@@ -248,6 +262,7 @@ def build_server(service: RLMService) -> MCPServer:
         """
 
         settings = service.settings
+        owner = principals.current()
         with _as_tool_errors():
             return await rounds.call(
                 ctx,
@@ -261,6 +276,7 @@ def build_server(service: RLMService) -> MCPServer:
                     max_depth=max_depth,
                     wait=wait,
                     progress=progress,
+                    owner=owner,
                 ),
                 uses_sampling=names_sampling(root_model or settings.root_model, sub_model or settings.sub_model),
                 background=not wait,
@@ -269,35 +285,53 @@ def build_server(service: RLMService) -> MCPServer:
     @mcp.tool(annotations=ToolAnnotations(title="Read a trajectory", read_only_hint=True))
     async def get_trajectory(
         trajectory_id: Annotated[str, Field(description="from load_context or rlm_query", max_length=100)],
+        ctx: Context,
         detail: Annotated[
             Literal["summary", "full"],
             Field(description="'summary' clips code and output and omits sub-call details; 'full' has everything"),
         ] = "summary",
     ) -> Trajectory:
-        """Every step of a session or rlm_query run: code, output, errors, sub-calls, tokens and status."""
+        """Every step of a session or rlm_query run: code, output, errors, sub-calls, tokens and status.
+
+        Over HTTP, viewer_url opens it as a page in a browser."""
+        owner = principals.current()
         with _as_tool_errors():
-            return await service.get_trajectory(trajectory_id, detail)
+            trajectory = await service.get_trajectory(trajectory_id, detail, owner=owner)
+        request = ctx.request_context.request
+        if isinstance(request, Request):  # an HTTP transport: the page is served here
+            page = f"{str(request.base_url).rstrip('/')}/trajectories/{trajectory.id}"
+            if authentication is not None:
+                page += f"?link={links.sign(trajectory.id, owner)}"
+            trajectory.viewer_url = page
+        return trajectory
 
     @mcp.tool(annotations=ToolAnnotations(title="List sessions", read_only_hint=True))
     async def list_sessions() -> SessionList:
         """The live sessions with their corpus size, idle time and sub-call budget."""
         with _as_tool_errors():
-            return await service.list_sessions()
+            return await service.list_sessions(principals.current())
 
     @mcp.tool(annotations=ToolAnnotations(title="Close a session", read_only_hint=False, destructive_hint=True))
     async def close_session(session_id: SessionId) -> CloseSessionResult:
         """Stop a session's sandbox and forget it; its trajectory stays readable."""
         with _as_tool_errors():
-            return await service.close_session(session_id)
+            return await service.close_session(session_id, principals.current())
 
-    _add_guide_resources_and_viewer(mcp, service)
+    links = ViewerLinks([key.get_secret_value() for key in service.settings.request_state_keys])
+    _add_guide_resources_and_viewer(mcp, service, authentication, checks, links)
     return mcp
 
 
 # -- client-driven guidance, resources and the trajectory viewer (issue 7) -------------------------
 
 
-def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None:
+def _add_guide_resources_and_viewer(
+    mcp: MCPServer,
+    service: RLMService,
+    authentication: Authentication | None,
+    checks: TransportSecurityMiddleware,
+    links: ViewerLinks,
+) -> None:
     """The rlm_guide prompt, trajectories and sessions as resources, and /trajectories/<id> over HTTP."""
 
     @mcp.prompt(title="Act as the root of an RLM")
@@ -305,9 +339,9 @@ def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None
         """How to answer a question over a loaded corpus yourself, through repl_exec: probe, filter, chunk,
         batch sub-calls with llm_query_batched, aggregate in code, and finish with FINAL."""
         try:
-            return await service.guide(session_id, question)
+            return await service.guide(session_id, question, owner=principals.current())
         except RLMError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
+            raise MCPError(code=INVALID_PARAMS, message=service.scrub(str(exc))) from exc
 
     @mcp.resource(
         "rlm://trajectories/{trajectory_id}",
@@ -316,8 +350,8 @@ def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None
         mime_type="application/json",
     )
     async def trajectory_resource(trajectory_id: str) -> str:
-        with _as_resource_errors():
-            return (await service.get_trajectory(trajectory_id, "full")).model_dump_json()
+        with _as_resource_errors(service):
+            return (await service.get_trajectory(trajectory_id, "full", owner=principals.current())).model_dump_json()
 
     @mcp.resource(
         "rlm://sessions",
@@ -326,7 +360,7 @@ def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None
         mime_type="application/json",
     )
     async def sessions_resource() -> str:
-        return (await service.list_sessions()).model_dump_json()
+        return (await service.list_sessions(principals.current())).model_dump_json()
 
     @mcp.resource(
         "rlm://sessions/{session_id}",
@@ -335,28 +369,99 @@ def _add_guide_resources_and_viewer(mcp: MCPServer, service: RLMService) -> None
         mime_type="application/json",
     )
     async def session_resource(session_id: str) -> str:
-        for session in (await service.list_sessions()).sessions:
+        for session in (await service.list_sessions(principals.current())).sessions:
             if session.session_id == session_id:
                 return session.model_dump_json()
         raise ResourceNotFoundError(f"no live session {session_id!r}; rlm://sessions lists them")
 
     @mcp.custom_route("/trajectories/", methods=["GET"], include_in_schema=False)
     async def runs_page(request: Request) -> Response:
-        """The index of runs, newest first, each linking to its page."""
-        headers = {"Content-Security-Policy": index_policy(), "Cache-Control": "no-store"}
-        return HTMLResponse(await service.runs_page(), headers=headers)
+        """The caller's runs, newest first, each linking to its page.
+
+        Same Host/Origin checks as every route. On a server that authenticates, only a bearer header opens it
+        (a signed link opens one trajectory, never a list), and each row links with a signed link for the caller,
+        so the pages open in a browser that sends no header.
+        """
+        refused = await checks.validate_request(request)
+        if refused is not None:
+            return refused
+        if authentication is not None and not isinstance(request.user, AuthenticatedUser):
+            return _authentication_required(authentication)
+        owner = principals.current()
+        signed = (lambda trajectory_id: links.sign(trajectory_id, owner)) if authentication is not None else None
+        try:
+            page = await service.runs_page(owner=owner, link=signed)
+        except RLMError as exc:
+            return PlainTextResponse(service.scrub(str(exc)), status_code=503)
+        headers = {
+            "Content-Security-Policy": index_policy(),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",  # the rows' signed links must not leak to another site
+        }
+        return HTMLResponse(page, headers=headers)
 
     @mcp.custom_route("/trajectories", methods=["GET"], include_in_schema=False)
     async def runs_page_redirect(request: Request) -> Response:
-        return RedirectResponse("/trajectories/", status_code=308)
+        refused = await checks.validate_request(request)
+        return refused or RedirectResponse("/trajectories/", status_code=308)
 
     @mcp.custom_route("/trajectories/{trajectory_id}", methods=["GET"], include_in_schema=False)
     async def trajectory_page(request: Request) -> Response:
+        """The page, for the principal of a bearer token, or for whoever holds a signed link to this one page.
+
+        The SDK's authentication middleware covers the whole app, so a valid bearer header has already set
+        ``request.user`` (and the principal); a link is checked against the trajectory's owner, and a wrong or
+        expired link reads as a missing trajectory.
+        """
+        refused = await checks.validate_request(request)
+        if refused is not None:
+            return refused
+        trajectory_id = request.path_params["trajectory_id"]
+        link = request.query_params.get("link")
+        by_link = not (authentication is None or isinstance(request.user, AuthenticatedUser))
+        if by_link and link is None:
+            assert authentication is not None
+            return _authentication_required(authentication)
         try:
-            page = await service.trajectory_page(request.path_params["trajectory_id"])
+            if by_link:
+                owner = await service.trajectory_owner(trajectory_id)
+                if not links.valid(link or "", trajectory_id, owner):
+                    raise NotFound("a wrong or expired link")
+            else:
+                owner = principals.current()
+            page = await service.trajectory_page(trajectory_id, owner)
         except NotFound as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+            # One answer whatever was missing (the trajectory, or the right to it): no existence oracle.
+            text = f"no trajectory {trajectory_id!r}, or the link has expired" if by_link else service.scrub(str(exc))
+            return PlainTextResponse(text, status_code=404)
         except RLMError as exc:
-            return PlainTextResponse(str(exc), status_code=400)
-        headers = {"Content-Security-Policy": viewer.page_policy(), "Cache-Control": "no-store"}
+            return PlainTextResponse(service.scrub(str(exc)), status_code=400)
+        headers = {
+            "Content-Security-Policy": viewer.page_policy(),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        }
         return HTMLResponse(page, headers=headers)
+
+
+@contextlib.contextmanager
+def _as_resource_errors(service: RLMService) -> Iterator[None]:
+    """A missing thing is 'not found' (its code follows the client's protocol), a malformed id invalid params;
+    every message without the server's own directories."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ResourceNotFoundError(service.scrub(str(exc))) from exc
+    except InvalidInput as exc:
+        raise MCPError(code=INVALID_PARAMS, message=service.scrub(str(exc))) from exc
+    except RLMError as exc:
+        raise ResourceError(service.scrub(str(exc))) from exc
+
+
+def _authentication_required(authentication: Authentication) -> Response:
+    """The 401 the SDK's bearer middleware gives /mcp, with the same WWW-Authenticate challenge."""
+    challenge = 'Bearer error="invalid_token", error_description="Authentication required"'
+    if authentication.resource_metadata_url:
+        challenge += f', resource_metadata="{authentication.resource_metadata_url}"'
+    body = {"error": "invalid_token", "error_description": "Authentication required"}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})

@@ -9,9 +9,11 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -20,14 +22,16 @@ import anyio.to_thread
 
 from rlm_mcp import viewer
 from rlm_mcp.config import Settings
-from rlm_mcp.errors import InvalidInput, NotFound, RLMError
+from rlm_mcp.errors import InvalidInput, NotFound, Redactor, RLMError
 from rlm_mcp.guide import guide_text
 from rlm_mcp.loading import LOAD_PROGRESS_INTERVAL_S, decode_skips, nothing_decoded, read_reporter, scan_watcher
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.principals import LOCAL
 from rlm_mcp.progress import Progress, ProgressReporter
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
+from rlm_mcp.retention import InUse, Report, Retention
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
     CloseSessionResult,
@@ -37,6 +41,7 @@ from rlm_mcp.schemas import (
     SessionInfo,
     SessionList,
     Step,
+    StorageUsage,
     SubCallSummary,
     Trajectory,
     VariableInfo,
@@ -45,7 +50,7 @@ from rlm_mcp.schemas import (
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
-from rlm_mcp.store import open_store
+from rlm_mcp.store import StoreError, open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
@@ -53,14 +58,25 @@ from rlm_mcp.viewer.index import render_index
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
-RunFilter = Callable[[Trajectory], bool]
-"""Which runs a caller may see (see :meth:`RLMService.run_list`)."""
+USAGE_TTL_S = 10.0
+"""list_sessions measures the stored data again when its figures are older than this."""
 
 
 class RLMService:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = open_store(settings)
+        self.scrub = Redactor(
+            {
+                str(Path(__file__).resolve().parent.parent): "<server>",
+                sys.prefix: "<python>",
+                sys.base_prefix: "<python>",
+                str(settings.data_dir): "<data dir>",
+                self.store.url: "<store>",
+                str(Path.home()): "~",
+            }
+        )
+        """Applied by the MCP layer to every error message it returns."""
         self.trajectories = TrajectoryStore(self.store.sub("trajectories"))
         self.sources = Sources(
             roots=settings.allowed_roots,
@@ -68,8 +84,11 @@ class RLMService:
             aws_region=settings.aws_region,
             shared=self.store.sub("corpora"),
             allowed_s3=settings.allowed_s3,
+            private=[settings.data_dir],
         )
         self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
+        self.retention = Retention(settings, self.store, settings.data_dir / "corpora")
+        self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
         self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
@@ -96,12 +115,15 @@ class RLMService:
         """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(self.store.check)
-        await self.sessions.purge_stale_records()
+        with contextlib.suppress(OSError, StoreError):  # logged; a clean-up that fails never stops the server
+            await self.collect_garbage()
         try:
             async with anyio.create_task_group() as tg:
                 self._background = self.runs.background = tg
                 tg.start_soon(self._expire_loop)
+                tg.start_soon(self._gc_loop)
                 tg.start_soon(self.trajectories.keep_leases)
+                tg.start_soon(self.trajectories.keep_writing)
                 try:
                     yield self
                 finally:
@@ -123,6 +145,45 @@ class RLMService:
     def busy(self) -> bool:
         """Work in progress: a run, or a request holding a session (the /ping health check reports it)."""
         return self.runs.active or any(s.busy for s in self.sessions.live())
+
+    # -- retention ------------------------------------------------------------------------
+
+    def _in_use(self) -> InUse:
+        """What this process's sessions and runs use, which no clean-up may remove."""
+        used = InUse()
+        for session in self.sessions.live():
+            used.sessions.add(session.id)
+            used.trajectories.add(session.trajectory_id)
+            used.trajectories.update(session.runs)
+            used.files.update(d.path for d in session.sandbox.documents)
+        used.trajectories.update(self.trajectories.in_progress())
+        return used
+
+    async def collect_garbage(self, *, dry_run: bool = False) -> Report:
+        """Remove stored data past its limits that nobody uses, and log what the data directory holds."""
+        in_use = self._in_use()  # read here, on the event loop that changes it
+        try:
+            report = await anyio.to_thread.run_sync(lambda: self.retention.collect(in_use, dry_run=dry_run))
+        except (OSError, StoreError) as exc:
+            log.warning("the clean-up of %s failed (it is tried again later): %s", self.store.url, exc)
+            raise
+        self._usage = report.usage
+        self.sessions.forget_evicted({i.name.removesuffix(".json") for i in report.removed if i.kind == "sessions"})
+        log.info("stored data: %s", report.summary())
+        return report
+
+    async def storage_usage(self) -> StorageUsage:
+        """What the stored data takes per kind: measured again after a load or a close, or when the last
+        figures are older than USAGE_TTL_S (trajectories grow with every step)."""
+        if self._usage is None or time.time() - self._usage.measured_at > USAGE_TTL_S:
+            self._usage = await anyio.to_thread.run_sync(self.retention.usage)
+        return self._usage
+
+    async def _gc_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.gc_interval_s)
+            with contextlib.suppress(OSError, StoreError):
+                await self.collect_garbage()
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -149,6 +210,7 @@ class RLMService:
         format: Literal["auto", "text"] = "auto",
         corpus_id: str | None = None,
         progress: ProgressReporter | None = None,
+        owner: str = LOCAL,
     ) -> LoadContextResult:
         """Load a corpus; ``progress`` hears files and bytes as they are looked at, then as the sandbox reads them."""
         if sum(x is not None for x in (content, path, corpus_id)) != 1:
@@ -174,13 +236,15 @@ class RLMService:
         )
         if session_id is not None:
             check_id(session_id, "session")
+        if session_id is not None and not await self.sessions.owns(session_id, owner):
+            raise self.sessions.missing(session_id)  # before any work: another's session is no session
         tally = LoadTally(watch=scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
-        source = await self._resolve(content, path, name, options, corpus_id, tally)
+        source = await self._resolve(content, path, name, options, corpus_id, owner, tally)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
         reading = read_reporter(progress, tally.files, len(source.documents))
         if session_id is None:
-            session = await self.sessions.create()
+            session = await self.sessions.create(owner)
             try:
                 info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
                 if not info.documents:
@@ -195,7 +259,7 @@ class RLMService:
                 raise
             added = info.documents
         else:
-            async with self.sessions.use(session_id) as session:
+            async with self.sessions.use(session_id, owner) as session:
                 before = session.info.documents if session.info else 0
                 existing = session.sandbox.documents
                 first_header = document_header(existing[0].name) if existing and session.sandbox.shape == "str" else ""
@@ -210,9 +274,24 @@ class RLMService:
                     raise InvalidInput(str(exc)) from None
                 added = info.documents - before
         session.info = info
+        session.loaded_at = time.time()
+        self._usage = None  # the stored data changed: list_sessions measures it again
         single = len(source.documents) == 1
-        await self.sessions.save(session)
-        await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        try:
+            await self.sessions.save(session)
+        except StoreError as exc:
+            if session_id is None:  # a session nobody could revive is not started
+                with anyio.CancelScope(shield=True):
+                    await self.sessions.close(session.id)
+                raise StoreError(f"the session could not be saved, so it was not started: {exc}") from None
+            raise StoreError(
+                f"the documents were added to the session, but its record could not be saved (a restart would "
+                f"bring the session back without them): {exc}"
+            ) from None
+        try:
+            await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        except StoreError as exc:
+            log.warning("session %s: %s", session.id, exc)
         return LoadContextResult(
             session_id=session.id,
             trajectory_id=session.trajectory_id,
@@ -235,14 +314,15 @@ class RLMService:
         name: str | None,
         options: LoadOptions,
         corpus_id: str | None = None,
+        owner: str = LOCAL,
         tally: LoadTally | None = None,
     ) -> ResolvedSource:
         if corpus_id is not None:
-            return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline")
+            return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline", owner)
         if content is not None:
             if len(content) > options.max_bytes:  # characters: at least as many bytes
                 raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
-            return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline")
+            return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline", owner)
         assert path is not None
         source = await anyio.to_thread.run_sync(self.sources.resolve, path, options, tally)
         if source.total_bytes > options.max_bytes:
@@ -252,11 +332,11 @@ class RLMService:
     # -- repl_exec -----------------------------------------------------------------------
 
     async def repl_exec(
-        self, session_id: str, code: str, *, progress: ProgressReporter | None = None
+        self, session_id: str, code: str, *, progress: ProgressReporter | None = None, owner: str = LOCAL
     ) -> ReplExecResult:
         if not code.strip():
             raise InvalidInput("code is empty")
-        async with self.sessions.use(session_id) as session:
+        async with self.sessions.use(session_id, owner) as session:
             sub_log = SubcallLog()
             finished = 0  # sub-calls of earlier batches in this call: progress must only increase
 
@@ -284,7 +364,11 @@ class RLMService:
             except SandboxError as exc:
                 raise RLMError(f"the sandbox failed: {exc}") from exc
             notes = session.take_notes() + result.notes
-            await self._record_exec(session, code, result, sub_log, started, notes)
+            try:
+                await self._record_exec(session, code, result, sub_log, started, notes)
+            except StoreError as exc:  # the code ran: its result is worth more than the error
+                log.warning("session %s: %s", session.id, exc)
+                notes.append(f"this step is not in the trajectory yet: {exc}")
             await self.sessions.touch(session)
             return ReplExecResult(
                 stdout=result.stdout,
@@ -340,16 +424,20 @@ class RLMService:
         max_depth: int | None = None,
         wait: bool = True,
         progress: ProgressReporter | None = None,
+        owner: str = LOCAL,
     ) -> RLMQueryResult:
-        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth)
+        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth, owner)
         return await self.runs.start(asked, wait=wait, progress=progress)
 
     # -- sessions and trajectories ----------------------------------------------------------
 
-    async def list_sessions(self) -> SessionList:
+    async def list_sessions(self, owner: str = LOCAL) -> SessionList:
+        """The live sessions of ``owner`` (on this process), and nobody else's."""
         now = time.time()
         sessions = []
         for s in self.sessions.live():
+            if s.owner != owner:
+                continue
             info = s.info
             sessions.append(
                 SessionInfo(
@@ -366,45 +454,67 @@ class RLMService:
                     runs=list(s.runs),
                 )
             )
-        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
+        storage: StorageUsage | None = None
+        if owner == LOCAL:  # the figures are the whole server's: not for one of several authenticated principals
+            try:
+                storage = await self.storage_usage()
+            except (OSError, StoreError) as exc:
+                log.warning("could not measure the stored data: %s", exc)
+        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions, storage=storage)
 
-    async def close_session(self, session_id: str) -> CloseSessionResult:
+    async def close_session(self, session_id: str, owner: str = LOCAL) -> CloseSessionResult:
         check_id(session_id, "session")
-        self.runs.cancel_session(session_id)
+        if not await self.sessions.owns(session_id, owner):
+            raise NotFound(f"no session {session_id!r} to close")
+        await self.runs.cancel_session(session_id)
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
+        self._usage = None
         return CloseSessionResult(session_id=session_id, closed=True)
 
-    async def get_trajectory(self, trajectory_id: str, detail: str = "summary") -> Trajectory:
-        trajectory = await self.trajectories.get(trajectory_id)
-        return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+    async def get_trajectory(self, trajectory_id: str, detail: str = "summary", owner: str = LOCAL) -> Trajectory:
+        trajectory = await self.trajectories.get_owned(trajectory_id, owner)
+        shown = trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+        # Where a damaged record lies is said relative to the store: the server's own paths stay its own.
+        shown.damaged = [d.model_copy(update={"where": self.scrub(d.where)}) for d in shown.damaged]
+        return shown
 
-    async def trajectory_page(self, trajectory_id: str) -> str:
-        """The trajectory (with its nested runs) as a self-contained HTML page."""
-        return await viewer.render_trajectory(trajectory_id, self.trajectories.get, self.prices)
+    async def trajectory_owner(self, trajectory_id: str) -> str:
+        """Who owns a trajectory (for the viewer's signed links, which name no principal); NotFound if none."""
+        return (await self.trajectories.get(check_id(trajectory_id, "trajectory"))).owner
 
-    async def run_list(self, *, limit: int = 50, where: RunFilter | None = None) -> list[Trajectory]:
-        """Runs a person would look for, newest first: top-level rlm_query runs and sessions with steps.
+    async def trajectory_page(self, trajectory_id: str, owner: str = LOCAL) -> str:
+        """The trajectory (with its nested runs, which share its owner) as a self-contained HTML page."""
 
-        ``where`` keeps only the runs a caller may see; it is the one place to scope the list (the HTTP
-        layer passes the caller's principal here once requests carry one).
+        async def load(wanted: str) -> Trajectory:
+            return await self.trajectories.get_owned(wanted, owner)
+
+        return await viewer.render_trajectory(trajectory_id, load, self.prices)
+
+    async def run_list(self, *, owner: str = LOCAL, limit: int = 50) -> list[Trajectory]:
+        """The owner's runs a person would look for, newest first: top-level rlm_query runs and sessions with steps.
+
+        Another principal's runs are never read into the list, however recent (the same rule as
+        :meth:`get_trajectory`).
         """
-        # Read more than asked: nested runs and empty sessions are left out of the list.
-        candidates = await self.trajectories.recent(limit * 3)
-        shown = [
-            t
-            for t in candidates
-            if ((t.kind == "run" and t.parent_id is None) or (t.kind == "session" and t.steps))
-            and (where is None or where(t))
-        ]
-        shown.sort(key=lambda t: t.created_at, reverse=True)
-        return shown[:limit]
 
-    async def runs_page(self, *, where: RunFilter | None = None) -> str:
-        """The index of runs (``/trajectories/``) as a self-contained HTML page."""
-        return render_index(await self.run_list(where=where), self.prices)
+        def wanted(t: Trajectory) -> bool:
+            shown = (t.kind == "run" and t.parent_id is None) or (t.kind == "session" and bool(t.steps))
+            return shown and t.owner == owner
 
-    async def guide(self, session_id: str | None = None, question: str | None = None) -> str:
+        runs = await self.trajectories.recent(limit, where=wanted, scan=limit * 10)
+        runs.sort(key=lambda t: t.created_at, reverse=True)
+        return runs
+
+    async def runs_page(self, *, owner: str = LOCAL, link: Callable[[str], str] | None = None) -> str:
+        """The index of the owner's runs (``/trajectories/``) as a self-contained HTML page.
+
+        ``link`` gives, for a trajectory id, what opens its page for this owner in a browser (the server's signed
+        link when it authenticates); without it the page links to the bare ``/trajectories/<id>``.
+        """
+        return render_index(await self.run_list(owner=owner), self.prices, link)
+
+    async def guide(self, session_id: str | None = None, question: str | None = None, owner: str = LOCAL) -> str:
         """The rlm_guide prompt, with the session's corpus metadata when a session is named."""
-        corpus = (await self.sessions.get(session_id)).info if session_id else None
+        corpus = (await self.sessions.get(session_id, owner)).info if session_id else None
         return guide_text(self.settings, corpus, question)

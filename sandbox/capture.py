@@ -25,6 +25,10 @@ class OutputCapture:
         self.total = 0
 
     def write(self, text: str) -> int:
+        if type(text) is not str:  # a str subclass's own __len__ and slicing could lie: keep its characters
+            if not issubclass(type(text), str):
+                raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+            text = str.__str__(text)
         n = len(text)
         self.total += n
         if self._head_len < self._head_limit:

@@ -7,10 +7,30 @@ core, signal or inspect its neighbours, or outlive the server. Each measure is
 applied where the platform allows it and reported back, so the parent can log
 and the README can state exactly what holds where.
 
-Order matters: the network namespace needs the privileges the worker is about
-to drop; changing user clears the death signal and the not-dumpable flag, so
-those come after it; Landlock and the seccomp filter come last, because
-installing them needs system calls the filter refuses.
+Order matters: the network and IPC namespaces need the privileges the worker
+is about to drop; changing user clears the death signal and the not-dumpable
+flag, so those come after it; Landlock and the seccomp filter come last,
+because installing them needs system calls the filter refuses.
+
+Resource limits are set once, here, with the hard limit equal to the soft one,
+and never raised afterwards. Raising a hard limit (``setrlimit`` on itself, or
+``prlimit`` on it from the parent) needs ``CAP_SYS_RESOURCE`` in the initial
+user namespace: a server that is not root never has it, and root in a container
+usually lacks it too. So a limit the worker may not exceed has to be final from
+the start, and the parent, not the worker, decides what it is:
+
+* the address space (``RLIMIT_AS``) is sized by the parent for the corpus the
+  worker is started for, with room to grow (:meth:`SandboxLimits.memory_for`);
+  a load that needs more gets a fresh worker sized for it, and the corpus is
+  read again (:class:`sandbox.host.Sandbox`);
+* CPU time (``RLIMIT_CPU``) is an allowance for the worker's whole life
+  (:meth:`SandboxLimits.cpu_allowance`): the kernel kills the process when it is
+  spent, whatever the code does between requests. Before each request the
+  parent reads what the worker has used and, when what is left would not cover
+  the request, replaces the worker first. The per-call budget is the parent's
+  compute clock, which the worker cannot touch;
+* no core dumps, no file growth, 512 open files and (not root) no new
+  processes: fixed for good.
 """
 
 from __future__ import annotations
@@ -35,14 +55,17 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
+_NAMESPACES = ((_CLONE_NEWNET, "network", "network namespace"), (_CLONE_NEWIPC, "IPC", "IPC namespace"))
 
 
 @dataclass(frozen=True)
 class Confinement:
     memory_bytes: int | None
-    """Soft address-space limit; raised per load (up to the hard one) as the corpus grows."""
-    memory_hard_bytes: int | None = None
+    """Address-space limit, hard and soft alike, for the worker's whole life."""
+    cpu_seconds: int | None = None
+    """CPU-time limit, hard and soft alike, for the worker's whole life."""
     max_open_files: int = 512
     readable: tuple[str, ...] = field(default_factory=tuple)
     """Directories the worker may still read (its interpreter's); everything else is closed by Landlock."""
@@ -56,28 +79,48 @@ def _libc() -> ctypes.CDLL | None:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _set_limit(name: str, soft: int, hard: int | None = None) -> str:
+def _set_limit(name: str, value: int) -> str:
+    """Hard and soft limit alike: a limit the process could raise again is no limit."""
     kind = getattr(resource, name)
     _current_soft, current_hard = resource.getrlimit(kind)
-    if hard is None:
-        hard = soft
     if current_hard != resource.RLIM_INFINITY:
-        hard = min(hard, current_hard)
-        soft = min(soft, hard)
+        value = min(value, current_hard)
     try:
-        resource.setrlimit(kind, (soft, hard))
+        resource.setrlimit(kind, (value, value))
     except (ValueError, OSError) as exc:
         return f"{name}: not set ({exc})"
-    return f"{name}={soft}"
+    return f"{name}={value}"
 
 
-def _unshare_network(libc: ctypes.CDLL) -> str:
-    """A fresh network namespace holds only a downed loopback: no address is reachable."""
-    flags = _CLONE_NEWNET if os.geteuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
-    if libc.unshare(flags) == 0:
-        return "network: isolated (new network namespace)"
-    err = ctypes.get_errno()
-    return f"network: NOT isolated (unshare failed: {os.strerror(err)})"
+def unshare_namespaces(libc: ctypes.CDLL) -> list[str]:
+    """New network and IPC namespaces; one report line each.
+
+    A fresh network namespace holds only a downed loopback: no address is
+    reachable. A fresh IPC namespace holds no System V object and its own POSIX
+    message queues: the worker sees no other session's shared memory, queues or
+    semaphores, and whatever it could create dies with it (the kernel destroys
+    a namespace's objects when its last process exits).
+
+    Root unshares them directly (the namespaces then belong to the initial user
+    namespace, and the worker switches to ``nobody`` afterwards). Anyone else
+    needs a user namespace of its own to hold the privilege, which some
+    systems refuse (``user.max_user_namespaces=0``, Debian's
+    ``kernel.unprivileged_userns_clone=0``, Ubuntu's AppArmor restriction,
+    container seccomp profiles); the seccomp filter refuses sockets and IPC
+    calls either way. Both are asked for in one call, and one at a time if
+    that fails, so that a kernel without one kind still gets the other.
+    """
+    need_user = os.geteuid() != 0
+    if libc.unshare(_CLONE_NEWNET | _CLONE_NEWIPC | (_CLONE_NEWUSER if need_user else 0)) == 0:
+        return [f"{label}: isolated (new {what})" for _, label, what in _NAMESPACES]
+    report = []
+    for flag, label, what in _NAMESPACES:
+        if libc.unshare(flag | (_CLONE_NEWUSER if need_user else 0)) == 0:
+            need_user = False  # the new user namespace now holds the privilege for the next one
+            report.append(f"{label}: isolated (new {what})")
+        else:
+            report.append(f"{label}: NOT isolated (unshare failed: {os.strerror(ctypes.get_errno())})")
+    return report
 
 
 def _drop_root(uid: int, gid: int) -> str:
@@ -125,16 +168,18 @@ def apply(confinement: Confinement) -> list[str]:
     report: list[str] = []
     if resource is not None:
         if confinement.memory_bytes:
-            hard = max(confinement.memory_hard_bytes or 0, confinement.memory_bytes)
-            report.append(_set_limit("RLIMIT_AS", confinement.memory_bytes, hard))
+            report.append(_set_limit("RLIMIT_AS", confinement.memory_bytes))
+        if confinement.cpu_seconds:
+            report.append(_set_limit("RLIMIT_CPU", confinement.cpu_seconds))
         report.append(_set_limit("RLIMIT_CORE", 0))
         report.append(_set_limit("RLIMIT_FSIZE", 0))
         report.append(_set_limit("RLIMIT_NOFILE", confinement.max_open_files))
     libc = _libc()
     if libc is not None:
-        report.append(_unshare_network(libc))
+        report.extend(unshare_namespaces(libc))
     else:
         report.append(f"network: NOT isolated (no network namespaces on {sys.platform})")
+        report.append(f"IPC: NOT isolated (no IPC namespaces on {sys.platform})")
     if os.geteuid() == 0:
         uid, gid = confinement.unprivileged_user
         if not all(reachable_by_others(path) for path in confinement.readable):
@@ -158,31 +203,6 @@ def apply(confinement: Confinement) -> list[str]:
         report.append(f"file system: NOT restricted (no Landlock on {sys.platform})")
         report.append(f"system-call filter: NOT installed (no seccomp on {sys.platform})")
     return report
-
-
-def set_memory_limit(soft: int) -> None:
-    """Raise (or lower) the soft address-space limit, never past the hard one."""
-    if resource is None:
-        return
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def limit_cpu_seconds(budget: float) -> None:
-    """Cap the CPU this process may still use: a backstop under the parent's wall-clock kill."""
-    if resource is None:
-        return
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = usage.ru_utime + usage.ru_stime
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = int(used + budget) + 1
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def interpreter_directories() -> tuple[str, ...]:

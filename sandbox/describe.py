@@ -15,8 +15,9 @@ def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 def _safe_str(value: object) -> str:
+    """``str(value)`` as an exact str (the user's ``__str__`` may return a subclass whose methods lie)."""
     try:
-        return str(value)
+        return str.__str__(str(value))
     except ExecInterrupted:
         raise
     except BaseException:
@@ -27,7 +28,7 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
     """Type, message and a traceback that shows only the user's own lines."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell-")]
     message = _safe_str(exc)
-    if isinstance(exc, MemoryError) and not message:
+    if issubclass(type(exc), MemoryError) and not message:
         message = "out of memory: the sandbox's memory limit was reached"
     lines = ["Traceback (most recent call last):\n", *traceback.StackSummary.from_list(frames).format()]
     lines.append(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)

@@ -6,24 +6,35 @@ the caller's handler and watches the clock. Compute time (wall time minus the
 time spent serving sub-calls) past the soft timeout plus a grace period means
 the soft interrupt did not work: the whole process group is killed, a new
 worker is started, the corpus is loaded again, and the result says that
-variables were lost. The same happens when the worker dies on its own.
+variables were lost. The same happens when the worker dies on its own, and
+when it breaks the channel protocol (a frame that does not decode, is nested
+or sized past the bounds, or is not the answer to the request in flight): the
+worker is treated as hostile, killed and replaced, and the result says so.
+
+The worker's memory and CPU limits are final for its life (hard = soft, see
+:mod:`sandbox.confine`). Before a request that might need more than they allow
+(a load that grows the corpus past what the worker was sized for, code when
+the worker's CPU allowance is nearly spent), the worker is replaced by one
+sized for it and the corpus is read again; when that loses variables, the
+next result says so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 
 from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerLost
+from sandbox.fields import Fields
+from sandbox.handover import LoadProgress, corpus_size, hand_over
 from sandbox.limits import SandboxLimits
-from sandbox.process import WorkerProcess, describe_exit
+from sandbox.process import WORKER_REQUESTS, WorkerProcess, describe_exit
+from sandbox.protocol import ProtocolError
 from sandbox.results import (
     CallHandler,
     Document,
@@ -32,17 +43,12 @@ from sandbox.results import (
     LoadInfo,
     SubcallHandler,
     Variable,
-    clean_text,
     parse_variables,
 )
 from sandbox.serving import serve_call, serve_subcall
 
-_FD_BATCH = 200
-LoadProgress = Callable[[int, int], Awaitable[None]]
-"""Told (documents read, bytes read) as the worker reads a batch of documents."""
-_SLOWEST_LOAD_BYTES_PER_S = 5 * 1024 * 1024
-_SLOWEST_LOAD_FILES_PER_S = 100
-"""Small files cost per file, not per byte: 48,000 of them must not run into a deadline set by their size."""
+_EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
+_VARS_FRAMES = frozenset({"vars", "internal_error"})
 
 
 class Sandbox:
@@ -61,6 +67,8 @@ class Sandbox:
         self.last_exit: str | None = None
         self._pending_notes: list[str] = []
         """What happened between requests (the worker died while idle), told with the next result."""
+        self._ran_code = False
+        """Whether the live worker has run code since it started (replacing it then loses variables)."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -116,22 +124,24 @@ class Sandbox:
                 + "".join(f"; {note}" for note in notes)
             )
 
-    async def _spawn(self) -> None:
+    async def _spawn(self, corpus_bytes: int | None = None) -> None:
         await self._stop()
-        self._worker = await WorkerProcess.start(self.limits, self._workdir_parent, self.corpus_bytes)
+        size = self.corpus_bytes if corpus_bytes is None else corpus_bytes
+        self._worker = await WorkerProcess.start(self.limits, self._workdir_parent, size)
         self.confinement = self._worker.confinement
+        self._ran_code = False
 
     async def _stop(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
             self.last_exit = await worker.stop()
 
-    async def _restart(self) -> list[str]:
-        """A fresh worker with the same corpus; returns notes for the caller."""
+    async def _restart(self, corpus_bytes: int | None = None, *, reload: bool = True) -> list[str]:
+        """A fresh worker (sized for ``corpus_bytes``) with the same corpus; returns notes for the caller."""
         self.restarts += 1
-        await self._spawn()
+        await self._spawn(corpus_bytes)
         notes = []
-        if self._documents:
+        if self._documents and reload:
             try:
                 await self._load_locked(self._documents, self._shape, append=False)
                 notes.append("the corpus was reloaded")
@@ -141,6 +151,21 @@ class Sandbox:
                 if self._worker is None or self._worker.returncode is not None or isinstance(exc, WorkerLost):
                     await self._spawn()
         return notes
+
+    async def _replace(self, reason: str, corpus_bytes: int | None = None, *, reload: bool = True) -> None:
+        """A fresh worker before a request the live one's final limits would not cover."""
+        lost = self._ran_code
+        notes = await self._restart(corpus_bytes, reload=reload)
+        if lost:
+            self._pending_notes.append(
+                f"{reason}, so a fresh sandbox process was started and variables from earlier calls were lost"
+                + "".join(f"; {note}" for note in notes)
+            )
+
+    async def _ensure_cpu(self, seconds: float) -> None:
+        worker = self._live
+        if worker.cpu_left() < seconds:
+            await self._replace(f"the sandbox process had used its CPU time allowance ({worker.cpu_seconds:,} s)")
 
     def _with_pending_notes(self, result: ExecResult) -> ExecResult:
         if not self._pending_notes:
@@ -171,11 +196,19 @@ class Sandbox:
         it into a list whose first document gets ``first_header``. ``progress`` hears
         how far the worker has read, a batch of documents at a time.
         """
+        documents = list(documents)
         async with self._lock:
+            total = corpus_size(documents) + (self.corpus_bytes if append else 0)
+            if total > self.limits.max_corpus_bytes:
+                limit = self.limits.max_corpus_bytes
+                raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {limit:,}")
             await self._ensure_running()
+            if total > self._live.corpus_room or self._live.cpu_left() < self.limits.load_seconds(total):
+                reason = "the corpus needs more memory or CPU time than this sandbox process was started with"
+                await self._replace(reason, total, reload=append)
             try:
                 info = await self._load_locked(
-                    list(documents), shape, append=append, first_header=first_header, progress=progress
+                    documents, shape, append=append, first_header=first_header, progress=progress
                 )
             except WorkerLost as lost:
                 await self._restart()
@@ -196,85 +229,23 @@ class Sandbox:
         first_header: str = "",
         progress: LoadProgress | None = None,
     ) -> LoadInfo:
-        sizes: list[int] = []
-        for doc in documents:
-            try:
-                sizes.append(os.stat(doc.path, follow_symlinks=False).st_size)
-            except OSError as exc:
-                raise LoadError(f"cannot open {doc.name}: {exc.strerror}") from None
-        new_bytes = sum(sizes)
-        total = new_bytes + (self.corpus_bytes if append else 0)
-        if total > self.limits.max_corpus_bytes:
-            raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {self.limits.max_corpus_bytes:,}")
-        soft, _ = self.limits.memory_for(total)
-        await self._live.send(
-            {
-                "op": "load",
-                "mode": "append" if append else "replace",
-                "shape": shape,
-                "first_header": first_header,
-                "memory_bytes": soft,
-                "batch": _FD_BATCH,
-                "documents": [
-                    {
-                        "name": d.name,
-                        "header": d.header,
-                        "encoding": d.encoding,
-                        "errors": d.errors,
-                        "parts": d.parts,
-                        "skip_undecodable": d.skip_undecodable,
-                    }
-                    for d in documents
-                ],
-            }
-        )
+        total = corpus_size(documents) + (self.corpus_bytes if append else 0)
         # Bounded, like every wait on the worker: a load never turns into a hung request.
-        slowest = total / _SLOWEST_LOAD_BYTES_PER_S + len(documents) / _SLOWEST_LOAD_FILES_PER_S
-        deadline = anyio.current_time() + self.limits.start_timeout_s + slowest
-        # Descriptors go over in batches, each sent once the worker has read the one before: neither
-        # side ever holds more than a batch open, whatever the number of files (open-file limits).
-        read_bytes = 0
-        for start in range(0, len(documents), _FD_BATCH):
-            if start:
-                reply = await self._live.recv_by(deadline, "loading")
-                if reply.get("op") != "load_more":
-                    return self._loaded(reply, documents, shape, append=append, first_header=first_header)
-                read_bytes += sum(sizes[start - _FD_BATCH : start])
-                if progress is not None:
-                    await progress(start, read_bytes)
-            await self._send_fds(documents[start : start + _FD_BATCH])
-        reply = await self._live.recv_by(deadline, "loading")
-        info = self._loaded(reply, documents, shape, append=append, first_header=first_header)
-        if progress is not None:
-            await progress(len(documents), new_bytes)
-        return info
-
-    async def _send_fds(self, batch: list[Document]) -> None:
-        fds: list[int] = []
+        deadline = anyio.current_time() + self.limits.load_seconds(total, len(documents))
         try:
-            for doc in batch:
-                fds.append(_open_document(doc))
-            await self._live.send_fds(fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def _loaded(
-        self,
-        reply: dict[str, Any],
-        documents: list[Document],
-        shape: Literal["str", "list"],
-        *,
-        append: bool,
-        first_header: str,
-    ) -> LoadInfo:
-        if reply.get("op") == "load_error":
+            info = await hand_over(
+                self._live,
+                documents,
+                shape,
+                append=append,
+                first_header=first_header,
+                deadline=deadline,
+                progress=progress,
+            )
+        except LoadError:
             if not append:
                 self._documents = []
-            raise LoadError(clean_text(reply.get("message", "the corpus could not be loaded"), 2000))
-        if reply.get("op") != "loaded":
-            raise LoadError(clean_text(reply.get("message", "the sandbox could not load the corpus"), 2000))
-        info = LoadInfo.parse(reply)
+            raise
         if info.skipped:  # a restart reloads what is in the corpus, not what was left out
             left_out = {index for index, _ in info.skipped}
             documents = [doc for index, doc in enumerate(documents) if index not in left_out]
@@ -311,6 +282,8 @@ class Sandbox:
         timeout = timeout or self.limits.exec_timeout_s
         async with self._lock:
             await self._ensure_running()
+            await self._ensure_cpu(self.limits.exec_cpu_s(timeout))
+            self._ran_code = True
             try:
                 result = await self._execute_locked(code, timeout, on_subcall, on_call)
             except WorkerLost as lost:
@@ -330,6 +303,9 @@ class Sandbox:
             )
         elif lost.kind == "cancelled":
             kind, message = "Cancelled", "execution was cancelled and did not stop, so the sandbox was killed"
+        elif lost.kind == "protocol":
+            kind = "ProtocolViolation"
+            message = f"the sandbox process broke the channel protocol, so it was killed: {lost}"
         else:
             kind, message = "SandboxCrashed", str(lost)
         message += ". The session was restarted: variables from earlier calls were lost."
@@ -350,81 +326,73 @@ class Sandbox:
     async def _execute_locked(
         self, code: str, timeout: float, on_subcall: SubcallHandler | None, on_call: CallHandler | None = None
     ) -> ExecResult:
-        grace = self.limits.kill_grace_s
         worker = self._live
-        await worker.send({"op": "exec", "code": code, "timeout": timeout, "cpu_budget": timeout + 2 * grace + 1})
-        budget = timeout + grace
-        pending_llm: int | None = None
-        pending_call: int | None = None
+        request_id = await worker.request({"op": "exec", "code": code, "timeout": timeout})
+        budget = timeout + self.limits.kill_grace_s
+        pending: tuple[str, int] | None = None
+        """The reply op and id of the worker's request being served, if one is."""
         try:
             while True:
                 started = anyio.current_time()
                 with anyio.move_on_after(max(budget, 0)) as scope:
-                    message = await worker.recv()
+                    message = await worker.reply(request_id, _EXEC_FRAMES, "running code")
                 if scope.cancelled_caught:
                     raise WorkerLost("timeout", "hard timeout")
                 budget -= anyio.current_time() - started
-                op = message.get("op")
-                if op == "llm":
-                    pending_llm = message.get("id") if isinstance(message.get("id"), int) else -1
-                    await worker.send(await serve_subcall(message, on_subcall))
-                    pending_llm = None
-                elif op == "call":
-                    pending_call = message.get("id") if isinstance(message.get("id"), int) else -1
-                    await worker.send(await serve_call(message, on_call))
-                    pending_call = None
-                elif op == "result":
-                    return ExecResult.parse(message, self.limits.max_output_chars, self.limits.max_final_chars)
-                elif op == "internal_error":
-                    error = ExecError(type="SandboxError", message=clean_text(message.get("message", ""), 2000))
-                    return ExecResult(stdout="", error=error, final=None, variables=[], elapsed_ms=0.0)
-                else:
-                    raise WorkerLost("protocol", f"the sandbox sent an unexpected {op!r} message")
+                try:
+                    if message["op"] == "result":
+                        return ExecResult.parse(message, self.limits.max_output_chars, self.limits.max_final_chars)
+                    if message["op"] == "internal_error":
+                        text = Fields(message, "the internal error").text("message", 2000)
+                        error = ExecError(type="SandboxError", message=text)
+                        return ExecResult(stdout="", error=error, final=None, variables=[], elapsed_ms=0.0)
+                    pending = (f"{message['op']}_result", message["id"])
+                    if message["op"] == "llm":
+                        answer = await serve_subcall(message, on_subcall)
+                    else:
+                        answer = await serve_call(message, on_call)
+                except ProtocolError as exc:
+                    raise WorkerLost("protocol", f"the sandbox sent a malformed message: {exc}") from None
+                await worker.send(answer)
+                pending = None
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._stop_running_code(pending_llm, pending_call)
+                await self._stop_running_code(request_id, pending)
             raise
 
-    async def _stop_running_code(self, pending_llm: int | None, pending_call: int | None = None) -> None:
+    async def _stop_running_code(self, request_id: int, pending: tuple[str, int] | None) -> None:
         """After the caller cancelled: interrupt the code, drain its result, or kill it."""
-        worker = self._live
+        worker = self._worker
+        if worker is None or self._closed:
+            return  # closed meanwhile (close() does not wait for the lock): nothing is left to stop
         try:
-            if pending_llm is not None:
-                await worker.send({"op": "llm_result", "id": pending_llm, "interrupt": True})
-            elif pending_call is not None:
-                await worker.send({"op": "call_result", "id": pending_call, "interrupt": True})
+            if pending is not None:
+                await worker.send({"op": pending[0], "id": pending[1], "interrupt": True})
             else:
                 worker.interrupt()
             with anyio.fail_after(self.limits.kill_grace_s):
                 while True:
-                    message = await worker.recv()
-                    if message.get("op") in ("llm", "call"):
-                        reply_op = "llm_result" if message.get("op") == "llm" else "call_result"
-                        await worker.send({"op": reply_op, "id": message.get("id"), "interrupt": True})
-                    elif message.get("op") in ("result", "internal_error"):
+                    message = await worker.reply(request_id, _EXEC_FRAMES, "stopping code")
+                    if message["op"] not in WORKER_REQUESTS:
                         return
+                    await worker.send({"op": f"{message['op']}_result", "id": message["id"], "interrupt": True})
         except (WorkerLost, TimeoutError):
-            await self._restart()
+            if not self._closed:
+                await self._restart()
 
     async def variables(self) -> list[Variable]:
         async with self._lock:
             await self._ensure_running()
-            await self._live.send({"op": "vars"})
-            with anyio.move_on_after(self.limits.exec_timeout_s + self.limits.kill_grace_s) as scope:
-                reply = await self._live.recv()
-            if scope.cancelled_caught:
-                await self._restart()
-                raise SandboxError("the sandbox did not answer, so it was restarted")
-            return parse_variables(reply.get("variables"))
-
-
-def _open_document(doc: Document) -> int:
-    """Open without following a final symlink and insist on a regular file."""
-    try:
-        fd = os.open(doc.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        raise LoadError(f"cannot open {doc.name}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise LoadError(f"{doc.name} is not a regular file")
-    return fd
+            worker = self._live
+            deadline = anyio.current_time() + self.limits.exec_timeout_s + self.limits.kill_grace_s
+            try:
+                request_id = await worker.request({"op": "vars"})
+                reply = await worker.reply(request_id, _VARS_FRAMES, "listing variables", deadline)
+                fields = Fields(reply, "the variables")
+                if reply["op"] == "vars":
+                    return parse_variables(fields.items("variables"))
+                raise SandboxError(f"the sandbox could not list its variables: {fields.text('message', 2000)}")
+            except (WorkerLost, ProtocolError) as lost:
+                notes = await self._restart()
+                message = f"{lost}; the sandbox was restarted and variables from earlier calls were lost"
+                raise SandboxError(message + "".join(f"; {note}" for note in notes)) from None

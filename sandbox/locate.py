@@ -44,7 +44,7 @@ class CorpusLocator:
     """Finds corpus text in prompts; one per loaded corpus (it keeps a position hint and known misses)."""
 
     def __init__(self, context: str | list[str]):
-        self.docs: list[str] = [context] if isinstance(context, str) else list(context)
+        self.docs: list[str] = [_exact(context)] if type(context) is str else [_exact(d) for d in list(context)]
         self.starts = list(itertools.accumulate((len(d) for d in self.docs), initial=0))
         self._hint = (0, 0)
         self._misses: set[str] = set()
@@ -57,7 +57,9 @@ class CorpusLocator:
         to hold a window of corpus text is not looked at; the others are copied exactly first (a str
         subclass from the code cannot lie about its characters).
         """
-        long = [(i, str.__str__(p)) for i, p in enumerate(prompts) if str.__len__(p) >= WINDOW]
+        long = [
+            (i, str.__str__(p)) for i, p in enumerate(prompts) if issubclass(type(p), str) and str.__len__(p) >= WINDOW
+        ]
         self._budget = SCAN_BUDGET_CHARS + 4 * sum(len(text) for _, text in long)
         out: list[list[int]] = []
         for index, text in long:
@@ -130,6 +132,20 @@ class CorpusLocator:
     def document_of(self, offset: int) -> int:
         """The document a global offset falls in (for tests and tools)."""
         return max(bisect.bisect_right(self.starts, offset) - 1, 0)
+
+
+def _exact(value: object) -> str:
+    """A document as an exact ``str``, read without calling any method of it.
+
+    The worker sets ``context``, but the list is the one user code sees, and code may have put anything in
+    it: a ``str`` subclass is copied by its characters (its ``find``, ``__len__`` or ``__getitem__`` are never
+    called), anything else counts as an empty document.
+    """
+    if type(value) is str:
+        return value
+    if issubclass(type(value), str):
+        return str.__str__(value)  # type: ignore[arg-type]
+    return ""
 
 
 def _trim(lo: int, hi: int, matched: list[tuple[int, int]]) -> tuple[int, int]:

@@ -6,7 +6,10 @@ real module: ``import json`` returns a fresh read-only proxy that holds only the
 names listed here, checked when the proxy is built to contain no module, frame,
 code or other gadget object. Functions that read or write arbitrary attributes
 (``functools.wraps``, ``operator.attrgetter``) or format strings against objects
-(``string.Formatter``) are left out on purpose.
+(``string.Formatter``) are left out on purpose. A name that is not there raises
+an ``AttributeError`` saying so, and what the module holds here. ``sys``,
+``typing``, ``traceback`` and ``dataclasses`` are stand-ins (see
+:mod:`sandbox.standins`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import importlib
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from sandbox import guards, standins
 
 SAFE_MODULES: Mapping[str, tuple[str, ...]] = {
     "re": (
@@ -280,6 +285,7 @@ SAFE_MODULES: Mapping[str, tuple[str, ...]] = {
     "time": (
         "time",
         "time_ns",
+        "sleep",
         "perf_counter",
         "perf_counter_ns",
         "monotonic",
@@ -290,12 +296,16 @@ SAFE_MODULES: Mapping[str, tuple[str, ...]] = {
         "struct_time",
     ),
     "pprint": ("pformat",),
+    **standins.STANDIN_MODULES,
 }
 
 # Modules that C code imports on its own while user code runs (``datetime.strptime`` imports
 # ``_strptime`` through the caller's ``__import__``). User code cannot name them: every name
 # starting with "_" is refused when the code is compiled.
-INTERNAL_MODULES: Mapping[str, tuple[str, ...]] = {"_strptime": ("_strptime_datetime",)}
+INTERNAL_MODULES: Mapping[str, tuple[str, ...]] = {
+    "_strptime": ("_strptime_datetime",),
+    "__future__": standins.FUTURE_NAMES,
+}
 
 # Objects a proxy must never hand out: each is a route to frames, code or real modules.
 _FORBIDDEN_VALUE_TYPES: tuple[type, ...] = (
@@ -320,6 +330,18 @@ def _checked(module_name: str, name: str, value: Any) -> Any:
     return value
 
 
+def _missing_attribute(module_name: str, names: list[str]) -> Callable[[str], Any]:
+    """The proxy's ``__getattr__`` (PEP 562): a name that is not there says so, and what is."""
+    shown = ", ".join(names[:25]) + (", ..." if len(names) > 25 else "")
+
+    def __getattr__(name: str) -> Any:
+        hint = standins.HINTS.get(f"{module_name}.{name}")
+        holds = f"; {hint}" if hint else f"; {module_name} here holds: {shown}" if names else ""
+        raise AttributeError(f"{module_name}.{name} is not available in the sandbox{holds}")
+
+    return __getattr__
+
+
 def build_proxy(module_name: str, names: tuple[str, ...], extra: Mapping[str, Any] | None = None) -> types.ModuleType:
     """A fresh module object whose namespace holds only ``names`` (plus ``extra``).
 
@@ -333,6 +355,8 @@ def build_proxy(module_name: str, names: tuple[str, ...], extra: Mapping[str, An
             setattr(proxy, name, _checked(module_name, name, getattr(real, name)))
     for name, value in (extra or {}).items():
         setattr(proxy, name, _checked(module_name, name, value))
+    public = sorted(name for name in vars(proxy) if not name.startswith("_"))
+    proxy.__getattr__ = _missing_attribute(module_name, public)  # type: ignore[attr-defined]
     return proxy
 
 
@@ -342,24 +366,34 @@ def build_all(extras: Mapping[str, Mapping[str, Any]]) -> dict[str, types.Module
 
 
 def make_import(proxies: Mapping[str, types.ModuleType]) -> Callable[..., types.ModuleType]:
-    """``__import__`` for user code: exact module names only, every ``from`` name checked."""
+    """``__import__`` for user code: exact module names only, every ``from`` name checked.
+
+    The compiler passes constants, but the arguments are still read as exact builtin values
+    (see :mod:`sandbox.guards`): the name that is checked is the name that is looked up.
+    """
     available = ", ".join(sorted(name for name in proxies if name not in INTERNAL_MODULES))
 
     def safe_import(
-        name: str,
+        name: Any,
         globals: Any = None,
         locals: Any = None,
-        fromlist: tuple[str, ...] | list[str] | None = (),
-        level: int = 0,
+        fromlist: Any = (),
+        level: Any = 0,
     ) -> types.ModuleType:
-        if level != 0:
+        if guards.exact_int(level, "level") != 0:
             raise ImportError("relative imports are not available in the sandbox")
-        proxy = proxies.get(name)
+        module = guards.exact_str(name, "module name")
+        proxy = proxies.get(module)
         if proxy is None:
-            raise ImportError(f"import of {name!r} is not allowed in the sandbox; available modules: {available}")
-        for item in fromlist or ():
-            if not isinstance(item, str) or item.startswith("_") or not hasattr(proxy, item):
-                raise ImportError(f"cannot import name {item!r} from {name!r} (not available in the sandbox)")
+            raise ImportError(f"import of {module!r} is not allowed in the sandbox; available modules: {available}")
+        if fromlist is None:
+            return proxy
+        if type(fromlist) not in (tuple, list):
+            raise TypeError("fromlist must be a tuple or list of names")
+        for item in list(fromlist):
+            key = guards.exact_str(item, "imported name")
+            if key.startswith("_") or key not in vars(proxy):
+                raise ImportError(f"cannot import name {key!r} from {module!r} (not available in the sandbox)")
         return proxy
 
     return safe_import

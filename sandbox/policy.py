@@ -1,7 +1,7 @@
 """What code may say: RestrictedPython's checks, with guards only where security needs them.
 
 RestrictedPython rejects at compile time every name and attribute that starts
-with ``_`` (so ``x.__class__``, ``f.__globals__``, ``e.__traceback__`` never
+with ``_`` (so ``f.__globals__``, ``e.__traceback__``, ``x.__bases__`` never
 compile), ``exec``/``eval`` calls and a few risky statements. Its default
 transformer also routes every attribute read, item access, iteration and
 unpacking through Python-level guard functions, which costs 2-4x on the tight
@@ -17,11 +17,19 @@ only job is Zope's object-level permissions, which this sandbox does not use:
 * item access, iteration and unpacking are native;
 * attribute *writes* still go through ``_write_`` so modules, helpers and
   library classes cannot be patched;
-* reads of the few names in ``GUARDED_READS`` go through ``_read_guarded_``,
-  which refuses them on exceptions.
+* reads of the few names in ``GUARDED_READS`` go through ``_read_guarded_``
+  (``sandbox.guards``), which decides on the object: ``e.obj`` is refused on
+  exceptions, ``s.format``/``s.format_map`` of a str hand out the sandbox's
+  formatter, ``x.__class__`` is ``type(x)``, and ``super().__init__`` (any
+  special method a REPL class may define) is read only for REPL classes.
 
-Names that reach frames, code objects or string formatting (``gi_frame``,
-``f_back``, ``format``, ``format_map``, ...) are refused wherever they appear.
+Four dunders are plain read-only data on classes, functions and modules and may
+be read anywhere: ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``; so
+may the named-tuple API (``_asdict``, ``_replace``, ``_make``, ``_fields``).
+The global ``__name__`` reads as ``"__main__"``, as in an interactive session.
+Names that reach frames or code objects (``gi_frame``, ``f_back``, ``mro``, ...)
+are refused wherever they appear. Guarded names cost a call only where they
+appear in the code; every other literal attribute read stays native.
 """
 
 from __future__ import annotations
@@ -32,12 +40,13 @@ from types import CodeType
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer, copy_locations
 
+# The module name of everything code in the REPL defines (classes, functions); the write guard and
+# the super() guard use it to tell the user's own objects from the sandbox's and the libraries'.
+USER_MODULE = "repl"
+
 # Attribute names refused on every object, in addition to anything starting with "_".
-# format/format_map walk attributes inside the format string ("{0.__class__}") beyond
-# any guard; mro() hands out the class hierarchy.
+# mro() hands out the class hierarchy.
 BLOCKED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
-    "format",
-    "format_map",
     "mro",
     "f_trace_lines",
     "f_trace_opcodes",
@@ -46,20 +55,34 @@ BLOCKED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
     "cr_running",
 }
 
-# Special methods a class written in the REPL may define. Defining them only
-# affects the user's own objects; reading dunders of other objects stays refused.
-ALLOWED_SPECIAL_METHODS = frozenset(
+# Dunders that are plain data wherever Python defines them (a str or None on classes, functions and
+# modules; whatever the user stored on their own objects): readable, never writable.
+READ_ONLY_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
+
+# The public API of named tuples, spelled with a leading underscore so as not to clash with field
+# names: readable (methods and tuples of names), never writable. Nothing else in reach defines them.
+NAMEDTUPLE_API = frozenset({"_asdict", "_replace", "_make", "_fields", "_field_defaults"})
+
+# Special methods a class written in the REPL may define, and read through super() (for its own
+# classes only). Defining them only affects the user's own objects. __index__, __int__, __float__,
+# __del__, __getattr__/__getattribute__, __reduce__ and descriptors stay out: each lets an object
+# run code inside C operations or library code that does not expect it.
+SPECIAL_METHODS = frozenset(
     {
         "__init__",
+        "__post_init__",
         "__repr__",
         "__str__",
+        "__format__",
         "__len__",
         "__iter__",
         "__next__",
+        "__reversed__",
         "__contains__",
         "__getitem__",
         "__setitem__",
         "__delitem__",
+        "__missing__",
         "__eq__",
         "__ne__",
         "__lt__",
@@ -74,25 +97,36 @@ ALLOWED_SPECIAL_METHODS = frozenset(
         "__truediv__",
         "__floordiv__",
         "__mod__",
+        "__pow__",
+        "__and__",
+        "__or__",
+        "__xor__",
         "__neg__",
+        "__pos__",
+        "__abs__",
         "__radd__",
+        "__rsub__",
         "__rmul__",
+        "__rtruediv__",
+        "__iadd__",
+        "__isub__",
+        "__imul__",
         "__call__",
         "__enter__",
         "__exit__",
     }
 )
 
-RESERVED_NAMES = frozenset({"printed", "builtins", "breakpoint"})
-
-# Attribute names whose reads go through READ_GUARD: harmless on most objects, but on an
-# exception they hand out what library code was working on (AttributeError.obj, the
-# CVE-2024-47532 route), which may be an object user code was never given.
-GUARDED_READS = frozenset({"obj"})
+# Attribute names whose reads go through READ_GUARD (see the module doc and sandbox.guards).
+# ``obj`` is harmless on most objects, but on an exception it hands out what library code was
+# working on (AttributeError.obj, the CVE-2024-47532 route).
+GUARDED_READS = frozenset({"obj", "format", "format_map", "__class__"}) | SPECIAL_METHODS
 
 WRITE_GUARD = "_write_"
 READ_GUARD = "_read_guarded_"
 ECHO_HOOK = "__rlm_echo__"
+
+_READABLE_HINT = "readable dunders: __name__, __qualname__, __doc__, __module__, __class__"
 
 
 class RestrictedCodeError(Exception):
@@ -103,17 +137,22 @@ class RestrictedCodeError(Exception):
         self.errors = errors
 
 
-def _attribute_refusal(name: str) -> str | None:
+def attribute_refusal(name: str, *, read: bool = True, runtime: bool = False) -> str | None:
+    """Why ``obj.<name>`` is refused, or None. ``name`` must be an exact str (see sandbox.guards)."""
+    if name in READ_ONLY_DUNDERS or name in NAMEDTUPLE_API or name == "__class__":
+        return None if read else f'"{name}" is read-only in the sandbox'
     if name.startswith("_") and name != "_":
-        return f'"{name}" is an invalid attribute name because it starts with "_"'
+        where = "an invalid attribute name" if not runtime else "not accessible in the sandbox"
+        return f'"{name}" is {where} because it starts with "_" ({_READABLE_HINT})'
     if name in BLOCKED_ATTRIBUTES:
+        return f'"{name}" is not accessible in the sandbox'
+    if name.endswith("__roles__"):
         return f'"{name}" is not accessible in the sandbox'
     return None
 
 
-def attribute_allowed(name: object) -> bool:
-    """The same rule as compile time, for the guarded ``getattr``/``hasattr`` builtins."""
-    return isinstance(name, str) and _attribute_refusal(name) is None and not name.endswith("__roles__")
+def _is_super_call(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
 
 
 class SandboxTransformer(RestrictingNodeTransformer):
@@ -122,39 +161,49 @@ class SandboxTransformer(RestrictingNodeTransformer):
     def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
         if name is None:
             return
-        if allow_magic_methods and name in ALLOWED_SPECIAL_METHODS and getattr(node, "col_offset", 0) != 0:
+        if allow_magic_methods and name in SPECIAL_METHODS and getattr(node, "col_offset", 0) != 0:
             return
         if name.startswith("_") and name != "_":
             self.error(node, f'"{name}" is an invalid variable name because it starts with "_"')
         elif name.endswith("__roles__"):
             self.error(node, f'"{name}" is an invalid variable name because it ends with "__roles__"')
-        elif name in RESERVED_NAMES:
-            self.error(node, f'"{name}" is a reserved name')
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         if isinstance(node.ctx, ast.Load):
             self.used_names[node.id] = True
             if node.id == "print":  # a plain builtin here, not RestrictedPython's collector
                 return node
+            if node.id == "__name__":  # `if __name__ == "__main__":` runs, as in an interactive session
+                constant = ast.Constant("__main__")
+                copy_locations(constant, node)
+                return constant
         self.check_name(node, node.id)
         return node
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        refusal = _attribute_refusal(node.attr)
-        if refusal:
+        load = isinstance(node.ctx, ast.Load)
+        guarded = load and node.attr in GUARDED_READS
+        if node.attr in SPECIAL_METHODS:
+            if not (load and _is_super_call(node.value)):
+                self.error(
+                    node,
+                    f'"{node.attr}" is an invalid attribute name because it starts with "_" '
+                    f"(a special method may be read only as super().{node.attr})",
+                )
+        elif refusal := attribute_refusal(node.attr, read=load):
             self.error(node, refusal)
         node = self.node_contents_visit(node)
-        if isinstance(node.ctx, ast.Load):
-            if node.attr in GUARDED_READS:
-                read = ast.Call(
-                    func=ast.Name(READ_GUARD, ast.Load()), args=[node.value, ast.Constant(node.attr)], keywords=[]
-                )
-                copy_locations(read, node)
-                return read
+        if guarded:
+            read = ast.Call(
+                func=ast.Name(READ_GUARD, ast.Load()), args=[node.value, ast.Constant(node.attr)], keywords=[]
+            )
+            copy_locations(read, node)
+            return read
+        if load:
             return node
-        guarded = ast.Call(func=ast.Name(WRITE_GUARD, ast.Load()), args=[node.value], keywords=[])
-        copy_locations(guarded, node.value)
-        node.value = guarded
+        guard = ast.Call(func=ast.Name(WRITE_GUARD, ast.Load()), args=[node.value], keywords=[])
+        copy_locations(guard, node.value)
+        node.value = guard
         return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:

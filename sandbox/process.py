@@ -1,9 +1,13 @@
 """One worker process and its channel: start it confined, talk to it, kill its whole group.
 
 Everything the worker sends is untrusted: frames are length-prefixed JSON read
-with a byte cap, and any failure to read (EOF, a frame over the cap, bad JSON)
-becomes :class:`~sandbox.errors.WorkerLost`, which the sandbox answers by
-starting a new worker.
+with a byte and a nesting cap, and any failure to read (EOF, a frame over a
+cap, bad JSON) becomes :class:`~sandbox.errors.WorkerLost`, which the sandbox
+answers by starting a new worker. Every request that expects an answer carries
+an id (:meth:`WorkerProcess.request`), and a frame is accepted only as the
+answer to the request in flight (:meth:`WorkerProcess.reply`): a reply to an
+earlier request, an unsolicited frame or one of the wrong kind is a protocol
+violation too, so one stray frame can never shift every later answer by one.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from sandbox import protocol
 from sandbox.errors import WorkerLost, WorkerStartError
+from sandbox.fields import Fields, clean_text
 from sandbox.limits import SandboxLimits
-from sandbox.results import clean_text
 
 _BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker import main; main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+WORKER_REQUESTS = frozenset({"llm", "call"})
+"""Frames the worker starts itself (while code runs); they carry the worker's own ids."""
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -41,7 +47,7 @@ def describe_exit(returncode: int | None) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        hints = {"SIGKILL": " (killed: out of time or memory)", "SIGSEGV": " (crashed)", "SIGXCPU": " (CPU limit)"}
+        hints = {"SIGKILL": " (killed: out of time, memory or CPU allowance)", "SIGSEGV": " (crashed)"}
         return f"was ended by {name}{hints.get(name, '')}"
     return f"exited with status {returncode}"
 
@@ -49,27 +55,34 @@ def describe_exit(returncode: int | None) -> str:
 class WorkerProcess:
     """A started worker: ``send``/``recv`` frames, ``send_fds`` descriptors, ``stop`` the group."""
 
-    def __init__(self, process: Process, stream: UNIXSocketStream, workdir: Path, limits: SandboxLimits):
+    def __init__(
+        self, process: Process, stream: UNIXSocketStream, workdir: Path, limits: SandboxLimits, corpus_room: int
+    ):
         self.process = process
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
         self.workdir = workdir
         self.limits = limits
         self.confinement: list[str] = []
+        self.corpus_room = corpus_room
+        """The largest corpus this worker's address-space limit was sized for."""
+        self.cpu_seconds = _inherited_cpu_limit(limits.cpu_allowance())
+        """Its CPU-time limit for life."""
+        self._last_request = 0
 
     @classmethod
     async def start(cls, limits: SandboxLimits, workdir_parent: Path | None, corpus_bytes: int) -> WorkerProcess:
-        """Spawn a worker in a fresh private directory and wait until it has confined itself."""
+        """Spawn a worker sized for ``corpus_bytes`` in a fresh private directory; wait until it is confined."""
         workdir = Path(tempfile.mkdtemp(prefix="rlm-sandbox-", dir=workdir_parent))
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        soft, hard = limits.memory_for(corpus_bytes)
+        room = limits.corpus_room(corpus_bytes)
         config = {
             "fd": child_sock.fileno(),
             "max_message_bytes": max(limits.max_message_bytes, 64 * 1024 * 1024),
             "max_output_chars": limits.max_output_chars,
             "max_final_chars": limits.max_final_chars,
-            "memory_bytes": soft,
-            "memory_hard_bytes": hard,
+            "memory_bytes": limits.memory_for(room),
+            "cpu_seconds": limits.cpu_allowance(),
         }
         env = {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(workdir), "TMPDIR": str(workdir)}
         command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT, json.dumps(config)]
@@ -91,15 +104,14 @@ class WorkerProcess:
             raise WorkerStartError(f"could not start the sandbox worker: {exc}") from exc
         finally:
             child_sock.close()
-        worker = cls(process, await UNIXSocketStream.from_socket(parent_sock), workdir, limits)
+        worker = cls(process, await UNIXSocketStream.from_socket(parent_sock), workdir, limits, room)
         try:
             with anyio.move_on_after(limits.start_timeout_s):
                 ready = await worker.recv()
                 if ready.get("op") == "ready":
-                    report = ready.get("confinement")
-                    worker.confinement = [clean_text(x, 300) for x in report] if isinstance(report, list) else []
+                    worker.confinement = Fields(ready, "the ready message").texts("confinement", 300)[:50]
                     return worker
-        except WorkerLost as lost:
+        except (WorkerLost, protocol.ProtocolError) as lost:
             await worker.stop()
             raise WorkerStartError(f"the sandbox worker failed to start: {lost}") from None
         await worker.stop()
@@ -137,6 +149,32 @@ class WorkerProcess:
             return await self.recv()
         raise WorkerLost("timeout", f"the sandbox did not finish {what} in time")
 
+    async def request(self, message: dict[str, Any]) -> int:
+        """Send a request that expects an answer, under a fresh id; returns the id."""
+        self._last_request += 1
+        await self.send({**message, "id": self._last_request})
+        return self._last_request
+
+    async def reply(
+        self, request_id: int, ops: frozenset[str], what: str, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """The next frame, which must be one of ``ops`` answering ``request_id`` (or a request of the worker's own,
+        when ``ops`` allows it); anything else is a protocol violation. ``what`` is the request, for messages."""
+        message = await (self.recv() if deadline is None else self.recv_by(deadline, what))
+        return check_reply(message, request_id, ops, what)
+
+    def cpu_used(self) -> float | None:
+        """CPU seconds the worker has used, as its ``RLIMIT_CPU`` counts them; None where /proc cannot tell."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def cpu_left(self) -> float:
+        """CPU seconds left before the kernel kills the worker (all of them where /proc cannot tell)."""
+        return self.cpu_seconds - (self.cpu_used() or 0.0)
+
     async def send_fds(self, fds: list[int]) -> None:
         try:
             await self._stream.send_fds(b"F", fds)
@@ -166,3 +204,29 @@ class WorkerProcess:
             await self.process.aclose()
         shutil.rmtree(self.workdir, ignore_errors=True)
         return describe_exit(self.process.returncode)
+
+
+def _inherited_cpu_limit(allowance: int) -> int:
+    """What the worker will get: the allowance, unless the server's own hard limit (inherited) is lower."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows, which the sandbox does not support
+        return allowance
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    return allowance if hard == resource.RLIM_INFINITY else min(allowance, hard)
+
+
+def check_reply(message: dict[str, Any], request_id: int, ops: frozenset[str], what: str) -> dict[str, Any]:
+    """``message`` if it is one of ``ops`` and answers ``request_id``; a lost worker (protocol) otherwise."""
+    op = message.get("op")
+    if type(op) is not str or op not in ops:
+        shown = f"an unexpected {clean_text(op, 40)!r} message" if type(op) is str else "a message with no operation"
+        raise WorkerLost("protocol", f"the sandbox sent {shown} while {what}")
+    got = message.get("id")
+    if type(got) is not int:
+        raise WorkerLost("protocol", f"the sandbox sent a {op!r} message without a request id while {what}")
+    if op not in WORKER_REQUESTS and got != request_id:
+        raise WorkerLost(
+            "protocol", f"the sandbox answered request {got} while request {request_id} was in flight ({what})"
+        )
+    return message

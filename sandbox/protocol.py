@@ -5,6 +5,16 @@ integer. JSON (never pickle) because the worker is untrusted: whatever it sends
 is parsed as data and nothing else. ``ensure_ascii`` keeps lone surrogates that
 user code may build representable on the wire.
 
+A frame nested deeper than :data:`MAX_DEPTH` is refused: the deepest message
+either side sends is four levels. The bound is checked on the decoded value,
+without recursion; while decoding, CPython's JSON decoder counts its own
+nesting against the interpreter's recursion limit and raises
+``RecursionError``, which is refused the same way, so nothing deep is ever
+walked by recursive code. (A linear scan of the raw bytes before decoding was
+tried and measured at up to four times the cost of ``json.loads`` itself on a
+large frame whose strings are full of brackets and quotes, as prompts holding
+code or JSON are.)
+
 The worker side is synchronous (it runs one thing at a time); the parent side
 lives in :mod:`sandbox.host` and reads the same frames with anyio.
 """
@@ -19,6 +29,8 @@ from typing import Any
 HEADER = struct.Struct(">I")
 FD_BATCH = 200
 MAX_FRAME = 2**32 - 1
+MAX_DEPTH = 16
+"""Deepest nesting of arrays and objects a frame may have (the protocol itself uses four)."""
 
 
 class ProtocolError(Exception):
@@ -32,13 +44,31 @@ def encode(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest deeper than ``limit`` (an explicit stack, no recursion)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
 def decode(body: bytes) -> dict[str, Any]:
+    """One frame's JSON object, nested at most :data:`MAX_DEPTH` deep."""
     try:
         message = json.loads(body)
+    except RecursionError:
+        raise ProtocolError(f"frame is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise ProtocolError(f"frame is not valid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolError("frame is not a JSON object")
+    if too_deep(message, MAX_DEPTH):
+        raise ProtocolError(f"frame is nested deeper than {MAX_DEPTH} levels")
     return message
 
 

@@ -14,17 +14,17 @@ import os
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from sandbox import confine, loader, modules, protocol, safe_builtins
+from sandbox import guards, loader, modules, protocol, safe_builtins, standins
 from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
+from sandbox.guards import exact_str
 from sandbox.interrupts import ExecInterrupted, Interrupts
-from sandbox.policy import ECHO_HOOK, READ_GUARD, WRITE_GUARD, RestrictedCodeError, compile_cell
+from sandbox.policy import ECHO_HOOK, READ_GUARD, USER_MODULE, WRITE_GUARD, RestrictedCodeError, compile_cell
 from sandbox.protocol import FD_BATCH, Channel
 
-USER_MODULE = "repl"
 HELPER_NAMES = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
 RESERVED = ("context", *HELPER_NAMES)
 MAX_VARIABLES = 200
@@ -71,14 +71,25 @@ class Helper:
         return f"<function {self._name}>"
 
 
-def _is_str_list(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+def _str_list(value: object, what: str) -> list[str]:
+    """A list of exact strs copied from ``value``, an iterable of str (iterated as the caller's code would)."""
+    if issubclass(type(value), str):
+        raise TypeError(f"{what} takes a list of str")
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{what} takes a list of str, not {type(value).__name__}") from None
+    for i, item in enumerate(items):
+        if not issubclass(type(item), str):
+            raise TypeError(f"{what}[{i}] is a {type(item).__name__}, not a str")
+    return [str.__str__(item) for item in items]
 
 
 def variable_size(value: object) -> int | None:
     """len() of builtin containers, read without calling any method user code defined."""
+    kind = type(value)
     for base in _SIZED_TYPES:
-        if isinstance(value, base):
+        if issubclass(kind, base):
             return base.__len__(value)  # type: ignore[attr-defined]
     return None
 
@@ -95,10 +106,14 @@ class Repl:
         self.final: str | None = None
         self.capture = OutputCapture(max_output_chars)
         self._request_id = 0
+        self.parent_request: Any = None
+        """The id of the parent's request being served, echoed in every frame that answers it."""
         self.context: str | list[str] = ""
         self._locator: Any = None
         """Finds corpus text in prompts; built at the first sub-call after a load."""
-        proxies = modules.build_all({"pprint": {"pprint": Helper("pprint", self._pprint)}})
+        proxies = modules.build_all(
+            {"pprint": {"pprint": Helper("pprint", self._pprint)}, **standins.extras(self._write)}
+        )
         self.helpers: dict[str, Helper] = {
             "llm_query": Helper("llm_query", self._llm_query),
             "llm_query_batched": Helper("llm_query_batched", self._llm_query_batched),
@@ -114,13 +129,16 @@ class Repl:
             "LLMBatchError": LLMBatchError,
             "SubcallBudgetExceeded": SubcallBudgetExceeded,
         }
-        self.ns: dict[str, Any] = {
-            "__builtins__": safe_builtins.make_builtins(extra_builtins),
-            "__name__": USER_MODULE,
-            WRITE_GUARD: safe_builtins.make_write_guard(USER_MODULE),
-            READ_GUARD: safe_builtins.guarded_read,
-            ECHO_HOOK: self._echo,
-        }
+        self.ns: dict[str, Any] = {}
+        self.ns.update(
+            {
+                "__builtins__": safe_builtins.make_builtins(extra_builtins, self.ns),
+                "__name__": USER_MODULE,
+                WRITE_GUARD: guards.write_guard,
+                READ_GUARD: guards.guarded_read,
+                ECHO_HOOK: self._echo,
+            }
+        )
         self._restore_reserved()
 
     # -- REPL names -------------------------------------------------------------------
@@ -130,6 +148,9 @@ class Repl:
     ) -> None:
         builtins.print(*args, sep=sep, end=end, file=self.capture if file is None else file)
 
+    def _write(self, text: str) -> int:
+        return self.capture.write(text)
+
     def _pprint(self, obj: Any, *args: Any, **kwargs: Any) -> None:
         import pprint
 
@@ -138,24 +159,25 @@ class Repl:
     def _echo(self, value: Any) -> None:
         if value is None:
             return
-        if isinstance(value, str) and len(value) > self.max_output_chars:
+        if type(value) is str and len(value) > self.max_output_chars:
             half = self.max_output_chars // 2
             text = f"{value[:half]!r} ... {value[-half:]!r}  ({len(value):,} characters)"
         else:
-            text = repr(value)
+            text = exact_str(repr(value), "repr()")
         self.capture.write(text + "\n")
 
     def _final(self, answer: Any) -> None:
-        text = answer if isinstance(answer, str) else str(answer)
-        self.final = clip(text, self.max_final_chars)
+        text = str(answer)  # the user's own __str__, if any, runs here, inside the cell's time
+        self.final = clip(exact_str(text, "FINAL's answer"), self.max_final_chars)
 
     def _final_var(self, name: Any) -> None:
-        if not isinstance(name, str):
+        if not issubclass(type(name), str):
             raise TypeError("FINAL_VAR takes the name of a variable as a string, e.g. FINAL_VAR('answer')")
-        if name not in self.ns or name.startswith("_"):
+        key = exact_str(name, "FINAL_VAR's name")
+        if key.startswith("_") or key not in self.ns:
             known = ", ".join(v["name"] for v in self.variables()) or "none"
-            raise NameError(f"FINAL_VAR: no variable named {name!r}; defined variables: {known}")
-        self._final(self.ns[name])
+            raise NameError(f"FINAL_VAR: no variable named {key!r}; defined variables: {known}")
+        self._final(self.ns[key])
 
     def _show_vars(self) -> None:
         rows = self.variables()
@@ -166,22 +188,19 @@ class Repl:
             self.capture.write(f"{row['name']}: {row['type']}{size}\n")
 
     def _llm_query(self, prompt: Any, model: Any = None) -> str:
-        if not isinstance(prompt, str):
+        if not issubclass(type(prompt), str):
             raise TypeError(
                 f"llm_query(prompt) takes a str, not {type(prompt).__name__}; use llm_query_batched(prompts) for a list"
             )
-        outcome = self._request_llm([prompt], model)[0]
+        outcome = self._request_llm([exact_str(prompt, "prompt")], model)[0]
         if "error" in outcome:
             raise LLMError(outcome["error"])
         return str(outcome["text"])
 
     def _llm_query_batched(self, prompts: Any, model: Any = None) -> list[str]:
-        if isinstance(prompts, str) or not isinstance(prompts, Iterable):
+        if issubclass(type(prompts), str):
             raise TypeError("llm_query_batched(prompts) takes a list of str; use llm_query(prompt) for one")
-        prompts = list(prompts)
-        for i, prompt in enumerate(prompts):
-            if not isinstance(prompt, str):
-                raise TypeError(f"prompts[{i}] is a {type(prompt).__name__}, not a str")
+        prompts = _str_list(prompts, "prompts")
         if not prompts:
             return []
         outcomes = self._request_llm(prompts, model)
@@ -199,8 +218,10 @@ class Repl:
         return [str(o["text"]) for o in outcomes]
 
     def _request_llm(self, prompts: list[str], model: Any) -> list[dict[str, Any]]:
-        if model is not None and not isinstance(model, str):
-            raise TypeError("model must be a model id string or None")
+        if model is not None:
+            if not issubclass(type(model), str):
+                raise TypeError("model must be a model id string or None")
+            model = exact_str(model, "model")
         self._request_id += 1
         request_id = self._request_id
         corpus = self._corpus_spans(prompts)  # before the clock pauses: it is this code's compute
@@ -239,11 +260,16 @@ class Repl:
             return None
 
     def _rlm_query(self, prompt: Any, context: Any = None) -> str:
-        if not isinstance(prompt, str):
+        if not issubclass(type(prompt), str):
             raise TypeError(f"rlm_query(prompt, context=None) takes a str prompt, not {type(prompt).__name__}")
-        if not (context is None or isinstance(context, str) or _is_str_list(context)):
-            raise TypeError("rlm_query's context must be None (the whole corpus), a str, or a list of str")
-        return str(self._call_parent("rlm_query", {"prompt": prompt, "context": context}))
+        if context is not None:
+            if issubclass(type(context), str):
+                context = exact_str(context, "context")
+            elif issubclass(type(context), list):
+                context = _str_list(context, "context")
+            else:
+                raise TypeError("rlm_query's context must be None (the whole corpus), a str, or a list of str")
+        return str(self._call_parent("rlm_query", {"prompt": exact_str(prompt, "prompt"), "context": context}))
 
     def _call_parent(self, name: str, args: dict[str, Any]) -> Any:
         """A named request the parent serves (e.g. a nested run); the worker knows only the name."""
@@ -275,7 +301,9 @@ class Repl:
     def variables(self) -> list[dict[str, Any]]:
         rows = []
         for name, value in list(self.ns.items()):
-            if name.startswith("_") or name in HELPER_NAMES or isinstance(value, types.ModuleType):
+            if type(name) is not str or name.startswith("_") or name in HELPER_NAMES:
+                continue
+            if issubclass(type(value), types.ModuleType):
                 continue
             rows.append({"name": name, "type": type(value).__name__, "size": variable_size(value)})
             if len(rows) >= MAX_VARIABLES:
@@ -286,8 +314,6 @@ class Repl:
 
     def load(self, message: dict[str, Any]) -> dict[str, Any]:
         specs = [loader.DocumentSpec.from_message(d) for d in message["documents"]]
-        if message.get("memory_bytes"):
-            confine.set_memory_limit(int(message["memory_bytes"]))
         texts: list[str] = []
         if message.get("mode") == "append":
             texts = [self.context] if isinstance(self.context, str) else list(self.context)
@@ -300,7 +326,7 @@ class Repl:
         skipped: list[list[Any]] = []
         for start in range(0, len(specs), batch):
             if start:
-                self.channel.send({"op": "load_more", "done": start})
+                self.channel.send({"op": "load_more", "id": self.parent_request, "done": start})
             self._read_batch(specs[start : start + batch], texts, start, skipped)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
         self._locator = None
@@ -328,7 +354,7 @@ class Repl:
                 if fd >= 0:
                     os.close(fd)
 
-    def execute(self, code: str, timeout: float, cpu_budget: float) -> dict[str, Any]:
+    def execute(self, code: str, timeout: float) -> dict[str, Any]:
         self.interrupts.fired = None
         self.cells += 1
         filename = f"<cell-{self.cells}>"
@@ -349,7 +375,6 @@ class Repl:
             }
         else:
             linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-            confine.limit_cpu_seconds(cpu_budget)
             error = self._run(cell.code, timeout)
         notes = []
         restored = self._restore_reserved()

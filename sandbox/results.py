@@ -1,8 +1,9 @@
 """What the sandbox hands back to its caller: plain dataclasses, built from worker messages.
 
 Everything here comes from an untrusted process, so it is parsed field by field
-with types forced and strings cleaned of lone surrogates before anyone else
-sees it.
+(:class:`~sandbox.fields.Fields`): a field that is missing or of the wrong type
+makes the whole frame a protocol violation, and strings are cut to size and
+cleaned of lone surrogates before anyone else sees them.
 """
 
 from __future__ import annotations
@@ -12,21 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sandbox.fields import Fields, clean_text
+from sandbox.protocol import ProtocolError
 
-def clean_text(value: Any, limit: int | None = None) -> str:
-    """A str that is safe to encode as UTF-8 (user code can build lone surrogates)."""
-    text = value if isinstance(value, str) else str(value)
-    if limit is not None and len(text) > limit:
-        text = text[:limit]
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
+__all__ = ["clean_text"]  # re-exported: the parent's modules import it from here
 
-
-def _int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+MAX_VARIABLES = 500
+MAX_NOTES = 20
 
 
 @dataclass(frozen=True)
@@ -51,20 +44,15 @@ class Variable:
     size: int | None
 
     @classmethod
-    def parse(cls, raw: Any) -> Variable | None:
-        if not isinstance(raw, dict):
-            return None
-        size = raw.get("size")
-        return cls(
-            name=clean_text(raw.get("name", "?"), 200),
-            type=clean_text(raw.get("type", "?"), 200),
-            size=_int(size) if size is not None else None,
-        )
+    def parse(cls, raw: Any) -> Variable:
+        fields = Fields(raw, "a variable")
+        return cls(name=fields.text("name", 200), type=fields.text("type", 200), size=fields.optional_count("size"))
 
 
 def parse_variables(raw: Any) -> list[Variable]:
-    items = raw if isinstance(raw, list) else []
-    return [v for v in map(Variable.parse, items[:500]) if v is not None]
+    if type(raw) is not list:
+        raise ProtocolError("the variables are not a list")
+    return [Variable.parse(v) for v in raw[:MAX_VARIABLES]]
 
 
 @dataclass(frozen=True)
@@ -75,16 +63,13 @@ class ExecError:
     line: int | None = None
 
     @classmethod
-    def parse(cls, raw: Any) -> ExecError | None:
-        if not isinstance(raw, dict):
-            return None
-        tb = raw.get("traceback")
-        line = raw.get("line")
+    def parse(cls, raw: Any) -> ExecError:
+        fields = Fields(raw, "an error")
         return cls(
-            type=clean_text(raw.get("type", "Error"), 200),
-            message=clean_text(raw.get("message", ""), 20_000),
-            traceback=clean_text(tb, 50_000) if tb is not None else None,
-            line=_int(line) if line is not None else None,
+            type=fields.text("type", 200),
+            message=fields.text("message", 20_000),
+            traceback=fields.optional_text("traceback", 50_000),
+            line=fields.optional_count("line"),
         )
 
 
@@ -103,20 +88,19 @@ class ExecResult:
 
     @classmethod
     def parse(cls, raw: dict[str, Any], max_output_chars: int, max_final_chars: int) -> ExecResult:
-        final = raw.get("final")
-        elapsed = raw.get("elapsed_ms")
-        notes = raw.get("notes") if isinstance(raw.get("notes"), list) else []
+        fields = Fields(raw, "the result")
+        error = fields.optional_mapping("error")
         return cls(
             # The worker truncates already; the margin covers its marker line.
-            stdout=clean_text(raw.get("stdout", ""), max_output_chars + 200),
-            error=ExecError.parse(raw.get("error")),
-            final=clean_text(final, max_final_chars + 200) if final is not None else None,
-            variables=parse_variables(raw.get("variables")),
-            elapsed_ms=float(elapsed) if isinstance(elapsed, int | float) else 0.0,
-            output_chars=_int(raw.get("output_chars")),
-            timed_out=raw.get("timed_out") is True,
-            cancelled=raw.get("cancelled") is True,
-            notes=[clean_text(n, 1000) for n in notes[:20]],
+            stdout=fields.text("stdout", max_output_chars + 200),
+            error=None if error is None else ExecError.parse(error),
+            final=fields.optional_text("final", max_final_chars + 200),
+            variables=parse_variables(fields.items("variables")),
+            elapsed_ms=fields.number("elapsed_ms"),
+            output_chars=fields.count("output_chars"),
+            timed_out=fields.flag("timed_out"),
+            cancelled=fields.flag("cancelled"),
+            notes=fields.texts("notes", 1000)[:MAX_NOTES],
         )
 
 
@@ -132,22 +116,36 @@ class LoadInfo:
     """Documents of this load left out, as (position in the load, why): skip_undecodable ones that did not decode."""
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> LoadInfo:
-        lengths = raw.get("document_chars")
-        skipped = raw.get("skipped") if isinstance(raw.get("skipped"), list) else []
+    def parse(cls, raw: dict[str, Any], sent: int) -> LoadInfo:
+        """The worker's report on a load of ``sent`` documents."""
+        fields = Fields(raw, "the load report")
+        kind = fields.text("type", 20)
+        lengths = fields.items("document_chars")
+        if kind not in ("str", "list[str]") or not all(type(n) is int and n >= 0 for n in lengths):
+            raise ProtocolError("the load report does not describe a corpus")
         return cls(
-            skipped=[
-                (_int(item[0]), clean_text(item[1], 500))
-                for item in skipped[:100_000]
-                if isinstance(item, list) and len(item) == 2
-            ],
-            type="str" if raw.get("type") == "str" else "list[str]",
-            documents=_int(raw.get("documents")),
-            chars=_int(raw.get("chars")),
-            lines=_int(raw.get("lines")),
-            document_chars=[_int(n) for n in lengths] if isinstance(lengths, list) else [],
-            preview=clean_text(raw.get("preview", ""), 2000),
+            type="str" if kind == "str" else "list[str]",
+            documents=fields.count("documents"),
+            chars=fields.count("chars"),
+            lines=fields.count("lines"),
+            document_chars=lengths,
+            preview=fields.text("preview", 2000),
+            skipped=_parse_skipped(fields.items("skipped"), sent),
         )
+
+
+def _parse_skipped(raw: list[Any], sent: int) -> list[tuple[int, str]]:
+    """Documents left out, as ``[position, reason]`` pairs: positions among the ``sent`` documents, ascending
+    and each once (so there are never more of them than documents), reasons short texts."""
+    skipped: list[tuple[int, str]] = []
+    for item in raw:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not int or type(item[1]) is not str:
+            raise ProtocolError("the load report's skipped documents are not [position, reason] pairs")
+        position = item[0]
+        if not (skipped[-1][0] if skipped else -1) < position < sent:
+            raise ProtocolError("the load report skips a document that was not in the load, or one twice")
+        skipped.append((position, clean_text(item[1], 500)))
+    return skipped
 
 
 @dataclass(frozen=True)
@@ -172,8 +170,8 @@ class SubcallRefused(Exception):
 Spans = dict[int, list[tuple[int, int]]]
 """Corpus ranges found in the prompts of a batch, by prompt index (a prompt not in it has none)."""
 SubcallHandler = Callable[[list[str], str | None, Spans | None], Awaitable[list[SubcallReply]]]
-"""Serves a batch: (prompts, model, corpus spans, None when not known) -> one reply per prompt."""
-"""Serves ``llm_query``/``llm_query_batched``: prompts and an optional model id in, one reply per prompt out."""
+"""Serves ``llm_query``/``llm_query_batched``: prompts, an optional model id and the prompts' corpus spans
+(None when the worker could not tell) in, one reply per prompt out."""
 
 
 CallHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]

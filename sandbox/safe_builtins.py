@@ -1,20 +1,27 @@
 """The builtins user code sees: a fresh dict per namespace, holding only safe names.
 
-Missing on purpose: ``open``, ``exec``, ``eval``, ``compile``, ``type``, ``vars``,
-``globals``, ``locals``, ``setattr``, ``delattr``, ``input``, ``breakpoint``,
-``memoryview``. The most common of those are present as stubs that raise
-``PermissionError`` with a hint, so a model reading the error knows what to do
-instead of guessing at a ``NameError``.
+Missing on purpose: ``open``, ``exec``, ``eval``, ``compile``, ``input``,
+``breakpoint``, ``memoryview``; stubs raise ``PermissionError`` with a hint, so a
+model reading the error knows what to do instead of guessing at a ``NameError``.
+
+Present in a sandboxed form (see :mod:`sandbox.guards`): ``getattr``,
+``hasattr``, ``setattr`` and ``delattr`` follow the attribute rules of code on
+the name's real characters; ``type(x)`` is the class of ``x`` (the three-argument
+form is refused); ``globals()``, ``locals()`` and ``vars()`` return a read-only
+copy of the code's own names (none starting with ``_``), and ``vars(obj)`` the
+same of an instance of a class defined in the REPL; ``dir()`` lists the code's
+names. ``hasattr`` answers for any name: it hands out only a bool.
 """
 
 from __future__ import annotations
 
 import builtins
-import types
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from sandbox.policy import GUARDED_READS, attribute_allowed
+from sandbox import guards
+from sandbox.policy import attribute_refusal
 
 _PLAIN = (
     "abs",
@@ -30,7 +37,6 @@ _PLAIN = (
     "classmethod",
     "complex",
     "dict",
-    "dir",
     "divmod",
     "enumerate",
     "filter",
@@ -87,18 +93,11 @@ _UNAVAILABLE = {
     "eval": "eval() is not available in the sandbox",
     "compile": "compile() is not available in the sandbox",
     "input": "input() is not available in the sandbox",
-    "type": "type() is not available in the sandbox; use isinstance(x, str) or SHOW_VARS()",
-    "vars": "vars() is not available in the sandbox; use SHOW_VARS()",
-    "globals": "globals() is not available in the sandbox; use SHOW_VARS()",
-    "locals": "locals() is not available in the sandbox",
-    "setattr": "setattr() is not available in the sandbox; assign with obj.name = value",
-    "delattr": "delattr() is not available in the sandbox",
     "help": "help() is not available in the sandbox",
+    "breakpoint": "breakpoint() is not available in the sandbox",
     "exit": "exit() is not available in the sandbox; call FINAL(answer) to finish",
     "quit": "quit() is not available in the sandbox; call FINAL(answer) to finish",
 }
-
-_MISSING = object()
 
 
 def _unavailable(name: str, message: str) -> Callable[..., Any]:
@@ -109,57 +108,95 @@ def _unavailable(name: str, message: str) -> Callable[..., Any]:
     return stub
 
 
-def _refuse_attribute(name: object) -> None:
-    raise AttributeError(f"attribute {name!r} is not accessible in the sandbox")
+def _checked_name(obj: Any, name: Any) -> str:
+    key = guards.exact_str(name, "attribute name")
+    refusal = attribute_refusal(key, read=False, runtime=True)
+    if refusal:
+        raise AttributeError(refusal)
+    guards.write_guard(obj)
+    return key
 
 
-def guarded_read(obj: Any, name: str) -> Any:
-    """``obj.name`` for a name in ``GUARDED_READS``: refused on exceptions, native elsewhere."""
-    if isinstance(obj, BaseException):
-        raise AttributeError(f"attribute {name!r} of exceptions is not accessible in the sandbox")
-    return getattr(obj, name)
+def safe_setattr(obj: Any, name: Any, value: Any) -> None:
+    """``setattr`` under the rules of ``obj.name = value`` in code: the user's own objects, plain names."""
+    builtins.setattr(obj, _checked_name(obj, name), value)
 
 
-def safe_getattr(obj: Any, name: str, default: Any = _MISSING) -> Any:
-    """``getattr`` under the same name rules as ``obj.name`` in code."""
-    if not attribute_allowed(name):
-        _refuse_attribute(name)
-    if name in GUARDED_READS and isinstance(obj, BaseException):
-        return guarded_read(obj, name)
-    if default is _MISSING:
-        return getattr(obj, name)
-    return getattr(obj, name, default)
+def safe_delattr(obj: Any, name: Any) -> None:
+    builtins.delattr(obj, _checked_name(obj, name))
 
 
-def safe_hasattr(obj: Any, name: str) -> bool:
-    if not attribute_allowed(name):
-        _refuse_attribute(name)
-    return hasattr(obj, name)
+class NamespaceCopy(dict):  # type: ignore[type-arg]
+    """What ``globals()``, ``locals()`` and ``vars()`` return: a copy of the code's own names.
 
-
-def make_write_guard(user_module: str) -> Callable[[Any], Any]:
-    """``_write_``: attribute writes go to the user's own objects only.
-
-    Modules (our proxies), classes that user code did not define, and builtin
-    or library callables are refused so that nothing the worker itself relies
-    on can be patched from the REPL.
+    A copy, so nothing the sandbox keeps in the namespace (guards, ``__builtins__``)
+    is handed out and nothing can be planted in it; read-only, so code that means to
+    define a variable through it learns at once that it did not.
     """
 
-    def write_guard(obj: Any) -> Any:
-        owner = obj.__module__ if isinstance(obj, type | types.FunctionType) else type(obj).__module__
-        if owner != user_module:
-            raise AttributeError(f"{type(obj).__name__!r} objects are read-only in the sandbox")
-        return obj
+    __slots__ = ()
 
-    return write_guard
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("globals(), locals() and vars() are read-only copies in the sandbox; assign names directly")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    update = pop = popitem = setdefault = clear = _read_only
 
 
-def make_builtins(extra: dict[str, Any]) -> dict[str, Any]:
+def _user_names(mapping: dict[Any, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if type(k) is str and not k.startswith("_")}
+
+
+def make_namespace_builtins(namespace: dict[str, Any]) -> dict[str, Any]:
+    """``globals``, ``locals``, ``vars`` and ``dir`` over ``namespace``, the REPL's globals."""
+
+    def caller_names(what: str) -> dict[str, Any]:
+        # The frame that called the builtin (directly, or through a C function such as map()).
+        # Only the REPL's own code: a library frame would hand out the library's local variables.
+        frame = sys._getframe(2)
+        if frame.f_globals is not namespace or not frame.f_code.co_filename.startswith("<cell-"):
+            raise PermissionError(f"{what} is available only in code written in the REPL")
+        return _user_names(frame.f_locals)
+
+    def globals_() -> NamespaceCopy:
+        return NamespaceCopy(_user_names(namespace))
+
+    def locals_() -> NamespaceCopy:
+        return NamespaceCopy(caller_names("locals()"))
+
+    def vars_(*args: Any) -> Any:
+        if not args:
+            return NamespaceCopy(caller_names("vars()"))
+        if len(args) > 1:
+            raise TypeError(f"vars expected at most 1 argument, got {len(args)}")
+        obj = args[0]
+        if issubclass(type(obj), type) or not guards.is_user_class(type(obj)):
+            raise PermissionError(
+                "vars(obj) is available in the sandbox only for instances of classes defined in the REPL"
+            )
+        return NamespaceCopy(_user_names(builtins.vars(obj)))
+
+    def dir_(*args: Any) -> list[str]:
+        if args:
+            return builtins.dir(*args)
+        return sorted(caller_names("dir()"))
+
+    table = {"globals": globals_, "locals": locals_, "vars": vars_, "dir": dir_}
+    for name, function in table.items():
+        function.__name__ = function.__qualname__ = name
+    return table
+
+
+def make_builtins(extra: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
     """A fresh builtins dict: nothing in it is shared with the worker or other namespaces."""
     table: dict[str, Any] = {name: getattr(builtins, name) for name in _PLAIN + _EXCEPTIONS}
     table.update({name: _unavailable(name, message) for name, message in _UNAVAILABLE.items()})
-    table["getattr"] = safe_getattr
-    table["hasattr"] = safe_hasattr
+    table.update(make_namespace_builtins(namespace))
+    table["type"] = guards.sandbox_type
+    table["getattr"] = guards.safe_getattr
+    table["hasattr"] = guards.safe_hasattr
+    table["setattr"] = safe_setattr
+    table["delattr"] = safe_delattr
     table["__build_class__"] = builtins.__build_class__
     table.update(extra)
     return table

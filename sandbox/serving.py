@@ -1,8 +1,11 @@
 """Answering what running code asks of its parent: sub-calls (``llm_query``) and named calls.
 
-Requests come from untrusted code, so they are checked field by field; whatever
-the handler does (refuse, fail, raise by mistake), the worker always gets a
-reply, never silence that would leave it waiting.
+Requests come from untrusted code, so they are checked field by field: a
+request the worker's own code would never send (a missing or mistyped field)
+is a protocol violation (:class:`~sandbox.protocol.ProtocolError`), and the
+worker is replaced. Whatever the handler does with a well-formed request
+(refuse, fail, raise by mistake), the worker always gets a reply, never
+silence that would leave it waiting.
 """
 
 from __future__ import annotations
@@ -10,32 +13,39 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sandbox.results import CallHandler, SubcallHandler, SubcallRefused, SubcallReply, clean_text
+from sandbox.fields import Fields, clean_text
+from sandbox.protocol import ProtocolError
+from sandbox.results import CallHandler, Spans, SubcallHandler, SubcallRefused, SubcallReply
 
 log = logging.getLogger(__name__)
 MAX_SPAN_NUMBERS = 32
 """A prompt's corpus spans as sent by the worker: at most 16 (start, end) pairs."""
+MAX_OFFSET = 2**53
+"""No corpus offset reaches this (the corpus is capped in bytes far below it)."""
 
 
-def parse_spans(raw: Any, count: int) -> dict[int, list[tuple[int, int]]] | None:
-    """The worker's corpus spans by prompt index, checked (they come from the sandbox), or None if unusable.
+def parse_spans(raw: list[Any] | None, count: int) -> Spans | None:
+    """The worker's corpus spans for ``count`` prompts, by prompt index; None when the worker could not tell.
 
-    On the wire they are sparse: ``[index, start, end, start, end, ...]`` for each prompt that has any;
-    a prompt missing from the result has no corpus text.
+    On the wire they are sparse: ``[index, start, end, start, end, ...]`` for each prompt that has any, in
+    ascending prompt order; a prompt missing from the result has no corpus text. The worker's own code
+    never sends anything else, so a malformed entry is a protocol violation, not a figure to guess at.
     """
-    if not isinstance(raw, list) or len(raw) > count:
+    if raw is None:
         return None
-    out: dict[int, list[tuple[int, int]]] = {}
+    out: Spans = {}
+    last = -1
     for entry in raw:
-        if not isinstance(entry, list) or len(entry) % 2 == 0 or len(entry) > MAX_SPAN_NUMBERS + 1:
-            return None
-        if not all(type(x) is int and x >= 0 for x in entry):
-            return None
+        if type(entry) is not list or not 3 <= len(entry) <= MAX_SPAN_NUMBERS + 1 or len(entry) % 2 == 0:
+            raise ProtocolError("the sub-call request's corpus spans are not [index, start, end, ...] lists")
+        if not all(type(x) is int and 0 <= x < MAX_OFFSET for x in entry):
+            raise ProtocolError("the sub-call request's corpus spans hold something other than offsets")
         index = entry[0]
         pairs = [(entry[i], entry[i + 1]) for i in range(1, len(entry), 2)]
-        if index >= count or index in out or any(end < start for start, end in pairs):
-            return None
+        if not last < index < count or any(end < start for start, end in pairs):
+            raise ProtocolError("the sub-call request's corpus spans do not match its prompts")
         out[index] = pairs
+        last = index
     return out
 
 
@@ -51,17 +61,13 @@ def clean_json(value: Any) -> Any:
 
 
 async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | None) -> dict[str, Any]:
-    request_id = message.get("id")
-    prompts, model = message.get("prompts"), message.get("model")
-    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-        return {"op": "llm_result", "id": request_id, "error": "malformed sub-call request"}
-    if model is not None and not isinstance(model, str):
-        return {"op": "llm_result", "id": request_id, "error": "model must be a string"}
+    fields = Fields(message, "the sub-call request")
+    request_id, prompts, model = fields.count("id"), fields.texts("prompts", None), fields.optional_text("model", 500)
+    spans = parse_spans(fields.optional_items("corpus"), len(prompts))
     if on_subcall is None:
         return {"op": "llm_result", "id": request_id, "error": "sub-calls are not available in this sandbox"}
     try:
-        spans = parse_spans(message.get("corpus"), len(prompts))
-        replies = await on_subcall([clean_text(p) for p in prompts], model, spans)
+        replies = await on_subcall(prompts, model, spans)
     except SubcallRefused as exc:
         return {"op": "llm_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # a fault in the handler must not leave the worker waiting for ever
@@ -73,13 +79,12 @@ async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | No
 
 
 async def serve_call(message: dict[str, Any], on_call: CallHandler | None) -> dict[str, Any]:
-    request_id, name, args = message.get("id"), message.get("name"), message.get("args")
-    if not isinstance(name, str) or not isinstance(args, dict):
-        return {"op": "call_result", "id": request_id, "error": "malformed request"}
+    fields = Fields(message, "the parent-call request")
+    request_id, name, args = fields.count("id"), fields.text("name", 100), fields.mapping("args")
     if on_call is None:
-        return {"op": "call_result", "id": request_id, "error": f"{clean_text(name, 100)} is not available here"}
+        return {"op": "call_result", "id": request_id, "error": f"{name} is not available here"}
     try:
-        result = await on_call(clean_text(name, 100), clean_json(args))
+        result = await on_call(name, clean_json(args))
     except SubcallRefused as exc:
         return {"op": "call_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # the handler's bug must not leave the worker waiting for a reply

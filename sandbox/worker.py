@@ -22,15 +22,17 @@ from sandbox.repl import Repl
 
 
 def serve(channel: Channel, repl: Repl) -> None:
+    """Answer the parent's requests one at a time; every reply carries the id of its request."""
     while True:
         try:
             message = channel.recv()
         except EOFError:
             return
-        op = message.get("op")
+        op, request_id = message.get("op"), message.get("id")
+        repl.parent_request = request_id
         try:
             if op == "exec":
-                reply = repl.execute(str(message["code"]), float(message["timeout"]), float(message["cpu_budget"]))
+                reply = repl.execute(str(message["code"]), float(message["timeout"]))
             elif op == "load":
                 try:
                     reply = {"op": "loaded", **repl.load(message)}
@@ -47,7 +49,7 @@ def serve(channel: Channel, repl: Repl) -> None:
             reply = {"op": "internal_error", "message": "the sandbox ran out of memory while answering"}
         except (EOFError, BrokenPipeError):
             return
-        channel.send(reply)
+        channel.send({**reply, "id": request_id})
 
 
 def main() -> None:
@@ -59,7 +61,7 @@ def main() -> None:
     report = confine.apply(
         confine.Confinement(
             memory_bytes=config.get("memory_bytes"),
-            memory_hard_bytes=config.get("memory_hard_bytes"),
+            cpu_seconds=config.get("cpu_seconds"),
             readable=confine.interpreter_directories(),
         )
     )

@@ -11,7 +11,8 @@ virtualenv path is passed as a build argument, as ``docker build --build-arg``
 would). The runtime stage's ``RUN`` lines set up the system (user, directories)
 and are only checked, not run. Then the ``ENTRYPOINT`` is started from the
 replayed virtualenv with the image's ``ENV`` (paths moved under the scratch
-root) and only ``--port`` added, and ``/ping`` and ``/mcp`` are called.
+root) and only ``--port`` added: once bare, where it must refuse to serve ``0.0.0.0`` without
+authentication, and once with a static bearer token, when ``/ping`` and ``/mcp`` are called.
 
 What this cannot show: that the base image pulls, that wheels exist for arm64
 (every compiled dependency publishes manylinux aarch64 wheels, but only a real
@@ -26,6 +27,7 @@ import fnmatch
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +202,7 @@ def problems(dockerfile: Dockerfile, context: list[str]) -> list[str]:
         leaked = [path for path in context if unwanted in path or path.endswith(unwanted)]
         if leaked:
             found.append(f"the build context holds {leaked[:3]}: exclude them in .dockerignore")
-    for needed in ("pyproject.toml", "README.md", "rlm_mcp/__init__.py", "sandbox/__init__.py"):
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "rlm_mcp/__init__.py", "sandbox/__init__.py"):
         if needed not in context:
             found.append(f"the build context lacks {needed}")
     return found
@@ -288,7 +291,8 @@ def runtime_environment(
 
 
 def smoke_test(dockerfile: Dockerfile, env: dict[str, str], workdir: Path, extra_env: dict[str, str]) -> None:
-    """Start the ENTRYPOINT (only --port added) and speak to /ping and /mcp."""
+    """Start the ENTRYPOINT (only --port added): without authentication it must refuse to serve 0.0.0.0; with a
+    static token, /ping answers anyone and /mcp only the token's holder."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -299,6 +303,12 @@ def smoke_test(dockerfile: Dockerfile, env: dict[str, str], workdir: Path, extra
     if executable is None:
         raise SystemExit(f"{command[0]} is not on the image's PATH after the replay")
     print("+", shlex.join(command), flush=True)
+    bare = subprocess.run([executable, *command[1:]], cwd=workdir, env={**env, **extra_env}, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    if bare.returncode == 0 or "RLM_ALLOW_UNAUTHENTICATED" not in bare.stderr:
+        raise SystemExit(f"the entry point served 0.0.0.0 without authentication: {bare.stderr[-500:]}")
+    token = secrets.token_urlsafe(32)
+    extra_env = {**extra_env, "RLM_AUTH_TOKENS": f"smoke:{token}"}
     process = subprocess.Popen([executable, *command[1:]], cwd=workdir, env={**env, **extra_env})
     try:
         deadline = time.monotonic() + 60
@@ -320,17 +330,22 @@ def smoke_test(dockerfile: Dockerfile, env: dict[str, str], workdir: Path, extra
                 "params": {"name": "load_context", "arguments": {"content": "hello from the image"}},
             }
         ).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/mcp",
-            data=body,
-            headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
-        )
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        anonymous = urllib.request.Request(f"http://127.0.0.1:{port}/mcp", data=body, headers=headers)
+        try:
+            urllib.request.urlopen(anonymous, timeout=60)
+            raise SystemExit("/mcp answered a request without a token")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer "), refused
+        headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/mcp", data=body, headers=headers)
         with urllib.request.urlopen(request, timeout=60) as response:
             text = response.read().decode()
         data = [line[5:] for line in text.splitlines() if line.startswith("data:")]
         reply = json.loads(data[-1] if data else text)
         assert reply["result"]["structuredContent"]["chars"] == len("hello from the image"), reply
-        print(f"entry point OK: /ping {ping}, /mcp load_context answered", flush=True)
+        print(f"entry point OK: refused without auth; /ping {ping}; /mcp 401 without the token, answered with it",
+              flush=True)  # fmt: skip
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)

@@ -18,7 +18,8 @@ DUNDER_WALKS = [
     ("().__class__.__bases__[0].__subclasses__()", "RestrictedCodeError"),
     ("getattr(getattr((), '__cla' + 'ss__'), '__bas' + 'es__')", "AttributeError"),
     ("getattr(object, '__subclasses__')()", "AttributeError"),
-    ("type(llm_query)", "PermissionError"),
+    ("type(llm_query)('x', getattr)(llm_query, '_call')", "AttributeError"),
+    ("print.__class__('p', getattr)(llm_query, '_call')", "AttributeError"),
     ("vars(llm_query)", "PermissionError"),
     ("llm_query.__dict__", "RestrictedCodeError"),
     ("llm_query._call", "RestrictedCodeError"),
@@ -33,14 +34,16 @@ DUNDER_WALKS = [
     ("import functools\nfunctools.partial(llm_query, 'x').func", None),
     ("SHOW_VARS.x = 1", "AttributeError"),
     ("FINAL_VAR('__builtins__')", "NameError"),
-    ("globals()", "PermissionError"),
-    ("locals()", "PermissionError"),
-    ("breakpoint()", "RestrictedCodeError"),
+    ("globals()['__builtins__']", "KeyError"),
+    ("locals()['_write_']", "KeyError"),
+    ("breakpoint()", "PermissionError"),
     ("help()", "PermissionError"),
     ("class X:\n    def __getattribute__(self, name):\n        return 1", "RestrictedCodeError"),
     ("class X:\n    __slots__ = ()", "RestrictedCodeError"),
     ("class M(type):\n    pass\nclass X(metaclass=M):\n    pass", "RestrictedCodeError"),
-    ("super(type, type).__call__", "RestrictedCodeError"),
+    ("super(type, type).__call__", "TypeError"),  # type is the sandbox's function
+    ("super(int, 1).__init__", "AttributeError"),  # super().<special> only for REPL classes
+    ("class A:\n    pass\nsuper(A, A()).__init__()", None),
     ("lambda _write_: 1", "RestrictedCodeError"),
 ]
 
@@ -68,21 +71,21 @@ MODULE_CHAINS = [
         ("textwrap", "re"),
         ("difflib", "HtmlDiff"),
         ("string", "Formatter"),
-        ("time", "sleep"),
         ("hashlib", "new"),
         ("pprint", "PrettyPrinter"),
     ]
 ] + [
     (
-        # Walk everything reachable by attribute from every module and builtin; report anything
-        # that is a module, frame, code object, traceback or cell.
+        # Walk everything reachable by attribute (and by type(), now allowed) from every module and
+        # builtin; report anything that is a module, frame, code object, traceback or cell.
         "import re, json, math, collections, itertools, functools, statistics, string, textwrap\n"
         "import datetime, difflib, heapq, bisect, random, operator, csv, io, unicodedata, hashlib\n"
-        "import base64, html, fractions, decimal, copy, time, pprint\n"
+        "import base64, html, fractions, decimal, copy, time, pprint, sys, typing, traceback, dataclasses\n"
         "roots = [re, json, math, collections, itertools, functools, statistics, string, textwrap,\n"
         "         datetime, difflib, heapq, bisect, random, operator, csv, io, unicodedata, hashlib,\n"
-        "         base64, html, fractions, decimal, copy, time, pprint, llm_query, print, FINAL,\n"
-        "         len, getattr, isinstance, object, super, property, Exception, LLMError, str, int]\n"
+        "         base64, html, fractions, decimal, copy, time, pprint, sys, typing, traceback, dataclasses,\n"
+        "         llm_query, print, FINAL, len, getattr, isinstance, object, super, property, Exception,\n"
+        "         LLMError, str, int, type, globals, globals(), vars, dir, '{0}'.format, str.format_map]\n"
         "seen = set()\n"
         "found = []\n"
         "queue = [(r, 0) for r in roots]\n"
@@ -95,8 +98,12 @@ MODULE_CHAINS = [
         "    if depth and text.startswith(('<module', '<frame', '<code', '<traceback', '<cell')):\n"
         "        found.append(text)\n"
         "    if depth < 3:\n"
+        "        try:\n"
+        "            queue.append((type(obj), depth + 1))\n"
+        "        except PermissionError:\n"
+        "            pass\n"
         "        for name in dir(obj):\n"
-        "            if name.startswith('_') or name in ('format', 'format_map', 'mro'):\n"
+        "            if name.startswith('_') and name not in ('__name__', '__qualname__', '__doc__', '__module__'):\n"
         "                continue\n"
         "            try:\n"
         "                queue.append((getattr(obj, name), depth + 1))\n"
@@ -112,7 +119,6 @@ IMPORT_TRICKS = [
         (f"import {name}", "ImportError")
         for name in (
             "os",
-            "sys",
             "subprocess",
             "socket",
             "ctypes",
@@ -147,7 +153,10 @@ IMPORT_TRICKS = [
     ("from . import json", "ImportError"),
     ("from importlib import import_module", "ImportError"),
     ("import _thread", "RestrictedCodeError"),
-    ("import builtins", "RestrictedCodeError"),
+    ("import builtins", "ImportError"),
+    ("import sys\nsys.modules['os']", "AttributeError"),
+    ("from sys import modules", "ImportError"),
+    ("import __future__", "RestrictedCodeError"),
     ("import _strptime", "RestrictedCodeError"),
     ("__import__('os')", "RestrictedCodeError"),
     ("exec('import os')", "RestrictedCodeError"),
@@ -168,19 +177,44 @@ FRAME_WALKS = [
     ("try:\n    1 / 0\nexcept Exception as e:\n    e.with_traceback(None).tb_frame", "RestrictedCodeError"),
     ("try:\n    1 / 0\nexcept Exception as e:\n    c = e.__context__", "RestrictedCodeError"),
     ("import sys\nsys._getframe()", "RestrictedCodeError"),
-    ("import sys\nsys.exc_info()", "ImportError"),
+    ("import sys\nsys.exc_info()", "AttributeError"),
     ("def f():\n    return f\nf.__closure__", "RestrictedCodeError"),
     ("import functools\nfunctools.lru_cache(len).__wrapped__", "RestrictedCodeError"),
     ("g = (x for x in [1])\n[getattr(g, n) for n in dir(g) if 'frame' in n or 'code' in n]", "AttributeError"),
 ]
 
+# str.format/format_map run through the sandbox's formatter: a field may walk attributes only as code may
+# (`{0.__class__}` is `type(0)`, `{0.__init__}` is refused), items as a subscript in code would.
 FORMAT_TRICKS = [
-    ("'{0.__class__}'.format(1)", "RestrictedCodeError"),  # CVE-2023-41039
-    ("'{x.__init__.__globals__}'.format_map({'x': llm_query})", "RestrictedCodeError"),
-    ("getattr('{0.__class__}', 'format')(1)", "AttributeError"),
-    ("getattr('', 'form' + 'at_map')", "AttributeError"),
-    ("str.format('{0.__class__}', 1)", "RestrictedCodeError"),
-    ("f = 'x'.format", "RestrictedCodeError"),
+    ("'{0.__class__.__base__.__subclasses__}'.format(1)", "AttributeError"),  # CVE-2023-41039
+    ("'{0.__class__}'.format(1)", None),  # the class, as type(1) gives it
+    ("'{x.__init__.__globals__}'.format_map({'x': llm_query})", "AttributeError"),
+    ("'{0.__init__.__globals__[__builtins__]}'.format(len)", "AttributeError"),
+    ("def f():\n    pass\n'{0.__globals__}'.format(f)", "AttributeError"),
+    ("'{0.gi_frame.f_back.f_globals}'.format(x for x in [1])", "AttributeError"),
+    ("'{0.gi_frame}'.format(x for x in [1])", "AttributeError"),
+    ("'{0.__class__.mro}'.format(1)", "AttributeError"),
+    ("'{0:{1.__class__.__base__}}'.format(1, 2)", "AttributeError"),  # a walk inside a nested spec
+    ("'{0:{1}}'.format(1, '{0.__init__.__globals__}')", "ValueError"),  # a spec is a spec, never a template
+    ("'{0:{0:{0:{0}}}}'.format(1)", "ValueError"),  # max recursion, as CPython
+    ("try:\n    llm_query.nothing\nexcept AttributeError as e:\n    '{0.obj}'.format(e)", "AttributeError"),
+    ("getattr('{0.__init__.__globals__}', 'format')(len)", "AttributeError"),
+    ("getattr('{0.__init__.__globals__}', 'form' + 'at_map')({'0': len})", "ValueError"),
+    ("getattr('{x.__init__.__globals__}', 'form' + 'at_map')({'x': len})", "AttributeError"),
+    ("str.format('{0.__init__.__globals__}', len)", "AttributeError"),
+    ("str.format_map('{x.__init__.__globals__}', {'x': len})", "AttributeError"),
+    ("f = '{0.__init__.__globals__}'.format\nf(len)", "AttributeError"),
+    ("list(map(str.format, ['{0.__init__.__globals__}'], [len]))", "AttributeError"),
+    ("import functools\nfunctools.partial(str.format, '{0.__init__.__globals__}')(len)", "AttributeError"),
+    ("type('')('{0.__init__.__globals__}').format(len)", "AttributeError"),
+    ("''.__class__.format('{0.__init__.__globals__}', len)", "AttributeError"),
+    ("str.format(1)", "TypeError"),
+    ("'{0.format}'.format('{0.__init__.__globals__}')", None),  # hands out the sandbox's format, not str's
+    ("'{0.__class__.__name__}:{0!r:>5}|{1[k]}|{2:{3}}'.format(1, {'k': 2}, 3.14159, '.2f')", None),
+    (
+        "class Box:\n    def __getitem__(self, key):\n        return len\n'{0[x]}'.format(Box())",
+        None,  # items are read as a subscript in code would: the user's own __getitem__
+    ),
     ("import string\nstring.Formatter().vformat('{0.__class__}', [1], {})", "AttributeError"),
     ("import string\nstring.Template('$x').substitute(x=llm_query)", None),
     ("'%(a)s %(b)r' % {'a': llm_query, 'b': print}", None),
@@ -196,7 +230,10 @@ BUILTINS_TAMPERING = [
     ("__builtins__['open'] = print", "RestrictedCodeError"),
     ("import json\njson.loads = None", "AttributeError"),
     ("import json\ndel json.loads", "AttributeError"),
-    ("import json\nsetattr(json, 'loads', None)", "PermissionError"),
+    ("import json\nsetattr(json, 'loads', None)", "AttributeError"),
+    ("import json\ndelattr(json, 'loads')", "AttributeError"),
+    ("class A:\n    pass\nsetattr(A(), '__class__', int)", "AttributeError"),
+    ("class A:\n    pass\na = A()\nsetattr(a, 'x', 1)\ndelattr(a, 'x')", None),
     ("import collections\ncollections.Counter.most_common = None", "AttributeError"),
     ("import string\nstring.Template.delimiter = '#'", "AttributeError"),
     ("import functools, difflib\nfunctools.total_ordering(difflib.SequenceMatcher)", "ValueError"),
@@ -209,10 +246,10 @@ BUILTINS_TAMPERING = [
 ]
 
 UNICODE_TRICKS = [
-    ("().__\uff43lass__", "RestrictedCodeError"),  # fullwidth c: NFKC folds it to __class__
+    ("().__\uff43lass__.__\uff42ases__", "RestrictedCodeError"),  # fullwidth c, b: NFKC folds them
     ("\uff45xec('1')", "RestrictedCodeError"),
     ("g = (x for x in [1])\ng.\uff47i_frame", "RestrictedCodeError"),
-    ("'{0}'.\uff46ormat(1)", "RestrictedCodeError"),
+    ("'{0.__class__.__base__}'.\uff46ormat(1)", "AttributeError"),  # the sandbox's format, all the same
     ("import \uff4fs", "ImportError"),
     ("__\uff49mport__('os')", "RestrictedCodeError"),
     ("getattr(1, '__\uff43lass__')", "AttributeError"),
@@ -265,6 +302,204 @@ CVE_STYLE = [
     ("[1 for _write_ in [print]]", "RestrictedCodeError"),
 ]
 
+# A value handed to a guard may be the user's own subclass of str/int/tuple whose methods lie: Evil
+# answers startswith/endswith/in as it likes, Alias keeps harmless characters but borrows the hash of
+# `target` and equals everything, so a dict lookup by CPython lands on `target`. Every guard must read
+# the real characters (and hand those, never the object, to the real operation).
+LIARS = (
+    "class Evil(str):\n"
+    "    def startswith(self, *args):\n        return False\n"
+    "    def endswith(self, *args):\n        return False\n"
+    "    def isidentifier(self):\n        return True\n"
+    "    def __contains__(self, item):\n        return False\n"
+    "    def __len__(self):\n        return 1\n"
+    "    def __iter__(self):\n        return iter('a')\n"
+    "class Alias(str):\n"
+    "    def __eq__(self, other):\n        return True\n"
+    "    def __ne__(self, other):\n        return False\n"
+    "    def __hash__(self):\n        return hash(target)\n"
+    "class Text(str):\n"
+    "    def __add__(self, other):\n        return 1\n"
+    "    def __len__(self):\n        return 0\n"
+    "    def __getitem__(self, index):\n        return self\n"
+    "    def __str__(self):\n        return self\n"
+    "    def __repr__(self):\n        return self\n"
+    "class Shown:\n"
+    "    def __repr__(self):\n        return Text('shown')\n"
+    "    def __str__(self):\n        return Text('printed')\n"
+    "def f():\n    pass\n"
+    "target = '__globals__'\n"
+)
+
+TYPE_CONFUSION = [
+    (LIARS, None),
+    ("getattr(f, Evil('__globals__'))['__builtins__']", "AttributeError"),  # issue 10, item 1
+    ("getattr(f, Evil('__globals__'), None)", "AttributeError"),
+    ("assert hasattr(f, Evil('__globals__')) and hasattr([], '__iter__')", None),  # a bool, nothing more
+    ("getattr(f, name=Evil('__globals__'))", "AttributeError"),
+    ("getattr(f, **{'name': Evil('__globals__')})", "AttributeError"),
+    ("getattr(getattr((), Evil('__class__')), Evil('__base__'))", "AttributeError"),
+    ("getattr((x for x in [1]), Evil('gi_frame'))", "AttributeError"),
+    ("getattr('{0.__init__.__globals__}', Evil('format'))(f)", "AttributeError"),
+    (f"g = getattr(f, Alias('harmless'))\nprint('{PWNED}', sorted(g)[:3])", "AttributeError"),
+    (f"target = 'gi_frame'\nprint('{PWNED}', getattr((x for x in [1]), Alias('harmless')))", "AttributeError"),
+    (f"target = '__class__'\nprint('{PWNED}', getattr((), Alias('harmless')))", "AttributeError"),
+    (f"target = '__subclasses__'\nprint('{PWNED}', getattr(object, Alias('harmless'))())", "AttributeError"),
+    (f"target = '__globals__'\nif hasattr(f, Alias('harmless')):\n    print('{PWNED}')", None),
+    ("getattr(f, 7)", "TypeError"),
+    ("getattr(f, b'__globals__')", "TypeError"),
+    ("FINAL_VAR(Evil('__builtins__'))", "NameError"),
+    ("target = '__builtins__'\nFINAL_VAR(Alias('harmless'))", "NameError"),
+    ("target = '_write_'\nFINAL_VAR(Alias('harmless'))", "NameError"),
+    ("FINAL_VAR(7)", "TypeError"),
+    ("Evil('{0.__init__.__globals__}').format(f)", "AttributeError"),
+    ("Evil('{x.__init__.__globals__}').format_map({'x': f})", "AttributeError"),
+    ("str.format(Evil('{0.__init__.__globals__}'), f)", "AttributeError"),
+    ("super(Evil, Evil('{0.__init__.__globals__}')).format(f)", "AttributeError"),
+    (
+        "class Fmt(str):\n    def format(self, *args):\n        return super().format(*args)\n"
+        "Fmt('{0.__init__.__globals__}').format(f)",
+        "AttributeError",
+    ),
+    ("target = '{0.__init__.__globals__}'\nAlias('{0}').format(f)", None),  # its real characters: '{0}'
+    ("format(1, Evil('{0.__class__}'))", "ValueError"),
+    ("f'{1:{Evil(\"{0.__class__}\")}}'", "ValueError"),
+    ("Shown()\nprint(Shown())\nprint(Text('t'), sep=Text(','), end=Text('\\n'))", None),  # output is copied
+    ("FINAL(Text('the answer'))", None),
+    ("raise ValueError(Shown())", "ValueError"),
+    (
+        "class Sized(list):\n    def __len__(self):\n        raise SystemExit\n"
+        "kept_sized = Sized([1, 2])\nkept_text = Text('abc')\nSHOW_VARS()",
+        None,  # the variables listing reads sizes without calling the user's methods
+    ),
+    (
+        "class Index(int):\n    def __eq__(self, other):\n        return True\n"
+        "    def __hash__(self):\n        return 0\n"
+        "context[Index(0):Index(4)]",
+        None,
+    ),
+    ("class Index:\n    def __index__(self):\n        return 0", "RestrictedCodeError"),
+    (
+        "class Types(tuple):\n    def __iter__(self):\n        return iter([object])\n"
+        "assert not isinstance(1, Types((str,)))",
+        None,
+    ),
+    ("def g(**kw):\n    return sorted(kw)\ng(**{Evil('__class__'): 1})", None),
+    ("import collections\nP = collections.namedtuple('P', [Evil('__class__')])", "ValueError"),
+    ("import collections\nP = collections.namedtuple('P', 'x', module=Alias('repl'))\nP.y = 1", "AttributeError"),
+]
+
+# Relaxed builtins: type(x), x.__class__, read-only dunders, super().__init__, globals(), locals(),
+# vars(obj), dir(), __name__. Each must still refuse what it could be turned into.
+RELAXED_BUILTINS = [
+    ("type('X', (), {})", "PermissionError"),
+    ("type('X', (object,), {'__getattribute__': print})", "PermissionError"),
+    ("type(type(1))('X', (), {})", "PermissionError"),
+    ("(1).__class__.__class__('X', (), {})", "PermissionError"),
+    ("type(1).__base__", "RestrictedCodeError"),
+    ("type(1).__subclasses__()", "RestrictedCodeError"),
+    ("type(1).mro()", "RestrictedCodeError"),
+    ("import json\ntype(json)('os').system", "AttributeError"),
+    ("type(lambda: 0)(None, {})", "TypeError"),
+    ("import re\ntype(re.I)('X', names=[('__getattribute__', print)])", "TypeError"),
+    ("import re\ntype(type(re.I))", "PermissionError"),
+    ("import collections\ntype(collections.ChainMap)", "PermissionError"),
+    ("import typing\ntype(typing.Any)", "PermissionError"),
+    ("class A:\n    pass\nassert type(A) is type and type(A()) is A and A().__class__ is A", None),
+    ("x = (1).__class__\nx.__class__ = int", "RestrictedCodeError"),
+    ("(lambda: 0).__globals__", "RestrictedCodeError"),
+    ("def f():\n    'doc'\n[f.__name__, f.__qualname__, f.__module__, f.__doc__, type(f).__name__]", None),
+    ("def f():\n    pass\nf.__name__ = 'g'", "RestrictedCodeError"),
+    ("def f():\n    pass\ndel f.__doc__", "RestrictedCodeError"),
+    ("llm_query.__name__", "AttributeError"),
+    ("getattr(len, '__name__') + getattr(len, '__class__').__name__", None),
+    ("getattr(len, '__init__')", "AttributeError"),
+    ("getattr(len, '__self__')", "AttributeError"),
+    ("super(type(print), print).__init__('x', getattr)", "AttributeError"),
+    ("class H(type(print)):\n    pass\nsuper(H, print).__init__('x', getattr)", "TypeError"),
+    (
+        "class Err(Exception):\n    def __init__(self, message):\n        super().__init__(message)\n"
+        "        self.message = message\nstr(Err('x'))",
+        None,
+    ),
+    ("class A:\n    def f(self):\n        return super().__reduce_ex__\nA().f()", "RestrictedCodeError"),
+    ("s = super\nclass A:\n    def __init__(self):\n        s().__init__()", "RestrictedCodeError"),
+    ("super = lambda: print\nclass A:\n    def f(self):\n        return super().__init__\nA().f()", "AttributeError"),
+    ("del super", None),
+    ("globals()['_write_']", "KeyError"),
+    ("globals()['kept'] = 1", "TypeError"),
+    ("globals().update(len=None)", "TypeError"),
+    ("g = globals()\ndict.update(g, {'len': None})\nassert len('ab') == 2", None),
+    ("assert not [k for k in globals() if k.startswith('_')]", None),
+    ("def f():\n    y = 1\n    return locals()\nassert f() == {'y': 1}", None),
+    ("assert not [k for k in dir() if k.startswith('_')]", None),
+    ("assert not [k for k in vars() if k.startswith('_')]", None),
+    ("import json\nvars(json)", "PermissionError"),
+    ("vars(print)", "PermissionError"),
+    ("vars(type(print))", "PermissionError"),
+    ("class A:\n    pass\nvars(A)", "PermissionError"),
+    ("class A:\n    pass\na = A()\na.x = 1\nassert vars(a) == {'x': 1}", None),
+    ("class A:\n    pass\nvars(A())['x'] = 1", "TypeError"),
+    (
+        "class E(AttributeError):\n    def leak(self):\n        return super().obj\nE('x', obj=1).leak()",
+        "AttributeError",
+    ),
+    ("import functools\nfunctools.reduce(lambda a, b: locals(), [1, 2])", None),
+    (
+        "from dataclasses import dataclass, field\n@dataclass\nclass D:\n"
+        "    x: dict = field(default_factory=locals)\nD()",
+        "PermissionError",  # called by generated library code, not by a cell: no frame of it is handed out
+    ),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nP(1)._asdict(), P._fields, P._make([2])", None),
+    ("import collections\ncollections.namedtuple('P', 'x')._make.__func__", "RestrictedCodeError"),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nP._fields = ('y',)", "RestrictedCodeError"),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nsetattr(P, '_fields', ('y',))", "AttributeError"),
+    ("class A:\n    def _asdict(self):\n        return {}", "RestrictedCodeError"),
+    ("assert __name__ == '__main__'", None),
+    ("__name__ = 'x'", "RestrictedCodeError"),
+    ("printed = builtins = 1", None),
+]
+
+# Stand-in modules: sys, typing, traceback, dataclasses and __future__ hold only what is harmless.
+STANDIN_MODULES = [
+    ("import sys\nsys.modules", "AttributeError"),
+    ("import sys\nsys.path", "AttributeError"),
+    ("import sys\nsys.settrace(print)", "AttributeError"),
+    ("import sys\nsys.setrecursionlimit(10 ** 6)", "AttributeError"),
+    ("import sys\nsys.executable", "AttributeError"),
+    ("import sys\nsys.exit()", "AttributeError"),
+    ("import sys\nsys.stdout.buffer", "AttributeError"),
+    ("import sys\nsys.stdout._write", "RestrictedCodeError"),
+    ("import sys\ngetattr(sys.stdout, '_write')", "AttributeError"),
+    ("import sys\nsys.stdout.write('ok\\n')\nprint('err', file=sys.stderr)", None),
+    ("from sys import getsizeof, maxsize, version_info\ngetsizeof([]) < maxsize and version_info >= (3, 8)", None),
+    ("import typing\ntyping.get_type_hints", "AttributeError"),
+    ("import typing\ntyping.ForwardRef", "AttributeError"),
+    ("import typing\ntyping.TypedDict", "AttributeError"),
+    ("import typing\ntyping.no_type_check", "AttributeError"),
+    ("import typing\ntyping.List.__origin__", "RestrictedCodeError"),
+    ("import typing\ntyping.Type.mro", "RestrictedCodeError"),
+    (f"import typing\nhint = typing.Optional[\"__import__('os').system('touch /tmp/{PWNED}')\"]", None),
+    (
+        "from typing import List, Dict, Optional\ndef f(x: List[str]) -> Optional[Dict[str, int]]:\n    return None",
+        None,
+    ),
+    ("import dataclasses\ndataclasses.make_dataclass", "AttributeError"),
+    ("import dataclasses, collections\ndataclasses.dataclass(collections.Counter)", "PermissionError"),
+    ("import dataclasses\ndataclasses.dataclass(type(print))", "PermissionError"),
+    ("import dataclasses\ndataclasses.dataclass(frozen=True)(type(print))", "PermissionError"),
+    ("from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: int = 2\nP(1)", None),
+    ("import traceback\ntraceback.extract_stack()", "AttributeError"),
+    ("import traceback\ntraceback.walk_tb", "AttributeError"),
+    (
+        "import traceback\ntry:\n    1 / 0\nexcept Exception:\n    t = traceback.format_exc()\n"
+        "assert 'ZeroDivisionError' in t and '.py' not in t, t",
+        None,
+    ),
+    ("from __future__ import annotations\ndef f(x: int) -> str:\n    return str(x)\nf(1)", None),
+    ("import __future__", "RestrictedCodeError"),
+]
+
 CATEGORIES = {
     "dunder_walks": DUNDER_WALKS,
     "module_chains": MODULE_CHAINS,
@@ -276,6 +511,9 @@ CATEGORIES = {
     "files_network_processes_environment": FILES_NETWORK_PROCESSES,
     "pickle": PICKLE_TRICKS,
     "cve_style": CVE_STYLE,
+    "type_confusion": TYPE_CONFUSION,
+    "relaxed_builtins": RELAXED_BUILTINS,
+    "standin_modules": STANDIN_MODULES,
 }
 
 
@@ -294,10 +532,13 @@ EXHAUSTION = [
     ),
     ("x = 'a' * 10**11", "MemoryError", False),
     ("hoard = []\nwhile True:\n    hoard.append(bytearray(10**7))", "MemoryError", False),
+    # the hoard is kept, so the session stays at its limit: with no room left, the error report of a later
+    # deep recursion can itself run out of memory (and did on main, in a direct Sandbox); free it first
+    ("del hoard", None, False),
     ("import itertools\nlist(itertools.repeat(1))", "MemoryError", False),
     ("def f():\n    return f()\nf()", "RecursionError", False),
     ("t = ()\nfor i in range(300000):\n    t = (t,)\nhash(t)", "SandboxCrashed", True),  # C recursion: SIGSEGV
-    ("import time\ntime.sleep(100)", "AttributeError", False),
+    ("import time\ntime.sleep(100)", "TimeoutError", False),  # sleeping counts as compute
     ("import threading", "ImportError", False),
     ("while True:\n    print('flood ' * 100)", "TimeoutError", False),
     ("raise ValueError('v' * 10**7)", "ValueError", False),

@@ -38,6 +38,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "ACCOUNT_ID": ACCOUNT,
         "ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/$ROLE_NAME",
         "REQUEST_STATE_KEY": "ab" * 32,
+        "USER_POOL_ID": "us-east-1_AbCdEfGhI",
+        "APP_CLIENT_ID": "1example23456789abcdefghij",
     }
     script = ["set -euo pipefail"]
     for block in bash_blocks():
@@ -57,7 +59,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 elif "$(" not in line:
                     script.append(line)
     directory = tmp_path_factory.mktemp("guide")
-    subprocess.run(["bash", "-c", "\n".join(script)], cwd=directory, check=True, timeout=30)
+    subprocess.run(["bash", "-c", "\n".join(script)], cwd=directory, check=True, timeout=300)
     return {path.name: json.loads(path.read_text()) for path in directory.glob("*.json")}
 
 
@@ -67,11 +69,13 @@ def test_every_document_the_guide_writes_is_json(written: dict[str, Any]) -> Non
         "role-policy.json",
         "transaction-search-policy.json",
         "create-runtime.json",
+        "create-runtime-jwt.json",
     }
 
 
-def test_the_runtime_request_matches_the_agentcore_api(written: dict[str, Any]) -> None:
-    request = written["create-runtime.json"]
+@pytest.mark.parametrize("document", ["create-runtime.json", "create-runtime-jwt.json"])
+def test_the_runtime_request_matches_the_agentcore_api(written: dict[str, Any], document: str) -> None:
+    request = written[document]
     model = botocore.session.get_session().get_service_model("bedrock-agentcore-control")
     shape = model.operation_model("CreateAgentRuntime").input_shape
     report = ParamValidator().validate(request, shape)
@@ -80,6 +84,29 @@ def test_the_runtime_request_matches_the_agentcore_api(written: dict[str, Any]) 
     assert request["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"].startswith(
         f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/rlm-mcp:"
     )
+
+
+def test_each_runtime_says_how_callers_are_authenticated(written: dict[str, Any]) -> None:
+    """The container serves 0.0.0.0: IAM mode waives rlm-mcp's own check explicitly; JWT mode verifies the token
+    the platform forwards, against the issuer the platform's authorizer uses."""
+    iam = written["create-runtime.json"]
+    assert "authorizerConfiguration" not in iam
+    assert Settings(**_settings_of(iam)).allow_unauthenticated
+    users = written["create-runtime-jwt.json"]
+    settings = Settings(**_settings_of(users))
+    assert not settings.allow_unauthenticated
+    issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEfGhI"
+    authorizer = users["authorizerConfiguration"]["customJWTAuthorizer"]
+    assert settings.auth_issuer == issuer  # what rlm-mcp checks is what the platform's authorizer trusts
+    assert authorizer["discoveryUrl"] == f"{issuer}/.well-known/openid-configuration"
+    assert authorizer["allowedClients"] == settings.auth_audience == ["1example23456789abcdefghij"]
+    assert users["requestHeaderConfiguration"] == {"requestHeaderAllowlist": ["Authorization"]}
+
+
+def _settings_of(request: dict[str, Any]) -> dict[str, str]:
+    fields = {f"RLM_{name.upper()}": name for name in Settings.model_fields}
+    variables = request["environmentVariables"]
+    return {fields[name]: value for name, value in variables.items() if name in fields}
 
 
 def test_the_runtime_settings_are_valid_rlm_mcp_settings(written: dict[str, Any]) -> None:

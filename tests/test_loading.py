@@ -139,10 +139,11 @@ async def test_a_folder_where_nothing_decodes_says_so(client, mixed: Path) -> No
 
 
 async def test_a_relative_path_error_says_what_it_was_read_against(client, tree: Path) -> None:
+    note = "a relative path is read from the first allowed root, not a working directory"
     error = await call_error(client, "load_context", path="docs/nothing-here.txt")
-    assert f"a relative path is read from the first allowed root, {tree}" in error
+    assert note in error and str(tree) not in error  # the root is not named: no server path leaves the server
     error = await call_error(client, "load_context", path="nothing-*.xyz")
-    assert f"first allowed root, {tree}" in error
+    assert note in error and str(tree) not in error
     assert "allowed root" not in await call_error(client, "load_context", path=str(tree / "nothing-here.txt"))
 
 

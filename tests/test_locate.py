@@ -91,3 +91,36 @@ def test_scanning_is_bounded_and_misses_are_remembered() -> None:
     spans = dense(locator, prompts)
     assert [covered(s) for s in spans] == [1000] * 100
     assert any(INSTRUCTION[:10] in miss or miss in INSTRUCTION * 3 for miss in locator._misses)
+
+
+def test_documents_the_code_put_into_context_are_read_without_calling_them() -> None:
+    """``context`` is the list user code sees: it may hold a str subclass or anything else by the first sub-call."""
+    docs = [corpus_text(3000, seed) for seed in range(3)]
+    called: list[str] = []
+
+    class Lying(str):
+        def __len__(self) -> int:
+            called.append("__len__")
+            return 0
+
+        def __getitem__(self, key: object) -> str:
+            called.append("__getitem__")
+            return ""
+
+        def find(self, *args: object, **kwargs: object) -> int:
+            called.append("find")
+            return -1
+
+        def __eq__(self, other: object) -> bool:
+            called.append("__eq__")
+            return False
+
+        __hash__ = str.__hash__
+
+    context: list[object] = [docs[0], Lying(docs[1]), 12345, docs[2]]
+    locator = CorpusLocator(context)  # type: ignore[arg-type]
+    spans = dense(locator, [INSTRUCTION + docs[1][200:1200], INSTRUCTION + docs[2][:500]])
+    start, after = len(docs[0]), len(docs[0]) + len(docs[1])
+    assert spans[0] == [start + 200, start + 1200]  # the subclass read by its characters
+    assert spans[1] == [after, after + 500]  # the int counts as an empty document
+    assert called == []

@@ -155,7 +155,7 @@ async def test_openai_base_url_without_v1_is_blamed_not_the_model() -> None:
         await client.aclose()
     text = str(caught.value)
     assert caught.value.kind == "config"
-    assert f"set RLM_OPENAI_BASE_URL to {server.url}/v1" in text
+    assert f"set --openai-base-url / RLM_OPENAI_BASE_URL to {server.url}/v1" in text
     assert "model llama3.1:8b was not found" not in text
 
 

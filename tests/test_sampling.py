@@ -8,6 +8,7 @@ server sends ``sampling/createMessage`` mid-call. The SDK's default mode speaks
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import HttpServer, server_env
-from helpers import call, call_error
+from helpers import call, call_error, children, until_spinning
 from mcp import Client, StdioServerParameters
 from mcp_types import (
     CallToolResult,
@@ -48,7 +49,10 @@ def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> dict[str,
 
 
 class ClientModel:
-    """The client's model: a scripted root (with tools) and a sub-model that counts 'HUM' labels."""
+    """The client's model: a scripted root and a sub-model that counts 'HUM' labels.
+
+    The root calls the python tool when the request offers it, and writes a ```repl block when not.
+    """
 
     def __init__(self, root_code: list[str]):
         self.root_code = root_code
@@ -56,6 +60,12 @@ class ClientModel:
         self.sub_prompts: list[str] = []
 
     async def __call__(self, context: Any, params: CreateMessageRequestParams) -> Any:
+        if params.system_prompt and not params.tools:
+            self.root_turns.append(params)
+            turn = sum(1 for m in params.messages if m.role == "assistant")
+            source = self.root_code[min(turn, len(self.root_code) - 1)]
+            text = TextContent(type="text", text=f"turn {turn}\n```repl\n{source}\n```")
+            return CreateMessageResult(role="assistant", content=text, model="client-model-1", stop_reason="endTurn")
         if params.tools:
             self.root_turns.append(params)
             turn = sum(1 for m in params.messages if m.role == "assistant")
@@ -133,18 +143,21 @@ async def test_root_and_sub_calls_on_the_clients_model(transport, env, request, 
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_repl_exec_sub_calls_without_tool_support(transport, env, request, mode) -> None:
-    """A client that samples but not with tools can serve llm_query, not a root."""
+async def test_a_client_without_sampling_tools(transport, env, request, mode) -> None:
+    """A client that samples but not with tools serves llm_query, and a root in the text protocol."""
     http = request.getfixturevalue("http_server") if transport == "http" else None
-    model = ClientModel(["unused"])
+    model = ClientModel(["print(llm_query(context))", "FINAL(llm_query(context))"])
     async with sampling_client(transport, env, http, model, mode=mode, tools=False) as client:
         sid = (await call(client, "load_context", content="a | HUM\nb | HUM\nc | LOC"))["session_id"]
         out = await call(client, "repl_exec", session_id=sid, code="print(llm_query(context))")
         assert out["error"] is None and out["stdout"] == "2\n"
         out = await call(client, "rlm_query", session_id=sid, query="?")
-        assert out["status"] == "failed" and "not with tools" in out["message"]
+        assert (out["status"], out["answer"], out["iterations"]) == ("completed", "2", 2), out
         error = await call_error(client, "rlm_query", session_id=sid, query="?", wait=False)
         assert "needs wait=true" in error
+    first, second = model.root_turns
+    assert not first.tools and "```repl" in (first.system_prompt or "")
+    assert "REPL output:\n2" in second.messages[-1].content_as_list[0].text
 
 
 async def test_a_client_without_sampling_gets_a_clear_error(client) -> None:
@@ -191,20 +204,30 @@ async def test_input_required_rounds_on_the_wire(env) -> None:
 
 
 async def test_cancelling_a_round_stops_the_run(env) -> None:
-    """2026-07-28: the run lives between rounds; a client that cancels the call stops it."""
+    """2026-07-28: the run lives between rounds; a client that cancels the call while its code runs stops it."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "rlm_mcp"], env=env)
     model = ClientModel(["kept = 1\nwhile True:\n    kept = 1"])
+    before = children(os.getpid())
     async with Client(params, read_timeout_seconds=60, sampling_callback=model,
                       sampling_capabilities=SamplingCapability(tools=SamplingToolsCapability())) as client:  # fmt: skip
+        (server,) = [
+            pid for pid in children(os.getpid()) - before if b"rlm_mcp" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
         sid = (await call(client, "load_context", content="x"))["session_id"]
-        with anyio.move_on_after(1.0):
-            await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
-        assert len(model.root_turns) == 1  # the first round asked for the root's turn; its code is running
-        with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+
+            async def ask() -> None:
+                await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
+
+            tg.start_soon(ask)
+            await until_spinning(server)  # the root's answer arrived and its endless loop burns CPU
+            tg.cancel_scope.cancel()
+        assert len(model.root_turns) == 1  # the first round asked for the root's turn; its code was running
+        with anyio.fail_after(300):
             while True:
                 session = next(s for s in (await call(client, "list_sessions"))["sessions"] if s["session_id"] == sid)
                 if not session["busy"]:
                     break
                 await anyio.sleep(0.1)
         trajectory = await call(client, "get_trajectory", trajectory_id=session["runs"][-1])
-    assert trajectory["status"] == "cancelled"
+    assert trajectory["status"] == "cancelled", trajectory["message"]

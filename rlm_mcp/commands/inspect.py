@@ -30,7 +30,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentP
     trajectory = commands.add_parser(
         "trajectory",
         help="show a trajectory, or write it as an HTML page; without an id, list recent ones",
-        description="Show a trajectory from the data directory: a summary, --json, or --html FILE (- for stdout).",
+        description="Show a trajectory from the data directory: a summary, --json, or --html FILE (- for stdout).\n"
+        "\nexamples:\n  rlm-mcp trajectory\n  rlm-mcp trajectory t_0123abcd --html run.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     trajectory.add_argument("id", nargs="?", help="a trajectory id (t_...), from rlm_query or load_context")
     trajectory.add_argument("--html", metavar="FILE", help="write the viewer page to FILE ('-' for stdout)")
@@ -40,7 +42,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentP
     sessions = commands.add_parser(
         "sessions",
         help="list the sessions a server keeps in the data directory, with their runs",
-        description="List stored sessions: their corpus, when they were last used, and the trajectories of their runs.",
+        description="List stored sessions: their corpus, when they were last used, and the trajectories of their "
+        "runs.\n\nexample:\n  rlm-mcp sessions --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sessions.add_argument("--json", action="store_true", help="print them as JSON")
     return [trajectory, sessions]
@@ -78,6 +82,8 @@ def _print_summary(t: Trajectory, prices: PriceTable) -> None:
         f"{len(t.steps)} steps, {t.sub_calls} sub-calls, tokens root {u.root_input_tokens:,}/{u.root_output_tokens:,} "
         f"sub {u.sub_input_tokens:,}/{u.sub_output_tokens:,}, cost {cost}"
     )
+    for damage in t.damaged:
+        print(f"DAMAGED: {damage.where}: {damage.problem}")
     for step in t.steps:
         flags = (" ERROR " + step.error.type if step.error else "") + (" FINAL" if step.final is not None else "")
         nested = f" +{len(step.child_runs)} nested" if step.child_runs else ""
@@ -127,6 +133,7 @@ async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
             "last_used": r.get("last_used"),
             "documents": [d.get("name") for d in r.get("documents", [])],
             "runs": runs.get(r["id"], []),
+            **({"damaged": r["damaged"]} if "damaged" in r else {}),
         }
         for r in records
     ]
@@ -136,6 +143,9 @@ async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
     if not rows:
         print(f"no stored sessions in {settings.data_dir}")
     for row in sorted(rows, key=lambda r: r["last_used"] or 0, reverse=True):
+        if "damaged" in row:
+            print(f"{row['session_id']}  last used {_when(row['last_used'])}  DAMAGED: {row['damaged']}")
+            continue
         docs = row["documents"]
         shown = ", ".join(docs[:3]) + (f" and {len(docs) - 3} more" if len(docs) > 3 else "")
         print(f"{row['session_id']}  last used {_when(row['last_used'])}  {len(docs)} documents: {shown}")

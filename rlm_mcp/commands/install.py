@@ -1,32 +1,45 @@
-"""``rlm-mcp install --client NAME``: add this server to an MCP client's configuration in one step.
+"""``rlm-mcp install --client NAME`` and ``rlm-mcp uninstall --client NAME``: one step each.
 
 Settings given as flags (``--sub-model openai:llama3.1:8b``, ``--allowed-roots ~/docs``, ...)
 become the entry's environment, validated first; ``--env KEY=VALUE`` adds anything
 else (``AWS_PROFILE``). ``--dry-run`` prints the resulting file and writes nothing.
+
+The folders the server may read are never implied (desktop clients start
+servers in ``/`` or their own folder): ``--allowed-roots`` is required, asked for
+on a terminal, and written into the entry as absolute paths. ``--allowed-roots ''``
+installs a server that reads no files (inline content and S3 only).
+
+``uninstall`` removes the entry again (with the same backup), and is a no-op when
+it is not there.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
-
-from rlm_mcp import install
-from rlm_mcp.config import Settings, add_setting_flags
+from rlm_mcp import install, launcher
+from rlm_mcp.config import add_setting_flags
 from rlm_mcp.errors import InvalidInput
 
+CLIENT_NAMES = ", ".join(sorted(install.CLIENTS))
+INSTALL_EXAMPLE = """
 
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
-        "install",
-        help="add this server to Claude Desktop, VS Code, Cursor or Claude Code",
-        description="Merge an entry for rlm-mcp into an MCP client's configuration file (a backup is kept).",
-    )
+example:
+  rlm-mcp install --client claude-desktop --sub-model us.anthropic.claude-haiku-4-5-20251001-v1:0 \\
+      --allowed-roots ~/Documents --env AWS_PROFILE=default
+"""
+UNINSTALL_EXAMPLE = """
+
+example:
+  rlm-mcp uninstall --client vscode --dry-run
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client", required=True, choices=sorted(install.CLIENTS), help="the client to configure")
     parser.add_argument("--name", default="rlm", help="the server's name in the client (default: rlm)")
     parser.add_argument(
@@ -35,64 +48,121 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="user",
         help="user: for all your projects (default); project: the client's file in the current directory",
     )
-    parser.add_argument("--config", type=Path, help="the configuration file to edit, instead of the client's usual one")
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="another variable for the server"
-    )
+    parser.add_argument("--config", type=Path, help="the configuration file to edit (default: the client's own)")
     parser.add_argument("--dry-run", action="store_true", help="print the resulting file and change nothing")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "install",
+        help=f"add this server to an MCP client ({CLIENT_NAMES})",
+        description="Merge an entry for rlm-mcp into an MCP client's configuration file (a backup is kept)."
+        + INSTALL_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="another variable for the server (repeatable)"
+    )
     add_setting_flags(parser)
-    return parser
+    remover = commands.add_parser(
+        "uninstall",
+        help="remove this server's entry from an MCP client",
+        description="Remove rlm-mcp's entry from an MCP client's configuration file (a backup is kept)."
+        + UNINSTALL_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(remover)
 
 
-def _env_value(value: Any) -> str:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, list):
-        return os.pathsep.join(str(v) for v in value)
-    return str(value)
+ROOTS_PROMPT = (
+    "Which folders may the server read? Separate them with '{sep}' (e.g. ~/Documents{sep}~/src/project); "
+    "press Enter for none (inline content only): "
+)
 
 
-def server_env(args: argparse.Namespace) -> dict[str, str]:
-    """The settings passed as flags, validated and written as the variables the server reads."""
+def ask_for_roots(args: argparse.Namespace) -> None:
+    """``--allowed-roots`` must be decided: taken from the flag (or ``--env``), asked on a terminal, or refused."""
+    if hasattr(args, "setting_allowed_roots") or any(e.startswith("RLM_ALLOWED_ROOTS=") for e in args.env):
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "say which folders the server may read: --allowed-roots ~/Documents (several separated by "
+            f"'{os.pathsep}'), or --allowed-roots '' for none; no folder is allowed by default"
+        )
+    print(ROOTS_PROMPT.format(sep=os.pathsep), end="", file=sys.stderr, flush=True)
+    args.setting_allowed_roots = sys.stdin.readline().strip()
+
+
+def server_env(args: argparse.Namespace) -> install.EntrySettings:
+    """The settings passed as flags and ``--env``, validated as the server will read them."""
     given = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
-    try:
-        settings = Settings(**given)
-    except ValidationError as exc:
-        raise InvalidInput("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
-    env = {
-        ("AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"): _env_value(getattr(settings, name))
-        for name in given
-    }
+    extra: dict[str, str] = {}
     for item in args.env:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidInput(f"--env takes KEY=VALUE, not {item!r}")
-        env[key] = value
-    return env
+        extra[key] = value
+    return install.entry_settings(given, extra)
+
+
+def _say(*lines: Any) -> None:
+    for line in lines:
+        print(f"rlm-mcp: {line}", file=sys.stderr)
+
+
+def _report(
+    outcome: install.Outcome, args: argparse.Namespace, done: str, unchanged: str, after: str | None = None
+) -> None:
+    fmt = install.CLIENTS[args.client]
+    if args.dry_run:
+        print(outcome.text, end="" if outcome.text.endswith("\n") else "\n")
+        state = "would change" if outcome.changed else "needs no change:"
+        _say(f"{outcome.path} {state} {unchanged if not outcome.changed else ''}(dry run, nothing written)")
+    elif not outcome.changed:
+        print(f"{fmt.title}: {unchanged}; nothing changed.")
+    else:
+        backup = f" (the previous file is kept as {outcome.backup})" if outcome.backup else ""
+        print(f"{fmt.title}: {done}{backup}. {after or fmt.restart}")
+    for note in outcome.notes:
+        _say(f"note: {note}")
 
 
 def run(args: argparse.Namespace) -> int:
-    fmt = install.CLIENTS[args.client]
     try:
         path = args.config or install.config_path(args.client, args.scope)
-        command, command_args = install.server_command()
-        server = install.entry(args.client, command, command_args, server_env(args))
+        if args.command == "uninstall":
+            outcome = install.remove(args.client, path, args.name)
+            if not args.dry_run:
+                install.write(outcome)
+            fmt = install.CLIENTS[args.client]
+            _report(
+                outcome,
+                args,
+                f"removed {args.name!r} from {path}",
+                f"no {args.name!r} entry in {path}",
+                f"{fmt.title} drops it once it reloads its configuration.",
+            )
+            return 0
+        ask_for_roots(args)
+        entry_settings = server_env(args)
+        chosen = launcher.detect()
+        server = install.entry(args.client, chosen, entry_settings.env, entry_settings.settings)
         outcome = install.merge(args.client, path, args.name, server)
-        if args.dry_run:
-            print(json.dumps(outcome.document, indent=2, ensure_ascii=False))
-            state = "would change" if outcome.changed else "already has this entry:"
-            print(f"rlm-mcp install: {path} {state} (dry run, nothing written)", file=sys.stderr)
-        else:
+        if not args.dry_run:
             install.write(outcome)
-            if not outcome.changed:
-                print(f"{fmt.title}: {args.name!r} is already installed in {path} as wanted; nothing changed.")
-            else:
-                backup = f" (the previous file is kept as {outcome.backup})" if outcome.backup else ""
-                print(f"{fmt.title}: installed {args.name!r} in {path}{backup}. {fmt.restart}")
+        _report(
+            outcome,
+            args,
+            f"installed {args.name!r} in {path}",
+            f"{args.name!r} is already installed in {path} as wanted",
+        )
+        _say(f"the entry starts `{' '.join([chosen.command, *chosen.args, 'serve'])}`: {chosen.reason}")
+        for warning in entry_settings.warnings:
+            _say(f"warning: {warning}")
         if args.client == "claude-code":
-            print(f"(the same with Claude Code's CLI: {install.claude_mcp_add(args.name, server, args.scope)})",
-                  file=sys.stderr)  # fmt: skip
+            _say(f"the same with Claude Code's CLI: {install.claude_mcp_add(args.name, server, args.scope)}")
     except (InvalidInput, OSError) as exc:
-        print(f"rlm-mcp install: {exc}", file=sys.stderr)
+        print(f"rlm-mcp {args.command}: {exc}", file=sys.stderr)
         return 2
     return 0

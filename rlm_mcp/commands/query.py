@@ -20,7 +20,7 @@ from pathlib import Path
 import anyio
 
 from rlm_mcp.commands.progress import RunProgress
-from rlm_mcp.config import Settings
+from rlm_mcp.config import Settings, describe_setting
 from rlm_mcp.errors import RLMError
 from rlm_mcp.schemas import RLMQueryResult
 
@@ -32,7 +32,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "query",
         help="answer a question over files, directories or globs from the shell",
         description="Run the RLM loop over a corpus and print the answer. Paths named here may be read even "
-        "outside RLM_ALLOWED_ROOTS: naming them is the permission.",
+        "outside RLM_ALLOWED_ROOTS: naming them is the permission.\n"
+        "\nexample:\n  rlm-mcp query --context ~/logs 'How many requests failed per service?' --html run.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--context",
@@ -158,8 +160,9 @@ def _missing_model(settings: Settings) -> str | None:
     """Checked before loading anything: a run without a root model would fail only after the load."""
     if not settings.root_model:
         return (
-            "no root model: pass --root-model MODEL or set RLM_ROOT_MODEL (a Bedrock model id such as "
-            "us.anthropic.claude-sonnet-4-5-20250929-v1:0, openai:<model> with RLM_OPENAI_BASE_URL, ...)"
+            f"no root model ({describe_setting('root_model')}): give one, a Bedrock model id such as "
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0, or openai:<model> with "
+            f"{describe_setting('openai_base_url')}"
         )
     return None
 
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if not settings.sub_model:
         print(
-            "rlm-mcp query: note: no sub-model (--sub-model or RLM_SUB_MODEL), so the code cannot call llm_query",
+            f"rlm-mcp query: note: no sub-model ({describe_setting('sub_model')}), so the code cannot call llm_query",
             file=sys.stderr,
         )
     # Naming a location on the command line is the permission to read it.

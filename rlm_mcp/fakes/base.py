@@ -22,9 +22,14 @@ from typing import Any, Protocol
 @dataclass
 class Reply:
     text: str = ""
-    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    """(tool name, input) pairs; ids are generated."""
+    tool_calls: list[tuple[str, Any]] = field(default_factory=list)
+    """(tool name, input) pairs; ids are generated. An input that is a str goes out as it is: the raw
+    arguments of the OpenAI-compatible API (code instead of JSON, JSON cut off or encoded twice), a
+    string document in Converse."""
     stop_reason: str | None = None
+    """The backend-neutral reason (``end_turn``, ``tool_use``, ``max_tokens``, ...), or any wire value."""
+    reasoning: str = ""
+    """Reasoning apart from the text: a Converse ``reasoningContent`` block, an OpenAI-compatible reasoning field."""
     delay_s: float = 0.0
     input_tokens: int | None = None
     output_tokens: int | None = None

@@ -127,7 +127,11 @@ class ConverseFake(JsonHTTPFake):
         if isinstance(outcome, Fault):
             headers = {"x-amzn-ErrorType": f"{outcome.code}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
             return outcome.status, headers, {"message": outcome.message}
-        content: list[dict[str, Any]] = [{"text": outcome.text}] if outcome.text else []
+        content: list[dict[str, Any]] = []
+        if outcome.reasoning:
+            content.append({"reasoningContent": {"reasoningText": {"text": outcome.reasoning, "signature": "fake"}}})
+        if outcome.text:
+            content.append({"text": outcome.text})
         for name, tool_input in outcome.tool_calls:
             tool_id = self._next_tool_id("tooluse_")
             content.append({"toolUse": {"toolUseId": tool_id, "name": name, "input": tool_input}})

@@ -98,7 +98,9 @@ class ChatCompletionsFake(JsonHTTPFake):
 
     ``api_key`` makes it insist on ``Authorization: Bearer <key>``;
     ``completion_tokens_models`` lists models that refuse ``max_tokens`` and want
-    ``max_completion_tokens``, as OpenAI's reasoning models do.
+    ``max_completion_tokens``, as OpenAI's reasoning models do; ``reasoning_field``
+    is where a reply's reasoning goes (``reasoning_content`` as DeepSeek, vLLM and
+    LM Studio send it, ``reasoning`` as Ollama and OpenRouter do).
     """
 
     name = "chat-completions-fake"
@@ -111,10 +113,12 @@ class ChatCompletionsFake(JsonHTTPFake):
         *,
         api_key: str | None = None,
         completion_tokens_models: frozenset[str] = frozenset(),
+        reasoning_field: str = "reasoning_content",
     ):
         super().__init__(respond, host, port)
         self.api_key = api_key
         self.completion_tokens_models = completion_tokens_models
+        self.reasoning_field = reasoning_field
 
     @property
     def base_url(self) -> str:
@@ -141,12 +145,17 @@ class ChatCompletionsFake(JsonHTTPFake):
             extra = {"Retry-After": "0"} if outcome.status == 429 else {}
             return outcome.status, extra, _error(outcome.status, outcome.message, outcome.code)
         message: dict[str, Any] = {"role": "assistant", "content": outcome.text or None}
+        if outcome.reasoning:
+            message[self.reasoning_field] = outcome.reasoning
         if outcome.tool_calls:
             message["tool_calls"] = [
                 {
                     "id": self._next_tool_id("call_"),
                     "type": "function",
-                    "function": {"name": name, "arguments": json.dumps(tool_input)},
+                    "function": {
+                        "name": name,
+                        "arguments": tool_input if isinstance(tool_input, str) else json.dumps(tool_input),
+                    },
                 }
                 for name, tool_input in outcome.tool_calls
             ]

@@ -8,6 +8,7 @@ from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models import sampling
 from rlm_mcp.models.base import (
+    Block,
     Completion,
     Message,
     ModelClient,
@@ -23,6 +24,7 @@ from rlm_mcp.models.sampling import SamplingClient
 
 __all__ = [
     "BedrockClient",
+    "Block",
     "Completion",
     "Message",
     "ModelClient",

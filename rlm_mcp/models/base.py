@@ -7,6 +7,7 @@ mixed; each backend translates to its own wire format.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -30,6 +31,7 @@ class ToolCall:
     id: str
     name: str
     input: Any
+    """Usually a dict; the raw argument string when a backend's arguments were not a JSON object."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
     retries: int = 0
     """Attempts the backend retried (throttling, 5xx) before this answer: a sign of overload."""
+    reasoning: str = ""
+    """Reasoning the backend returned apart from the text (Converse ``reasoningContent``, OpenAI-compatible
+    ``reasoning_content``/``reasoning``): kept for the trajectory, never run and never part of an answer."""
 
     def as_message(self) -> Message:
         blocks: list[Block] = [TextBlock(self.text)] if self.text else []
@@ -74,11 +79,37 @@ class Completion:
         return Message(role="assistant", content=blocks or [TextBlock("(no output)")])
 
 
+TOOLS_UNSUPPORTED = "tools_unsupported"
+"""The ``ModelError`` kind of a backend that refused a request because it has no tool calling."""
+
+_NO_TOOLS = re.compile(
+    r"(does ?n[o']t|do ?n[o']t|not) support (the )?(tool|function)s?( use| calling| call)?\b"
+    r"|(tool|function)s?( use| calling| calls?)? (is |are )?not supported"
+    r"|enable-auto-tool-choice|tools param requires --jinja"
+    r"|'tools' is not supported|unsupported parameter: 'tools'",
+    re.IGNORECASE,
+)
+
+
+def refuses_tools(message: str) -> bool:
+    """Whether an API error says the model or server has no tool calling (rather than a bad request).
+
+    Wordings seen in the wild: Ollama "<model> does not support tools", Bedrock "This model doesn't
+    support tool use.", vLLM "\"auto\" tool choice requires --enable-auto-tool-choice ...", llama.cpp
+    "tools param requires --jinja flag", OpenAI "Unsupported parameter: 'tools' ...".
+    """
+    return _NO_TOOLS.search(message) is not None
+
+
 class ModelClient(Protocol):
     """A backend that can answer one prompt and hold a tool-using conversation."""
 
     async def check(self) -> None:
         """Raise ``ModelError`` (kind "config") if the backend is not usable as configured."""
+        ...
+
+    def tool_support(self, model: str) -> bool | None:
+        """False when ``model`` is known to have no tool calling here (the root then writes code in text)."""
         ...
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
@@ -94,5 +125,9 @@ class ModelClient(Protocol):
         tools: list[ToolSpec],
         max_tokens: int,
     ) -> Completion:
-        """One turn of a conversation that may use ``tools`` (the root)."""
+        """One turn of a conversation that may use ``tools`` (the root).
+
+        Raises ``ModelError`` of kind :data:`TOOLS_UNSUPPORTED` when tools were given and the
+        backend refused them for want of tool calling.
+        """
         ...

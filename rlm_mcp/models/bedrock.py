@@ -29,8 +29,19 @@ from botocore.exceptions import (
 )
 
 from rlm_mcp import aws
+from rlm_mcp.config import describe_setting
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+from rlm_mcp.models.base import (
+    TOOLS_UNSUPPORTED,
+    Completion,
+    Message,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+    refuses_tools,
+)
 from rlm_mcp.models.endpoints import is_local
 
 _CONTEXT_HINTS = ("too long", "context length", "context window", "maximum context", "too many tokens", "max tokens")
@@ -55,6 +66,8 @@ class BedrockClient:
         self._site = CallSite()
         self._client_lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(pool_size)
+        self._no_tools: set[str] = set()
+        """Models that refused ``toolConfig`` (e.g. DeepSeek-R1): their root writes code in text."""
 
     # -- client ----------------------------------------------------------------------
 
@@ -128,6 +141,9 @@ class BedrockClient:
         """Fail now, with a message that says what to set, if the client cannot be built."""
         await anyio.to_thread.run_sync(self._get_client, limiter=self._limiter)
 
+    def tool_support(self, model: str) -> bool | None:
+        return False if model in self._no_tools else None
+
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
             raise ModelError("the prompt is empty", kind="validation")
@@ -167,7 +183,12 @@ class BedrockClient:
                     for t in tools
                 ]
             }
-        response, latency = await self._converse(request)
+        try:
+            response, latency = await self._converse(request)
+        except ModelError as exc:
+            if exc.kind == TOOLS_UNSUPPORTED:
+                self._no_tools.add(model)
+            raise
         return _parse_response(response, model, latency)
 
 
@@ -212,10 +233,13 @@ def _parse_response(response: dict[str, Any], model: str, latency_ms: float) -> 
     try:
         content = response["output"]["message"]["content"]
         texts: list[str] = []
+        reasoning: list[str] = []
         calls: list[ToolCall] = []
         for block in content:
             if "text" in block:
                 texts.append(str(block["text"]))
+            elif "reasoningContent" in block:  # DeepSeek-R1, gpt-oss, Claude with thinking: never sent back
+                reasoning.append(str((block["reasoningContent"].get("reasoningText") or {}).get("text", "")))
             elif "toolUse" in block:
                 use = block["toolUse"]
                 calls.append(ToolCall(id=str(use["toolUseId"]), name=str(use["name"]), input=use.get("input")))
@@ -229,6 +253,7 @@ def _parse_response(response: dict[str, Any], model: str, latency_ms: float) -> 
             stop_reason=str(response.get("stopReason", "end_turn")),
             tool_calls=calls,
             retries=int((response.get("ResponseMetadata") or {}).get("RetryAttempts", 0)),
+            reasoning="\n".join(r for r in reasoning if r),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"Bedrock returned a response rlm-mcp cannot read ({exc!r})", kind="malformed") from exc
@@ -246,7 +271,10 @@ _BAD_CREDENTIALS = {
 }
 _UNKNOWN_MODEL_HINTS = ("model identifier is invalid", "model id is invalid", "model not found", "does not exist")
 _NEEDS_PROFILE_HINTS = ("on-demand throughput", "inference profile")
-_SET_MODEL = "Set it with --root-model/--sub-model, RLM_ROOT_MODEL/RLM_SUB_MODEL or the root_model/sub_model argument"
+_SET_MODEL = (
+    f"Set it with {describe_setting('root_model')}, {describe_setting('sub_model')} "
+    "or the root_model/sub_model argument"
+)
 _PROFILE_PREFIXES = {"us": "us", "eu": "eu", "ap": "apac", "ca": "us", "sa": "us"}
 
 
@@ -300,6 +328,8 @@ def _translate_client_error(exc: ClientError, model: str, site: CallSite | None 
         fix = _credentials_fix(_BAD_CREDENTIALS[code], site)
         return ModelError(f"{fix}. AWS said: {code}: {message}", kind="auth")
     if code == "ValidationException":
+        if refuses_tools(message):
+            return ModelError(f"{model} has no tool calling on Bedrock: {message}", kind=TOOLS_UNSUPPORTED)
         if any(hint in lowered for hint in _CONTEXT_HINTS):
             return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
         if any(hint in lowered for hint in _UNKNOWN_MODEL_HINTS):

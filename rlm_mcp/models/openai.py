@@ -22,8 +22,19 @@ from urllib.parse import urlparse
 import anyio
 import httpx2
 
+from rlm_mcp.config import describe_setting
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+from rlm_mcp.models.base import (
+    TOOLS_UNSUPPORTED,
+    Completion,
+    Message,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+    refuses_tools,
+)
 from rlm_mcp.models.endpoints import is_local
 
 log = logging.getLogger(__name__)
@@ -56,6 +67,9 @@ class OpenAIClient:
         self._client: httpx2.AsyncClient | None = None
         self._completion_tokens: set[str] = set()
         """Models that refused ``max_tokens`` and want ``max_completion_tokens`` (OpenAI's reasoning models)."""
+        self._no_tools: set[str] = set()
+        """Models the server refused ``tools`` for (Ollama models without tool support, vLLM without a tool
+        parser, llama.cpp without --jinja): their root writes code in text."""
 
     def _http(self) -> httpx2.AsyncClient:
         if self._client is None:
@@ -81,6 +95,9 @@ class OpenAIClient:
                 "RLM_OPENAI_BASE_URL at a local server such as Ollama (http://localhost:11434/v1)",
                 kind="config",
             )
+
+    def tool_support(self, model: str) -> bool | None:
+        return False if model in self._no_tools else None
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
@@ -110,7 +127,12 @@ class OpenAIClient:
                 for t in tools
             ]
             body["tool_choice"] = "auto"
-        return await self._chat(model, body, max_tokens)
+        try:
+            return await self._chat(model, body, max_tokens)
+        except ModelError as exc:
+            if exc.kind == TOOLS_UNSUPPORTED:
+                self._no_tools.add(model)
+            raise
 
     # -- transport -----------------------------------------------------------------------
 
@@ -177,9 +199,11 @@ def _unreachable(base_url: str, exc: Exception, refused: bool) -> str:
     if refused:
         return (
             f"nothing is listening at {base_url} (connection refused): start the server (Ollama: `ollama serve`; "
-            "vLLM: `vllm serve MODEL`), or point RLM_OPENAI_BASE_URL at the right port"
+            f"vLLM: `vllm serve MODEL`), or point {describe_setting('openai_base_url')} at the right port"
         )
-    return f"cannot reach {base_url} ({exc!r}): is the server running, and is RLM_OPENAI_BASE_URL right?"
+    return (
+        f"cannot reach {base_url} ({exc!r}): is the server running, and is {describe_setting('openai_base_url')} right?"
+    )
 
 
 def _missing_version(base_url: str) -> bool:
@@ -200,6 +224,8 @@ def _translate_error(response: httpx2.Response, model: str, base_url: str) -> Mo
     lowered = message.lower()
     if status == 400 and "max_completion_tokens" in lowered:
         return _WantsCompletionTokens()
+    if status == 400 and refuses_tools(message):
+        return ModelError(f"{model} at {base_url} has no tool calling: {message}", kind=TOOLS_UNSUPPORTED)
     if status == 400 and (code == "context_length_exceeded" or any(h in lowered for h in _CONTEXT_HINTS)):
         return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
     if status in (401, 403):
@@ -210,7 +236,7 @@ def _translate_error(response: httpx2.Response, model: str, base_url: str) -> Mo
     if status == 404 and _missing_version(base_url):
         return ModelError(
             f"{base_url}/chat/completions does not exist (404: {message[:200]}). OpenAI-compatible servers serve "
-            f"their API under /v1: set RLM_OPENAI_BASE_URL to {base_url}/v1",
+            f"their API under /v1: set {describe_setting('openai_base_url')} to {base_url}/v1",
             kind="config",
         )
     if status == 404:
@@ -265,6 +291,8 @@ def parse_completion(response: dict[str, Any], model: str, latency_ms: float) ->
             )
         usage = response.get("usage") or {}
         finish = str(choice.get("finish_reason") or ("tool_calls" if calls else "stop"))
+        # DeepSeek, vLLM, LM Studio and llama.cpp send reasoning_content; Ollama and OpenRouter send reasoning
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
         return Completion(
             text=_content_text(message.get("content")),
             model=model,
@@ -272,6 +300,7 @@ def parse_completion(response: dict[str, Any], model: str, latency_ms: float) ->
             latency_ms=latency_ms,
             stop_reason=_STOP.get(finish, finish),
             tool_calls=calls,
+            reasoning=reasoning if isinstance(reasoning, str) else "",
         )
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"the chat-completions response cannot be read ({exc!r})", kind="malformed") from exc
@@ -284,7 +313,11 @@ def _content_text(content: Any) -> str:
 
 
 def _arguments(raw: Any) -> Any:
-    """Arguments arrive as a JSON string; local models often put raw newlines in it, which strict JSON refuses."""
+    """Arguments arrive as a JSON string; local models often put raw newlines in it, which strict JSON refuses.
+
+    Arguments that are not JSON (code written as it is, or JSON cut off at the output limit) stay the raw
+    string, for the loop to read or to report (:func:`rlm_mcp.replies.code_of`).
+    """
     if isinstance(raw, dict):
         return raw
     if not isinstance(raw, str):
@@ -292,4 +325,4 @@ def _arguments(raw: Any) -> Any:
     try:
         return json.loads(raw, strict=False)
     except ValueError:
-        return None
+        return raw

@@ -33,7 +33,7 @@ from mcp_types import (
 )
 
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+from rlm_mcp.models.base import TOOLS_UNSUPPORTED, Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
 
 PREFIX = "sampling"
 CHARS_PER_TOKEN = 4
@@ -77,6 +77,10 @@ class SamplingClient:
     async def check(self) -> None:
         self._sampler()
 
+    def tool_support(self, model: str) -> bool | None:
+        sampler = current_sampler.get()
+        return None if sampler is None else sampler.supports_tools
+
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
             raise ModelError("the prompt is empty", kind="validation")
@@ -100,9 +104,10 @@ class SamplingClient:
         sampler = self._sampler()
         if tools and not sampler.supports_tools:
             raise ModelError(
-                "the client supports sampling but not with tools (the sampling.tools capability), which the root "
-                "needs to run code; use 'sampling' as the sub-model only, and a bedrock: or openai: root",
-                kind="config",
+                "the client supports sampling but not with tools (the sampling.tools capability), so its model "
+                "cannot be a root that calls the python tool: set RLM_ROOT_PROTOCOL to auto or text (the root "
+                "then writes code in ```repl blocks), or use a bedrock: or openai: root",
+                kind=TOOLS_UNSUPPORTED,
             )
         params = CreateMessageRequestParams(
             messages=[to_sampling(m) for m in messages],
@@ -128,7 +133,8 @@ def to_sampling(message: Message) -> SamplingMessage:
         if isinstance(block, TextBlock):
             blocks.append(TextContent(type="text", text=block.text))
         elif isinstance(block, ToolCall):
-            blocks.append(ToolUseContent(type="tool_use", id=block.id, name=block.name, input=dict(block.input or {})))
+            tool_input = block.input if isinstance(block.input, dict) else {}
+            blocks.append(ToolUseContent(type="tool_use", id=block.id, name=block.name, input=tool_input))
         elif isinstance(block, ToolResult):
             blocks.append(
                 ToolResultContent(

@@ -41,8 +41,11 @@ class Sources:
         aws_region: str | None,
         shared: Store | None = None,
         allowed_s3: list[str] | None = None,
+        private: list[Path] | None = None,
     ):
         self.roots = roots
+        self.private = private or []
+        """Never loaded, even inside a root: the data directory holds every principal's corpora and trajectories."""
         self.inline = InlineStore(corpora_dir, shared)
         self.derived = DerivedStore(corpora_dir / "derived")
         self.s3 = S3Reader(self.derived, aws_region, allowed_s3)
@@ -52,4 +55,4 @@ class Sources:
         tally = tally if tally is not None else LoadTally()
         if path.startswith("s3://"):
             return self.s3.resolve(path, options, tally)
-        return resolve_local(path, self.roots, options, self.derived, tally)
+        return resolve_local(path, self.roots, options, self.derived, self.private, tally)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
@@ -21,19 +21,27 @@ def document_bytes(documents: list[Document]) -> int:
 
 
 def resolve_local(
-    raw: str, roots: list[Path], options: LoadOptions, derived: DerivedStore, tally: LoadTally | None = None
+    raw: str,
+    roots: list[Path],
+    options: LoadOptions,
+    derived: DerivedStore,
+    private: Sequence[Path] = (),
+    tally: LoadTally | None = None,
 ) -> ResolvedSource:
-    """Turn a file, directory or glob into documents, checking every file it names."""
+    """Turn a file, directory or glob into documents, checking every file it names; ``tally`` counts as it goes.
+
+    A file found by walking or globbing is named, in what is skipped, by its path relative to its root.
+    """
     tally = tally if tally is not None else LoadTally()
     candidates: Iterator[Path]
     if any(ch in GLOB_CHARS for ch in raw):
-        matches = glob(raw, roots)
+        matches = glob(raw, roots, private)
         first = next(matches, None)
         if first is None:
-            raise NotFound(f"no files match {raw!r}{relative_note(raw, roots)}")
+            raise NotFound(f"no files match {raw!r}{relative_note(raw)}")
         candidates = itertools.chain([first], matches)
     else:
-        real = check_path(raw, roots)
+        real = check_path(raw, roots, private)
         if real.is_file():
             doc = file_document(real, display_name(real, roots), options, derived, with_header=False)
             return ResolvedSource([doc], "list" if doc.parts else "str", document_bytes([doc]))
@@ -46,7 +54,7 @@ def resolve_local(
             skipped.append(f"... more files after the first {MAX_FILES:,} were left out")
             break
         try:
-            real = check_path(str(path), roots)
+            real = check_path(str(path), roots, private, shown=display_name(path, roots))
         except (PathRefused, NotFound) as exc:
             skipped.append(str(exc))
             continue

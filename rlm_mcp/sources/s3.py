@@ -46,7 +46,7 @@ def check_allowed(url: str, allowed: list[str]) -> None:
             "loading from S3 is off: set RLM_ALLOWED_S3 to the locations load_context may read, "
             "e.g. s3://my-bucket/reports/ (or '*' for every bucket the credentials reach)"
         )
-    raise PathRefused(f"{url!r} is outside RLM_ALLOWED_S3 ({', '.join(allowed)}); add its bucket or prefix there")
+    raise PathRefused(f"{url!r} is outside RLM_ALLOWED_S3; give a location inside it, or ask for it to be added")
 
 
 class S3Reader:

@@ -22,7 +22,7 @@
   }
 
   function renderRow(run) {
-    var href = "./" + encodeURIComponent(run.id);
+    var href = "./" + encodeURIComponent(run.id) + (run.link ? "?link=" + encodeURIComponent(run.link) : "");
     var question = run.kind === "run" ? (run.query || "(no question)") : "repl_exec session";
     var answer = run.answer !== null ? run.answer : run.message !== null ? run.message : "–";
     return el("tr", { "class": "run-row", id: "run-" + run.id },

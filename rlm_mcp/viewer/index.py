@@ -1,13 +1,15 @@
 """The index of runs at ``/trajectories/``: newest first, with status, question, answer, cost and a link.
 
-The rows come from :meth:`rlm_mcp.service.RLMService.run_list`, which takes
-the filter that decides whose runs a caller may see; this module only turns
-them into a page (drawn in the browser with ``textContent``, like the
+The rows come from :meth:`rlm_mcp.service.RLMService.run_list`, which lists
+only the caller's own runs; on a server that authenticates, each row carries
+a signed link to its page (a browser following it sends no bearer header).
+This module only turns them into a page (drawn in the browser with ``textContent``, like the
 trajectory page, since questions and answers are hostile text).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rlm_mcp.pricing import PriceTable
@@ -24,12 +26,13 @@ def _preview(text: str | None) -> str | None:
     return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
 
 
-def row(trajectory: Trajectory, prices: PriceTable) -> dict[str, Any]:
-    """One run as the index shows it."""
+def row(trajectory: Trajectory, prices: PriceTable, link: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """One run as the index shows it; ``link`` signs the link to its page (see :mod:`rlm_mcp.auth.links`)."""
     models = [m for m in (trajectory.root_model, trajectory.sub_model) if m]
     unpriced = [m for m in dict.fromkeys(models) if prices.lookup(m) is None]
     return {
         "id": trajectory.id,
+        "link": link(trajectory.id) if link is not None else None,
         "kind": trajectory.kind,
         "status": trajectory.status,
         "created_at": trajectory.created_at,
@@ -53,8 +56,8 @@ def _cost_note(trajectory: Trajectory, unpriced: list[str]) -> str | None:
     return "cost not known yet" if trajectory.status == "running" else "cost not recorded"
 
 
-def render_index(trajectories: list[Trajectory], prices: PriceTable) -> str:
-    return page("rlm-mcp runs", {"runs": [row(t, prices) for t in trajectories]}, INDEX_SCRIPTS)
+def render_index(trajectories: list[Trajectory], prices: PriceTable, link: Callable[[str], str] | None = None) -> str:
+    return page("rlm-mcp runs", {"runs": [row(t, prices, link) for t in trajectories]}, INDEX_SCRIPTS)
 
 
 def index_policy() -> str:

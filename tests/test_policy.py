@@ -1,0 +1,295 @@
+"""The guards on their own, and every hostile snippet of the adversarial suite straight against a sandbox.
+
+The first half calls the guards in this process with values that lie: a ``str``
+subclass whose ``startswith``/``endswith``/``in`` say what suits it (``Evil``), one
+whose characters are harmless but whose hash and equality are those of a
+dangerous name (``Alias``), an ``int`` and a ``tuple`` subclass likewise. Each
+guard must decide on the real characters and hand those to the real operation.
+The second half runs the snippet tables of ``tests/attacks.py`` through a
+``Sandbox`` without MCP (fast; ``test_adversarial.py`` runs the same tables over
+both transports with canaries).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import typing
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from attacks import ANY_ERROR, CATEGORIES, PWNED
+
+from sandbox import Sandbox, SandboxLimits, SubcallReply, formatting, guards, modules, safe_builtins
+from sandbox.policy import RestrictedCodeError, compile_cell
+
+
+class Evil(str):
+    def startswith(self, *args: Any) -> bool:
+        return False
+
+    def endswith(self, *args: Any) -> bool:
+        return False
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+
+def alias(chars: str, target: str) -> str:
+    """A str reading ``chars`` that hashes and compares like ``target`` (and like everything else)."""
+
+    class Alias(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __ne__(self, other: object) -> bool:
+            return False
+
+        def __hash__(self) -> int:
+            return hash(target)
+
+    return Alias(chars)
+
+
+class LyingInt(int):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 0
+
+
+class LyingTuple(tuple):  # type: ignore[type-arg]
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(["_private"])
+
+
+def function() -> None:
+    pass
+
+
+# -- the guards in this process ------------------------------------------------------------------
+
+
+def test_lying_strings_fool_python_as_expected() -> None:
+    """The premise: CPython's own getattr follows an alias's hash to the dangerous name."""
+    assert getattr(function, alias("harmless", "__globals__")) is function.__globals__
+    assert Evil("__globals__").startswith("_") is False
+
+
+@pytest.mark.parametrize(
+    "name", [Evil("__globals__"), alias("harmless", "__globals__"), alias("__name__", "__globals__")]
+)
+def test_getattr_reads_the_real_characters(name: str) -> None:
+    chars = str.__str__(name)
+    if chars == "__name__":
+        assert guards.safe_getattr(function, name) == "function"  # the name it reads, not the hash it borrows
+        return
+    with pytest.raises(AttributeError) as refused:
+        guards.safe_getattr(function, name)
+    assert "__globals__" not in str(refused.value) or "not accessible" in str(refused.value)
+    with pytest.raises(AttributeError):
+        guards.safe_getattr(function, name, None) if chars.startswith("_") else guards.safe_getattr(function, name)
+    assert guards.safe_hasattr(function, name) is hasattr(function, chars)  # by its characters: a bool
+
+
+def test_getattr_takes_only_strings() -> None:
+    for name in (7, b"__globals__", LyingInt(1), None):
+        with pytest.raises(TypeError, match="attribute name must be a str"):
+            guards.safe_getattr(function, name)
+
+
+def test_exact_copies() -> None:
+    copied = guards.exact_str(Evil("__x"), "name")
+    assert type(copied) is str and copied == "__x" and copied.startswith("_")
+    assert type(guards.exact_int(LyingInt(3), "n")) is int and guards.exact_int(LyingInt(3), "n") == 3
+    with pytest.raises(TypeError):
+        guards.exact_str(3, "name")
+
+
+def test_import_checks_what_it_looks_up() -> None:
+    safe_import = modules.make_import(modules.build_all({}))
+    with pytest.raises(ImportError, match="'os' is not allowed"):
+        safe_import(Evil("os"))
+    with pytest.raises(ImportError, match="'harmless'"):
+        safe_import(alias("harmless", "json"))  # the real characters are looked up, not the borrowed hash
+    assert safe_import(Evil("json")).loads is json.loads
+    with pytest.raises(ImportError, match="cannot import name '_default_decoder'"):
+        safe_import("json", None, None, (Evil("_default_decoder"),))
+    with pytest.raises(ImportError, match="cannot import name 'x'"):
+        safe_import("json", None, None, (alias("x", "loads"),))
+    with pytest.raises(TypeError, match="fromlist"):
+        safe_import("json", None, None, LyingTuple(("loads",)))
+    with pytest.raises(ImportError, match="relative"):
+        safe_import("json", None, None, (), LyingInt(1))
+    with pytest.raises(TypeError):
+        safe_import("json", None, None, (), 0.0)
+
+
+def test_write_guard_owns_by_real_module() -> None:
+    namespace: dict[str, Any] = {"__name__": "repl"}
+    exec("class Mine:\n    pass\ndef mine():\n    pass", namespace)
+    for own in (namespace["Mine"], namespace["Mine"](), namespace["mine"]):
+        assert guards.write_guard(own) is own
+    fake_owner = collections.namedtuple("P", "x", module=alias("json", "repl"))  # type: ignore[misc]
+    for foreign in (collections.Counter, collections.Counter(), json, json.loads, print, fake_owner, function):
+        with pytest.raises(AttributeError, match="read-only"):
+            guards.write_guard(foreign)
+
+
+def test_type_gives_classes_but_no_metaclass() -> None:
+    assert guards.sandbox_type(1) is int and guards.sandbox_type(Evil("x")) is Evil
+    assert guards.sandbox_type(int) is guards.sandbox_type
+    for cls in (collections.ChainMap, typing.Any):  # ABCMeta, typing's _AnyMeta: they build classes from dicts
+        with pytest.raises(PermissionError, match="metaclass"):
+            guards.sandbox_type(cls)
+    with pytest.raises(PermissionError, match="type\\(name, bases, dict\\)"):
+        guards.sandbox_type("X", (), {})
+
+
+def test_format_methods_are_swapped_wherever_they_come_from() -> None:
+    formatter = guards.FORMATTER
+    for template in ("{0}", "{0.real}"):
+        for value in (template.format, Evil(template).format, super(Evil, Evil(template)).format):  # type: ignore[misc]
+            swapped = formatting.replace_str_method(value, "format", formatter)
+            assert swapped(1) == "1"
+            if template == "{0}":  # CPython's own method, bound to an exact copy of a template that only looks up
+                assert type(swapped) is type("".format) and type(swapped.__self__) is str
+            else:
+                assert type(swapped) is formatting.FormatMethod
+    assert type(formatting.replace_str_method(str.format, "format", formatter)) is formatting.FormatMethod
+    assert type(formatting.replace_str_method(str.format_map, "format_map", formatter)) is formatting.FormatMethod
+
+    class Report:
+        def format(self) -> str:
+            return "mine"
+
+    own = Report().format
+    assert formatting.replace_str_method(own, "format", formatter) is own
+    assert formatting.replace_str_method(format, "format", formatter) is format  # the builtin is safe
+
+
+@pytest.mark.parametrize(
+    ("template", "guarded"),
+    [
+        ("{} {name} {0:>10} {1!r}", False),
+        ("{{0.__class__}} {0}", False),  # escaped braces are text
+        ("{0.real}", True),
+        ("{0[key]}", True),
+        ("{0:{1}}", True),
+        ("{0.__class__", True),  # does not parse: the guarded formatter raises CPython's error
+    ],
+)
+def test_which_templates_take_the_guarded_formatter(template: str, guarded: bool) -> None:
+    assert formatting.needs_guarded_formatter(template) is guarded
+
+
+def test_guarded_formatter_applies_the_attribute_rules() -> None:
+    format_ = guards.safe_getattr("{0.__init__.__globals__}", "format")
+    with pytest.raises(AttributeError, match="__init__"):
+        format_(function)
+    assert guards.safe_getattr("{0.__class__.__name__}|{0.real}|{1[k]}", "format")(3, {"k": 4}) == "int|3|4"
+    assert guards.safe_getattr(Evil("{a.real}"), "format_map")({"a": 1}) == "1"
+    with pytest.raises(ValueError, match="positional"):
+        guards.safe_getattr("{0.real}", "format_map")({})
+
+
+def test_namespace_builtins_hand_out_copies() -> None:
+    namespace: dict[str, Any] = {"__builtins__": {}, "_write_": print, "kept": 1, "__name__": "repl"}
+    table = safe_builtins.make_namespace_builtins(namespace)
+    names = table["globals"]()
+    assert names == {"kept": 1}
+    with pytest.raises(TypeError, match="read-only"):
+        names["kept"] = 2
+    with pytest.raises(PermissionError, match="only in code written in the REPL"):
+        table["locals"]()  # called from this test, not from a cell
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x.__class__ = int",
+        "x.__name__ = 'y'",
+        "del x.__doc__",
+        "x.__init__",
+        "x.__dict__",
+        "s = super\ns().__init__()",
+        "class A:\n    __slots__ = ()",
+        "__name__ = 'x'",
+        "x.__globals__",
+    ],
+)
+def test_compile_time_refusals_remain(code: str) -> None:
+    with pytest.raises(RestrictedCodeError):
+        compile_cell(code, "<cell-test>")
+
+
+# -- the attack tables against a sandbox ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def box(anyio_backend: str) -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxLimits(exec_timeout_s=5, kill_grace_s=2, memory_bytes=512 * 1024 * 1024)) as sandbox:
+        yield sandbox
+
+
+async def echo(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
+    return [SubcallReply(text=f"echo {len(p)}") for p in prompts]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("category", sorted(CATEGORIES))
+async def test_attack_tables_directly(box: Sandbox, category: str) -> None:
+    problems = []
+    for code, expected in CATEGORIES[category]:
+        result = await box.execute(code, on_subcall=echo)
+        got = result.error.type if result.error else None
+        if expected == ANY_ERROR and got is None:
+            problems.append(f"{code!r} should have failed; it printed {result.stdout[:300]!r}")
+        elif expected != ANY_ERROR and got != expected:
+            problems.append(f"{code!r}: expected {expected}, got {got}: {result.error and result.error.message[:300]}")
+        if PWNED in result.stdout or PWNED in (result.final or ""):
+            problems.append(f"{code!r} printed the escape marker: {result.stdout[:300]!r}")
+        if result.restarted:
+            problems.append(f"{code!r} restarted the sandbox")
+    assert not problems, "\n".join(problems)
+    assert (await box.execute("len('ok')")).stdout == "2\n"
+
+
+@pytest.mark.anyio
+async def test_lying_values_reach_output_as_their_characters(box: Sandbox) -> None:
+    code = (
+        "class Text(str):\n"
+        "    def __add__(self, other):\n        return 1\n"
+        "    def __len__(self):\n        return 0\n"
+        "    def __str__(self):\n        return self\n"
+        "    def __repr__(self):\n        return self\n"
+        "class Shown:\n"
+        "    def __repr__(self):\n        return Text('shown')\n"
+        "    def __str__(self):\n        return Text('printed')\n"
+        "print(Shown(), Text('two'), sep=Text('|'))\nFINAL(Text('the answer'))\nShown()"
+    )
+    result = await box.execute(code)
+    assert result.error is None, result.error
+    assert result.stdout == "printed|two\nshown\n"
+    assert result.final == "the answer"
+    failed = await box.execute("raise ValueError(Shown())")
+    assert failed.error is not None and failed.error.message == "printed" and not failed.restarted
+
+
+@pytest.mark.anyio
+async def test_sleep_counts_as_compute(box: Sandbox) -> None:
+    short = await box.execute("import time\ntime.sleep(0.01)\nprint('slept')")
+    assert short.error is None and short.stdout == "slept\n"
+    long = await box.execute("kept = 1\ntime.sleep(100)", timeout=0.5)
+    assert long.timed_out and long.error is not None and long.error.type == "TimeoutError" and not long.restarted
+    assert (await box.execute("kept")).stdout == "1\n"
