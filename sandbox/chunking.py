@@ -16,6 +16,7 @@ are copied to exact ``str`` first (see :mod:`sandbox.guards`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,7 @@ def options(size: Any, lines: Any, boundary: Any, overlap: Any, single: bool) ->
     overlap = exact_int(overlap, "overlap")
     if size is not None and lines is not None:
         raise ValueError("give size= (characters per chunk) or lines= (lines per chunk), not both")
-    if size is not None and size < 1 or lines is not None and lines < 1:
+    if (size is not None and size < 1) or (lines is not None and lines < 1):
         raise ValueError("size and lines must be at least 1")
     unit = lines if lines is not None else size
     if overlap < 0 or (unit is not None and overlap >= unit):
@@ -122,7 +123,14 @@ def describe(docs: list[str], spans: list[Span]) -> list[dict[str, int]]:
         line += docs[span.doc].count("\n", offset, span.start)
         counted[span.doc] = (span.start, line)
         records.append(
-            {"id": number, "doc": span.doc, "last_doc": span.last_doc, "start": span.start, "end": span.end, "line": line}
+            {
+                "id": number,
+                "doc": span.doc,
+                "last_doc": span.last_doc,
+                "start": span.start,
+                "end": span.end,
+                "line": line,
+            }
         )
     return records
 
@@ -203,7 +211,7 @@ def _at_boundaries(doc: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
             if len(cuts) > MAX_CHUNKS:
                 raise ValueError(f"the boundary matches more than {MAX_CHUNKS:,} times; pass size= to pack pieces")
     cuts.append(len(doc))
-    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _packed(pieces: list[tuple[int, int]], doc: str, size: int) -> list[tuple[int, int]]:

@@ -44,7 +44,9 @@ FENCE = re.compile(r"^```[A-Za-z]*\s*\n(.*?)\n?```\s*$", re.S)
 Batched = Callable[..., list[str]]
 
 
-def split_chunks(source: Any, size: Any = None, *, lines: Any = None, boundary: Any = None, overlap: Any = 0) -> list[str]:
+def split_chunks(
+    source: Any, size: Any = None, *, lines: Any = None, boundary: Any = None, overlap: Any = 0
+) -> list[str]:
     """``source`` (``context``: a str or a list of documents) cut into chunks, as plain strs."""
     docs, single = chunking.documents(source)
     opts = chunking.options(size, lines, boundary, overlap, single)
