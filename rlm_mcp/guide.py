@@ -60,7 +60,7 @@ class Step:
 STEPS = (
     Step(
         "Probe the shape before anything else:",
-        "print(type(context), len(context)); print(context[:500])   # or context[0][:500] for a list",
+        "print(type(context), len(context))\nprint(context[:500])  # or context[0][:500] for a list",
     ),
     Step(
         "Filter with code wherever a pattern can decide: re.findall, str.count, splitlines, comprehensions. Code is "
@@ -85,7 +85,7 @@ STEPS = (
     Step(
         "Aggregate in code: merge, deduplicate, count, sum. Check a few values against the text before you trust "
         "them, and look at any result with an 'error':",
-        'numbers = {{n for r in results for n in r["value"] or []}}; print(len(numbers), sorted(numbers)[:3])',
+        'numbers = {{n for r in results for n in r["value"] or []}}\nprint(len(numbers), sorted(numbers)[:3])',
     ),
     Step(
         'Finish with FINAL(answer) (or FINAL_VAR("name") for a variable). repl_exec returns it as `final`; give '
@@ -119,8 +119,8 @@ def _steps(values: dict[str, float | int], fenced: bool) -> str:
     for number, step in enumerate(STEPS, 1):
         lines.append(f"{number}. {step.text.format(**values)}")
         if step.example is not None:
-            example = step.example.format(**values)
-            lines.append(f"   ```python\n   {example}\n   ```" if fenced else f"   {example}")
+            example = "\n".join(f"   {line}" for line in step.example.format(**values).splitlines())
+            lines.append(f"   ```python\n{example}\n   ```" if fenced else example)
     return "\n".join(lines)
 
 
