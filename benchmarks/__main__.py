@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks import corpora, crowd, harness, micro, report, run
+from benchmarks import corpora, crowd, harness, mapreduce, micro, report, run
 from benchmarks.tasks import all_tasks
 from rlm_mcp.fakes.bedrock import ConverseFake
 
@@ -123,6 +123,10 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             m["fan_out"] = await micro.fan_out(work, fake, target)
             log("micro: root tokens against corpus size")
             m["root_tokens"] = await micro.root_tokens(work, fake, target, (100, 10_240 if quick else 102_400))
+            log("micro: map-reduce helpers against hand-written fan-out")
+            m["map_reduce"] = await mapreduce.measure(
+                work, target, fake, trec, 10_000 if quick else 100_000, args.sub_latency
+            )
             if trec is not None:
                 log("micro: parallel speed-up")
                 m["speedup"] = await micro.parallel_speedup(work, fake, target, trec, 100_000 if quick else 1_000_000)

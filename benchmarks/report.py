@@ -142,6 +142,31 @@ def _task_table(tasks: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _map_reduce(rows: list[dict[str, Any]]) -> list[str]:
+    """The scripted tasks with hand-written fan-out against the same steps with ``split_chunks``/``llm_map``."""
+    out = [
+        "## Map-reduce helpers",
+        "",
+        f"Each scripted task at {_tokens(rows[0]['tokens'])} tokens, as written (its own chunking functions and "
+        "`llm_query_batched`) and with `split_chunks`/`llm_map` in their place, step for step, in a fresh session "
+        "each; then again with a sub-model whose first answer in a run is an error (Bedrock's "
+        "`ModelErrorException`). The scripted roots cannot react to an error, so a run that fails repeats its last "
+        "step up to the limit of 8 turns; a real root would spend at least one more turn retrying `e.failed`.",
+        "",
+        "| task | sub-model | variant | score | root turns | sub-calls (failed) | lines of root code | "
+        "root output tokens | finished |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['title']} | {'first answer fails' if r['flaky'] else 'exact'} | {r['variant']} | "
+            f"{r['score']:.3f} | {r['iterations']} | {r['sub_calls']} ({r['failed_sub_calls']}) | {r['code_lines']} | "
+            f"{r['root_output_tokens']:,} | {'no' if r['incomplete'] else 'yes'} |"
+        )
+    out.append("")
+    return out
+
+
 def plot(tasks: list[dict[str, Any]], path: Path) -> bool:
     """Time, memory and cost against corpus size, one line per task; False without matplotlib."""
     try:
@@ -344,6 +369,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             for r in micro["root_tokens"]
         ]
         lines.append("")
+    if micro.get("map_reduce"):
+        lines += _map_reduce(micro["map_reduce"])
     lines += [
         "## Real models (`--bedrock`)",
         "",

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import guards, loader, modules, protocol, safe_builtins, standins
+from sandbox import guards, loader, mapreduce, modules, protocol, safe_builtins, standins
 from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
 from sandbox.guards import exact_str
@@ -129,6 +129,8 @@ class Repl:
             "LLMBatchError": LLMBatchError,
             "SubcallBudgetExceeded": SubcallBudgetExceeded,
         }
+        mapper = mapreduce.Mapper(self._llm_query_batched, self._write, LLMBatchError, SubcallBudgetExceeded)
+        extra_builtins.update({name: Helper(name, f) for name, f in mapreduce.helpers(mapper).items()})
         self.ns: dict[str, Any] = {}
         self.ns.update(
             {
