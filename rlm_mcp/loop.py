@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +28,7 @@ from rlm_mcp.errors import ModelError
 from rlm_mcp.models import Block, Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult, Usage
 from rlm_mcp.models.base import TOOLS_UNSUPPORTED
 from rlm_mcp.pricing import PriceTable
+from rlm_mcp.progress import Progress, ProgressReporter, StepProgress
 from rlm_mcp.replies import Protocol, Reading
 from rlm_mcp.schemas import RunStatus, Step, SubCallRecord, code_error
 from rlm_mcp.store import StoreError
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from rlm_mcp.recursion import Recursion
 
 log = logging.getLogger(__name__)
-ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class RLMRun:
         broker: SubcallBroker,
         trajectories: TrajectoryStore,
         prices: PriceTable,
-        progress: ProgressFn | None = None,
+        progress: ProgressReporter | None = None,
         depth: int = 1,
         recursion: Recursion | None = None,
         budget: Budget | None = None,
@@ -114,8 +113,8 @@ class RLMRun:
         self.messages: list[Message] = []
         self._started = time.monotonic()
         self._steps = 0
-        self._sub_progress = 0
-        """Sub-call progress reports in the current step (they move the progress value inside the step)."""
+        self.step_progress = StepProgress(0)
+        """Where the progress value stands inside the current step (sub-calls and nested runs move it)."""
         self._scope: anyio.CancelScope | None = None
         self._cancel_status: tuple[RunStatus, str] = ("cancelled", "the run was cancelled")
         self.protocol: Protocol = "tools"
@@ -222,6 +221,8 @@ class RLMRun:
         self.protocol = self._choose_protocol()
         for turn in range(self.config.max_iterations):
             with telemetry.iteration_span(turn + 1):
+                self.step_progress = StepProgress(turn)
+                await self.report(self.step_progress.begin(), f"step {turn + 1}: the root model is writing")
                 reply = await self._ask_root()
                 self.outcome.iterations = turn + 1
                 await self._turn(turn, reply)
@@ -315,10 +316,9 @@ class RLMRun:
     def subcall_handler(self, turn: int, sub_log: SubcallLog) -> Any:
         async def on_progress(done: int, total: int) -> None:
             if self.progress is not None:
-                # MCP wants progress to increase: within step n it climbs from n - 1 towards n.
-                self._sub_progress += 1
-                value = turn + self._sub_progress / (self._sub_progress + 1)
-                await self.progress(value, self.config.max_iterations, f"step {turn + 1}: {done}/{total} sub-calls")
+                value = self.step_progress.batch(done, total)
+                message = f"step {turn + 1}: {done}/{total} sub-calls"
+                await self.report(value, message, done=done, of=total, running=len(sub_log.records))
 
         return self.broker.handler(
             budget=self.budget, log=sub_log, default_model=self.config.sub_model, progress=on_progress
@@ -330,11 +330,27 @@ class RLMRun:
             return None
         return self.recursion.handler(self, turn, children)
 
-    async def _report(self, turn: int) -> None:
-        self._sub_progress = 0
+    async def report(
+        self, value: float, message: str, *, done: int = 0, of: int | None = None, running: int = 0
+    ) -> None:
+        """A progress report for the current step; ``running`` counts sub-calls not yet in the outcome."""
         if self.progress is not None:
-            calls = len(self.outcome.sub_calls)
-            await self.progress(turn + 1, self.config.max_iterations, f"step {turn + 1}: {calls} sub-calls")
+            await self.progress(
+                Progress(
+                    value=value,
+                    total=self.config.max_iterations,
+                    message=message,
+                    step=self.step_progress.step + 1,
+                    max_steps=self.config.max_iterations,
+                    done=done,
+                    of=of,
+                    sub_calls=len(self.outcome.sub_calls) + running,
+                )
+            )
+
+    async def _report(self, turn: int) -> None:
+        calls = len(self.outcome.sub_calls)
+        await self.report(turn + 1, f"step {turn + 1} done: {calls} sub-calls so far")
 
     async def _last_turn(self) -> None:
         """Out of iterations: one more turn, without running code, for the best answer so far."""

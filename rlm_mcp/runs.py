@@ -11,25 +11,23 @@ vanish under it.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio.abc
 
-from rlm_mcp.config import Settings
+from rlm_mcp.config import Settings, describe_setting
 from rlm_mcp.errors import InvalidInput, RLMError
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelClient, ModelRouter
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
+from rlm_mcp.progress import ProgressReporter
 from rlm_mcp.recursion import Recursion
 from rlm_mcp.schemas import RLMQueryResult, RunStatus, TokenUsage
 from rlm_mcp.sessions import Session, SessionManager
 from rlm_mcp.subcalls import SubcallBroker
 from rlm_mcp.telemetry import run_span
 from rlm_mcp.trajectories import TrajectoryStore
-
-ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -117,8 +115,8 @@ class Runs:
         root = query.root_model or self.settings.root_model
         if not root:
             raise InvalidInput(
-                "no root model is configured: set RLM_ROOT_MODEL (a Bedrock model id, openai:<model> or sampling), "
-                "or pass root_model"
+                "no root model is configured: pass the root_model argument (a Bedrock model id, openai:<model> or "
+                f"sampling), or start the server with {describe_setting('root_model')} set"
             )
         if not wait and self.background is None:
             raise RLMError("background runs need a running server")

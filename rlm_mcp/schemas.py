@@ -142,6 +142,11 @@ class SubCallRecord(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     error: str | None = None
+    corpus_spans: list[list[int]] | None = Field(
+        None,
+        description="[start, end) character ranges of the corpus found verbatim in the prompt (instructions and "
+        "reworded text are not corpus text); null when not known",
+    )
 
 
 class Step(BaseModel):
@@ -216,7 +221,10 @@ class Trajectory(BaseModel):
     def owner(self) -> str:
         return self._owner
 
-    @computed_field(description="sub_prompt_chars / corpus_chars: how much of the corpus went to sub-models")  # type: ignore[prop-decorator]
+    @computed_field(  # type: ignore[prop-decorator]
+        description="sub_prompt_chars / corpus_chars: prompt sizes over the corpus size, instructions and repeats "
+        "included, so it can exceed 1 (the viewer shows the distinct corpus text sent)"
+    )
     @property
     def corpus_share(self) -> float | None:
         if not self.corpus_chars:

@@ -24,9 +24,11 @@ from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import InvalidInput, NotFound, Redactor, RLMError
 from rlm_mcp.guide import guide_text
+from rlm_mcp.loading import LOAD_PROGRESS_INTERVAL_S, decode_skips, nothing_decoded, read_reporter, scan_watcher
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
+from rlm_mcp.progress import Progress, ProgressReporter
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.retention import InUse, Report, Retention
@@ -46,18 +48,18 @@ from rlm_mcp.schemas import (
     code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
-from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
+from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
 from rlm_mcp.store import StoreError, open_store
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
+from rlm_mcp.viewer.index import render_index
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
 USAGE_TTL_S = 10.0
 """list_sessions measures the stored data again when its figures are older than this."""
-ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 
 
 class RLMService:
@@ -207,8 +209,10 @@ class RLMService:
         exclude: list[str] | None = None,
         format: Literal["auto", "text"] = "auto",
         corpus_id: str | None = None,
+        progress: ProgressReporter | None = None,
         owner: str = LOCAL,
     ) -> LoadContextResult:
+        """Load a corpus; ``progress`` hears files and bytes as they are looked at, then as the sandbox reads them."""
         if sum(x is not None for x in (content, path, corpus_id)) != 1:
             raise InvalidInput(
                 "give exactly one of `content` (the text itself), `path` (a file, directory, glob or s3:// URL) "
@@ -234,13 +238,17 @@ class RLMService:
             check_id(session_id, "session")
         if session_id is not None and not await self.sessions.owns(session_id, owner):
             raise self.sessions.missing(session_id)  # before any work: another's session is no session
-        source = await self._resolve(content, path, name, options, corpus_id, owner)
+        tally = LoadTally(watch=scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
+        source = await self._resolve(content, path, name, options, corpus_id, owner, tally)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
+        reading = read_reporter(progress, tally.files, len(source.documents))
         if session_id is None:
             session = await self.sessions.create(owner)
             try:
-                info = await session.sandbox.load(source.documents, shape=source.shape)
+                info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
+                if not info.documents:
+                    raise NotFound(nothing_decoded(path, encoding, source, info))
             except LoadError as exc:
                 with anyio.CancelScope(shield=True):
                     await self.sessions.close(session.id)
@@ -259,7 +267,9 @@ class RLMService:
                     d if d.header or d.parts else replace(d, header=document_header(d.name)) for d in source.documents
                 ]
                 try:
-                    info = await session.sandbox.load(added_docs, shape="list", append=True, first_header=first_header)
+                    info = await session.sandbox.load(
+                        added_docs, shape="list", append=True, first_header=first_header, progress=reading
+                    )
                 except LoadError as exc:
                     raise InvalidInput(str(exc)) from None
                 added = info.documents - before
@@ -293,7 +303,7 @@ class RLMService:
             preview=info.preview,
             added_documents=added,
             corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,
-            skipped=source.skipped[:50],
+            skipped=(source.skipped + decode_skips(source, info))[:50],
             notes=session.take_notes(),
         )
 
@@ -305,6 +315,7 @@ class RLMService:
         options: LoadOptions,
         corpus_id: str | None = None,
         owner: str = LOCAL,
+        tally: LoadTally | None = None,
     ) -> ResolvedSource:
         if corpus_id is not None:
             return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline", owner)
@@ -313,7 +324,7 @@ class RLMService:
                 raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
             return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline", owner)
         assert path is not None
-        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
+        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options, tally)
         if source.total_bytes > options.max_bytes:
             raise too_large(repr(path), source.total_bytes, options.max_bytes)
         return source
@@ -332,7 +343,11 @@ class RLMService:
             async def on_progress(done: int, total: int) -> None:
                 nonlocal finished
                 if progress is not None:
-                    await progress(finished + done, finished + total, f"{finished + done}/{finished + total} sub-calls")
+                    done_all, total_all = finished + done, finished + total
+                    message = f"{done_all}/{total_all} sub-calls"
+                    await progress(
+                        Progress(done_all, total_all, message, phase="exec", done=done, of=total, sub_calls=done_all)
+                    )
                 if done == total:
                     finished += total
 
@@ -475,6 +490,29 @@ class RLMService:
             return await self.trajectories.get_owned(wanted, owner)
 
         return await viewer.render_trajectory(trajectory_id, load, self.prices)
+
+    async def run_list(self, *, owner: str = LOCAL, limit: int = 50) -> list[Trajectory]:
+        """The owner's runs a person would look for, newest first: top-level rlm_query runs and sessions with steps.
+
+        Another principal's runs are never read into the list, however recent (the same rule as
+        :meth:`get_trajectory`).
+        """
+
+        def wanted(t: Trajectory) -> bool:
+            shown = (t.kind == "run" and t.parent_id is None) or (t.kind == "session" and bool(t.steps))
+            return shown and t.owner == owner
+
+        runs = await self.trajectories.recent(limit, where=wanted, scan=limit * 10)
+        runs.sort(key=lambda t: t.created_at, reverse=True)
+        return runs
+
+    async def runs_page(self, *, owner: str = LOCAL, link: Callable[[str], str] | None = None) -> str:
+        """The index of the owner's runs (``/trajectories/``) as a self-contained HTML page.
+
+        ``link`` gives, for a trajectory id, what opens its page for this owner in a browser (the server's signed
+        link when it authenticates); without it the page links to the bare ``/trajectories/<id>``.
+        """
+        return render_index(await self.run_list(owner=owner), self.prices, link)
 
     async def guide(self, session_id: str | None = None, question: str | None = None, owner: str = LOCAL) -> str:
         """The rlm_guide prompt, with the session's corpus metadata when a session is named."""

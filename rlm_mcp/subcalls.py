@@ -140,7 +140,9 @@ class SubcallBroker:
     ) -> SubcallHandler:
         """A handler for one execution: charges ``budget`` and writes to ``log``."""
 
-        async def handle(prompts: list[str], model: str | None) -> list[SubcallReply]:
+        async def handle(
+            prompts: list[str], model: str | None, spans: dict[int, list[tuple[int, int]]] | None = None
+        ) -> list[SubcallReply]:
             if model is not None and model != default_model:
                 self._check_allowed(model, default_model)
             chosen = model or default_model
@@ -156,7 +158,7 @@ class SubcallBroker:
             except ModelError as exc:
                 raise SubcallRefused(str(exc)) from None
             budget.take(len(prompts))
-            return await self._run_batch(client, model_id, prompts, log, progress)
+            return await self._run_batch(client, model_id, prompts, log, progress, spans)
 
         return handle
 
@@ -176,20 +178,29 @@ class SubcallBroker:
             )
 
     async def _run_batch(
-        self, client: ModelClient, model_id: str, prompts: list[str], sub_log: SubcallLog, progress: ProgressFn | None
+        self,
+        client: ModelClient,
+        model_id: str,
+        prompts: list[str],
+        sub_log: SubcallLog,
+        progress: ProgressFn | None,
+        spans: dict[int, list[tuple[int, int]]] | None = None,
     ) -> list[SubcallReply]:
         replies: list[SubcallReply] = [SubcallReply(error="not run")] * len(prompts)
         limiter = anyio.CapacityLimiter(self.settings.subcall_concurrency)
         shared = self.limit_for(model_id)
         done = 0
         reported = 0.0
+        # Start and end of every call on one clock: the monotonic one, placed once on the wall clock. A call
+        # that starts as another ends then never seems to overlap it (the viewer counts calls in flight).
+        wall = time.time() - time.perf_counter()
 
         async def run(index: int, prompt: str) -> None:
             nonlocal done, reported
             async with limiter, shared.limiter:
                 epoch = shared.epoch
-                started = time.time()
                 clock = time.perf_counter()
+                started = wall + clock
                 text = error = None
                 usage = Usage()
                 try:
@@ -229,6 +240,7 @@ class SubcallBroker:
                         input_tokens=usage.input_tokens,
                         output_tokens=usage.output_tokens,
                         error=error,
+                        corpus_spans=[list(span) for span in spans.get(index, [])] if spans is not None else None,
                     )
                 )
             done += 1

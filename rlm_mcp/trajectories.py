@@ -28,6 +28,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -352,22 +353,30 @@ class TrajectoryStore:
             raise NotFound(f"no trajectory {trajectory_id!r} in {self.store.url}") from None
         return fold(records, trajectory_id)
 
-    async def recent(self, limit: int = 20) -> list[Trajectory]:
-        """The most recently changed trajectories, newest first, read without side effects (see :meth:`read`)."""
+    async def recent(
+        self, limit: int = 20, *, where: Callable[[Trajectory], bool] | None = None, scan: int | None = None
+    ) -> list[Trajectory]:
+        """The most recently changed trajectories (those ``where`` keeps), newest first, read without side effects
+        (see :meth:`read`). At most ``scan`` records are read to find them (default: ``limit``)."""
 
-        def scan() -> list[Trajectory]:
+        def read_recent() -> list[Trajectory]:
             entries = sorted(self.store.list_logs(), key=lambda e: e.modified, reverse=True)
-            found = []
-            for entry in entries[:limit]:
+            found: list[Trajectory] = []
+            for entry in entries[: max(scan or limit, limit)]:
+                if len(found) >= limit:
+                    break
                 try:
-                    found.append(fold(self.store.read_log(entry.key), entry.key))
+                    trajectory = fold(self.store.read_log(entry.key), entry.key)
                 except (KeyNotFound, NotFound):
                     continue
                 except StoreError as exc:  # one unreadable file hides only itself
                     log.warning("trajectory %s cannot be read: %s", entry.key, exc)
+                    continue
+                if where is None or where(trajectory):
+                    found.append(trajectory)
             return found
 
-        return await anyio.to_thread.run_sync(scan)
+        return await anyio.to_thread.run_sync(read_recent)
 
     async def _mark_interrupted(self, trajectory: Trajectory) -> Trajectory:
         message = "the server stopped while this run was in progress; the steps above were completed"

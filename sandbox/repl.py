@@ -109,6 +109,8 @@ class Repl:
         self.parent_request: Any = None
         """The id of the parent's request being served, echoed in every frame that answers it."""
         self.context: str | list[str] = ""
+        self._locator: Any = None
+        """Finds corpus text in prompts; built at the first sub-call after a load."""
         proxies = modules.build_all(
             {"pprint": {"pprint": Helper("pprint", self._pprint)}, **standins.extras(self._write)}
         )
@@ -224,11 +226,12 @@ class Repl:
             model = exact_str(model, "model")
         self._request_id += 1
         request_id = self._request_id
+        corpus = self._corpus_spans(prompts)  # before the clock pauses: it is this code's compute
         self.interrupts.pause()
         waited = time.monotonic()
         reply: dict[str, Any] = {}
         try:
-            self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model})
+            self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model, "corpus": corpus})
             reply = self.channel.recv()
         finally:
             # A refused request (budget spent, no model) is answered at once: its round trip counts
@@ -246,6 +249,17 @@ class Repl:
         if not isinstance(results, list) or len(results) != len(prompts):
             raise protocol.ProtocolError("sub-call reply does not match the request")
         return results
+
+    def _corpus_spans(self, prompts: list[str]) -> list[list[int]] | None:
+        """Where each prompt's corpus text comes from (see :mod:`sandbox.locate`); None if it cannot be told."""
+        try:
+            if self._locator is None:
+                from sandbox.locate import CorpusLocator  # on first use: a worker that never sub-calls never loads it
+
+                self._locator = CorpusLocator(self.context)
+            return self._locator.spans_of(prompts)
+        except Exception:  # the figure is a nicety: never let it cost the sub-call
+            return None
 
     def _rlm_query(self, prompt: Any, context: Any = None) -> str:
         if not issubclass(type(prompt), str):
@@ -311,23 +325,32 @@ class Repl:
             self.context = ""
             self._restore_reserved()
         batch = max(1, min(int(message.get("batch") or FD_BATCH), FD_BATCH))
+        skipped: list[list[Any]] = []
         for start in range(0, len(specs), batch):
             if start:
                 self.channel.send({"op": "load_more", "id": self.parent_request, "done": start})
-            self._read_batch(specs[start : start + batch], texts)
+            self._read_batch(specs[start : start + batch], texts, start, skipped)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
+        self._locator = None
         self._restore_reserved()
-        return loader.describe(self.context)
+        return loader.describe(self.context, skipped)
 
-    def _read_batch(self, specs: list[loader.DocumentSpec], texts: list[str]) -> None:
+    def _read_batch(
+        self, specs: list[loader.DocumentSpec], texts: list[str], start: int, skipped: list[list[Any]]
+    ) -> None:
         fds = self.channel.recv_fds(len(specs))
         try:
             for index, spec in enumerate(specs):
                 fd, fds[index] = fds[index], -1
-                if spec.parts:
-                    texts.extend(loader.read_parts(fd, spec))
-                else:
-                    texts.append(loader.read_document(fd, spec))
+                try:
+                    if spec.parts:
+                        texts.extend(loader.read_parts(fd, spec))
+                    else:
+                        texts.append(loader.read_document(fd, spec))
+                except loader.DocumentDecodeError as exc:
+                    if not spec.skip_undecodable:
+                        raise
+                    skipped.append([start + index, exc.reason])
         finally:
             for fd in fds:
                 if fd >= 0:

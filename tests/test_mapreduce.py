@@ -48,7 +48,7 @@ async def docs_box(tmp_path: Path) -> AsyncIterator[Sandbox]:
         yield sandbox
 
 
-async def invoices(prompts: list[str], model: str | None) -> list[SubcallReply]:
+async def invoices(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
     """The sub-model: the invoice numbers in its prompt, one per line, or NONE."""
     return [SubcallReply(text="\n".join(re.findall(r"INV-\d{4}", p)) or "NONE") for p in prompts]
 
@@ -157,7 +157,7 @@ async def test_str_subclasses_are_read_by_their_real_characters(box: Sandbox) ->
 async def test_llm_map_batches_parses_and_keeps_ids(box: Sandbox) -> None:
     seen: list[int] = []
 
-    async def counting(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def counting(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         seen.append(len(prompts))
         return await invoices(prompts, model)
 
@@ -181,7 +181,7 @@ async def test_named_parsers_and_a_function(box: Sandbox) -> None:
         "d": "- x\n* y\nNONE",
     }
 
-    async def scripted(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def scripted(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         return [SubcallReply(text=answers[p[-1]]) for p in prompts]
 
     out = await value(
@@ -201,7 +201,7 @@ async def test_failed_items_are_retried_a_bounded_number_of_times(box: Sandbox) 
     sent: list[str] = []
     flaky = {"p1": 1, "p3": 99}  # failures left before the sub-model answers
 
-    async def scripted(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def scripted(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         sent.extend(prompts)
         out = []
         for p in prompts:
@@ -229,7 +229,7 @@ async def test_a_spent_budget_keeps_what_was_answered(box: Sandbox) -> None:
 
     calls = 0
 
-    async def budget(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def budget(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         nonlocal calls
         calls += 1
         if calls > 1:
@@ -282,7 +282,7 @@ async def test_templates_cannot_walk_attributes(box: Sandbox, template: str) -> 
     """Only {chunk} and {id} are filled, in one pass; anything else in braces is sent as written."""
     sent: list[str] = []
 
-    async def record(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def record(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         sent.extend(prompts)
         return [SubcallReply(text="ok") for _ in prompts]
 
@@ -296,7 +296,7 @@ async def test_templates_cannot_walk_attributes(box: Sandbox, template: str) -> 
 async def test_json_in_a_template_is_sent_as_written(box: Sandbox) -> None:
     sent: list[str] = []
 
-    async def record(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def record(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         sent.extend(prompts)
         return [SubcallReply(text='{"n": 2}') for _ in prompts]
 

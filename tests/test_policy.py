@@ -242,7 +242,7 @@ async def box(anyio_backend: str) -> AsyncIterator[Sandbox]:
         yield sandbox
 
 
-async def echo(prompts: list[str], model: str | None) -> list[SubcallReply]:
+async def echo(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
     return [SubcallReply(text=f"echo {len(p)}") for p in prompts]
 
 

@@ -149,7 +149,7 @@ async def test_hard_kill_restarts_and_reloads(box: Sandbox) -> None:
 async def test_worker_crash_is_survived(box: Sandbox) -> None:
     running = anyio.Event()
 
-    async def signal_running(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def signal_running(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         running.set()  # the code asked: it is past its start, about to loop
         return [SubcallReply(text="go") for _ in prompts]
 
@@ -186,7 +186,7 @@ async def test_cancellation_stops_running_code(box: Sandbox) -> None:
 
     running = anyio.Event()
 
-    async def go_on(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def go_on(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         running.set()  # the code is running; it goes on into its endless loop
         return [SubcallReply(text="go") for _ in prompts]
 
@@ -200,11 +200,11 @@ async def test_cancellation_stops_running_code(box: Sandbox) -> None:
 
 
 async def test_cancellation_during_a_sub_call(box: Sandbox) -> None:
-    async def never(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def never(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         await anyio.sleep(60)
         return []
 
-    async def never_and_cancel(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def never_and_cancel(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         tg.cancel_scope.cancel()  # the code waits in its sub-call: cancel the call as its caller would
         return await never(prompts, model)
 
