@@ -16,16 +16,34 @@ from __future__ import annotations
 
 import builtins
 import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
 from sandbox import formatting
-from sandbox.policy import GUARDED_READS, SPECIAL_METHODS, USER_MODULE, attribute_refusal
+from sandbox.policy import (
+    EXCEPTION_CHAIN,
+    GUARDED_READS,
+    LIBRARY_PRIVATE_NAMES,
+    NAMEDTUPLE_API,
+    SPECIAL_METHODS,
+    USER_MODULE,
+    attribute_refusal,
+    is_private_name,
+)
 
 _MISSING = object()
 _CLASS_MODULE = type.__dict__["__module__"]
 _CLASS_NAME = type.__dict__["__name__"]
+_CLASS_DICT = type.__dict__["__dict__"]
+_CLASS_MRO = type.__dict__["__mro__"]
+_FUNCTION_DICT = types.FunctionType.__dict__["__dict__"]
 _SELF_CLASS = super.__dict__["__self_class__"]
+_THIS_CLASS = super.__dict__["__thisclass__"]
+# What ``type[int]`` and ``type | None`` give in the sandbox: typing's alias of ``type`` refuses to be
+# called (``type[int]`` is a types.GenericAlias that calls the real ``type``: the three-argument form).
+_UNCALLABLE_TYPE = typing.Type  # noqa: UP006
+_UNION = typing.Union
 
 
 def exact_str(value: object, what: str) -> str:
@@ -70,27 +88,65 @@ def is_user_object(obj: object) -> bool:
 # -- type() and x.__class__ ------------------------------------------------------------------------
 
 
-def sandbox_type(*args: Any, **kwargs: Any) -> type:
-    """One-argument ``type(x)``: the class of ``x``.
+class SandboxType:
+    """What code sees as ``type``: the class of an object, a class in ``isinstance``, an annotation.
 
-    The class of a class is a metaclass, which builds classes with any special
-    method from a dict (the three-argument form). So ``type(cls)`` answers with
-    this function for ordinary classes and refuses classes with another metaclass.
+    One-argument ``type(x)`` is the class of ``x``. The class of a class is a
+    metaclass, which builds classes with any special method from a dict (the
+    three-argument form), so ``type(cls)`` answers with this object for ordinary
+    classes and refuses classes with another metaclass. ``isinstance(x, type)``
+    and ``issubclass(c, type)`` answer as for the real ``type``; ``type[int]`` is
+    ``typing.Type[int]``, which cannot be called. Nothing else is exposed: the
+    real ``type`` is never handed out.
     """
-    if len(args) != 1 or kwargs:
-        raise PermissionError(
-            "type(name, bases, dict) is not available in the sandbox; define a class with a class statement"
-        )
-    kind = type(args[0])
-    if issubclass(kind, type):
-        if kind is type:
-            return sandbox_type  # type: ignore[return-value]
-        name = _CLASS_NAME.__get__(args[0])
-        raise PermissionError(f"the metaclass of {name!r} ({kind.__name__}) is not available in the sandbox")
-    return kind
+
+    __slots__ = ()
+    __module__ = "builtins"
+    __name__ = __qualname__ = "type"
+    __doc__ = type.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) != 1 or kwargs:
+            raise PermissionError(
+                "type(name, bases, dict) is not available in the sandbox; define a class with a class statement"
+            )
+        obj = args[0]
+        kind = type(obj)
+        if issubclass(kind, type):
+            if kind is type:
+                return self
+            name = _CLASS_NAME.__get__(obj)
+            raise PermissionError(f"the metaclass of {name!r} ({kind.__name__}) is not available in the sandbox")
+        return self if obj is self else kind
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        # The real class of obj, never obj.__class__ (which isinstance would consult).
+        return obj is self or issubclass(type(obj), type)
+
+    def __subclasscheck__(self, cls: Any) -> bool:
+        if cls is self:
+            return True
+        if not issubclass(type(cls), type):
+            raise TypeError("issubclass() arg 1 must be a class")
+        return issubclass(cls, type)
+
+    def __getitem__(self, item: Any) -> Any:
+        return _UNCALLABLE_TYPE[item]
+
+    def __or__(self, other: Any) -> Any:
+        return _UNION[_UNCALLABLE_TYPE, other]
+
+    def __ror__(self, other: Any) -> Any:
+        return _UNION[other, _UNCALLABLE_TYPE]
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("type cannot be copied or pickled in the sandbox")
+
+    def __repr__(self) -> str:
+        return "<class 'type'>"
 
 
-sandbox_type.__name__ = sandbox_type.__qualname__ = "type"
+sandbox_type = SandboxType()
 
 
 # -- attribute reads -------------------------------------------------------------------------------
@@ -118,6 +174,13 @@ def _read_class(obj: Any, name: str) -> Any:
     return sandbox_type(obj)
 
 
+def _read_exception_chain(obj: Any, name: str) -> Any:
+    # What an exception was raised from or during: another exception, under the same rules.
+    if not issubclass(type(obj), BaseException):
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
+    return BaseException.__dict__[name].__get__(obj)
+
+
 def _read_super_special(obj: Any, name: str) -> Any:
     # super().__init__(...) and friends, for the user's own classes only: on anything else they
     # would re-initialise or expose the internals of library and sandbox objects.
@@ -134,6 +197,7 @@ _READERS: dict[str, Callable[[Any, str], Any]] = {
     "format": _read_str_method,
     "format_map": _read_str_method,
     "__class__": _read_class,
+    **{chain: _read_exception_chain for chain in EXCEPTION_CHAIN},
     **{special: _read_super_special for special in SPECIAL_METHODS},
 }
 assert set(_READERS) == GUARDED_READS
@@ -144,6 +208,104 @@ def guarded_read(obj: Any, name: str) -> Any:
     return _READERS[name](obj, name)
 
 
+# -- private attributes (obj._x) --------------------------------------------------------------------
+
+
+def _defined_by(mro: tuple[type, ...], name: str) -> type | None:
+    """The first class of ``mro`` whose own namespace holds ``name`` (read through ``type``'s descriptor)."""
+    for klass in mro:
+        if name in _CLASS_DICT.__get__(klass):
+            return klass
+    return None
+
+
+def _private_refusal(obj: Any, name: str) -> AttributeError:
+    return AttributeError(
+        f"attribute {name!r} of {type(obj).__name__!r} objects is not accessible in the sandbox: "
+        'names starting with "_" are readable and writable only on classes, instances and functions '
+        "defined in the REPL, where the REPL's own code defined them"
+    )
+
+
+def _private_owner(obj: Any, name: str) -> tuple[tuple[type, ...], bool]:
+    """Where ``obj._x`` is looked up (an MRO), and whether ``obj`` is a class; refuses foreign objects.
+
+    ``obj`` must be a class written in the REPL, an instance of one, or a function
+    written in the REPL; and ``name`` must not be defined first by a class that the
+    REPL did not write (a library's private method on a subclass) or be one a
+    library plants in classes (``_abc_impl``).
+    """
+    if name in LIBRARY_PRIVATE_NAMES:
+        raise _private_refusal(obj, name)
+    kind = type(obj)
+    if issubclass(kind, type):
+        if not is_user_class(obj):
+            raise _private_refusal(obj, name)
+        mro, is_class = _CLASS_MRO.__get__(obj), True
+    elif kind is types.FunctionType:
+        if not is_user_object(obj):
+            raise _private_refusal(obj, name)
+        return (), False
+    elif is_user_class(kind):
+        mro, is_class = _CLASS_MRO.__get__(kind), False
+    else:
+        raise _private_refusal(obj, name)
+    definer = _defined_by(mro, name)
+    if definer is not None and not is_user_class(definer):
+        raise _private_refusal(obj, name)
+    if is_class and definer is None:
+        raise AttributeError(f"type object {_CLASS_NAME.__get__(obj)!r} has no attribute {name!r}")
+    return mro, is_class
+
+
+def read_private(obj: Any, name: str) -> Any:
+    """``_read_private_``: ``obj._x`` in code (``name`` is the compiled constant, an exact str)."""
+    if type(obj) is super:
+        return _read_super_private(obj, name)
+    if type(obj) is types.FunctionType:
+        _private_owner(obj, name)
+        namespace = _FUNCTION_DICT.__get__(obj)
+        if name in namespace:
+            return namespace[name]
+        raise AttributeError(f"'function' object has no attribute {name!r}")
+    _, is_class = _private_owner(obj, name)
+    # The generic lookups: the class's own definition or the instance's attribute, never a
+    # library's __getattr__/__getattribute__ (code cannot define either).
+    return type.__getattribute__(obj, name) if is_class else object.__getattribute__(obj, name)
+
+
+def _read_super_private(obj: Any, name: str) -> Any:
+    # super()._helper(): the REPL's own class, and the next definition after it is the REPL's too.
+    self_class = _SELF_CLASS.__get__(obj)
+    if self_class is None or name in LIBRARY_PRIVATE_NAMES or not is_user_class(self_class):
+        raise _private_refusal(obj, name)
+    mro = _CLASS_MRO.__get__(self_class)
+    this_class = _THIS_CLASS.__get__(obj)
+    following = mro[mro.index(this_class) + 1 :] if this_class in mro else ()
+    definer = _defined_by(following, name)
+    if definer is None:
+        raise AttributeError(f"'super' object has no attribute {name!r}")
+    if not is_user_class(definer):
+        raise _private_refusal(obj, name)
+    return super.__getattribute__(obj, name)
+
+
+def write_private(obj: Any, name: str) -> Any:
+    """``_write_private_``: ``obj._x = value`` and ``del obj._x`` in code; returns ``obj``."""
+    if issubclass(type(obj), type) and is_user_class(obj) and name not in LIBRARY_PRIVATE_NAMES:
+        # A new class attribute is fine; one a library class defines first is not (see _private_owner).
+        definer = _defined_by(_CLASS_MRO.__get__(obj), name)
+        if definer is None or is_user_class(definer):
+            return obj
+        raise _private_refusal(obj, name)
+    _private_owner(obj, name)
+    return obj
+
+
+def _read_private_name(obj: Any, name: str) -> Any:
+    return getattr(obj, name) if name in NAMEDTUPLE_API else read_private(obj, name)
+
+
 def safe_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
     """``getattr`` under the same rules as ``obj.name`` in code, on the name's real characters."""
     key = exact_str(name, "attribute name")
@@ -151,7 +313,9 @@ def safe_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
     if refusal:
         raise AttributeError(refusal)
     try:
-        return guarded_read(obj, key) if key in _READERS else getattr(obj, key)
+        if key in _READERS:
+            return guarded_read(obj, key)
+        return _read_private_name(obj, key) if is_private_name(key) else getattr(obj, key)
     except AttributeError:
         if default is _MISSING:
             raise

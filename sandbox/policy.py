@@ -20,8 +20,9 @@ only job is Zope's object-level permissions, which this sandbox does not use:
 * reads of the few names in ``GUARDED_READS`` go through ``_read_guarded_``
   (``sandbox.guards``), which decides on the object: ``e.obj`` is refused on
   exceptions, ``s.format``/``s.format_map`` of a str hand out the sandbox's
-  formatter, ``x.__class__`` is ``type(x)``, and ``super().__init__`` (any
-  special method a REPL class may define) is read only for REPL classes.
+  formatter, ``x.__class__`` is ``type(x)``, ``e.__cause__``/``e.__context__``
+  are read on exceptions only, and ``super().__init__`` (any special method a
+  REPL class may define) is read only for REPL classes.
 
 Four dunders are plain read-only data on classes, functions and modules and may
 be read anywhere: ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``; so
@@ -30,11 +31,27 @@ The global ``__name__`` reads as ``"__main__"``, as in an interactive session.
 Names that reach frames or code objects (``gi_frame``, ``f_back``, ``mro``, ...)
 are refused wherever they appear. Guarded names cost a call only where they
 appear in the code; every other literal attribute read stays native.
+
+Private names (one leading underscore, as ordinary Python uses them):
+
+* a *variable, function, argument or class* may be named ``_x`` unless the name
+  has the form the sandbox and RestrictedPython keep for themselves: ``_x_``
+  (``_write_``, ``_getattr_``, every guard this module injects), ``_print`` and
+  ``_tmp<n>``. Double-underscore names stay refused, so nothing the sandbox puts
+  in the namespace (``__builtins__``, ``__rlm_echo__``) can be named, shadowed or
+  read;
+* an *attribute* ``obj._x`` is read through ``_read_private_`` and written
+  through ``_write_private_``: only on the REPL's own classes, their instances
+  and its functions, and only where the name is the REPL's own (defined by a
+  class written in the REPL, or found on the instance itself), never where a
+  library class defines it (``random.Random._randbelow`` on a subclass). So
+  ``self._cache`` costs one guard call; ``self.cache`` stays native.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from types import CodeType
 
@@ -60,7 +77,8 @@ BLOCKED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
 READ_ONLY_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
 
 # The public API of named tuples, spelled with a leading underscore so as not to clash with field
-# names: readable (methods and tuples of names), never writable. Nothing else in reach defines them.
+# names: read natively on any object (methods and tuples of names; nothing else in reach defines
+# them), written only like any private name (on the REPL's own classes).
 NAMEDTUPLE_API = frozenset({"_asdict", "_replace", "_make", "_fields", "_field_defaults"})
 
 # Special methods a class written in the REPL may define, and read through super() (for its own
@@ -117,16 +135,56 @@ SPECIAL_METHODS = frozenset(
     }
 )
 
+# The exception an exception was raised from or while handling: an exception code could have
+# caught itself, under the same rules (``obj`` guarded, ``__traceback__`` refused). Read-only.
+EXCEPTION_CHAIN = frozenset({"__cause__", "__context__"})
+
 # Attribute names whose reads go through READ_GUARD (see the module doc and sandbox.guards).
 # ``obj`` is harmless on most objects, but on an exception it hands out what library code was
 # working on (AttributeError.obj, the CVE-2024-47532 route).
-GUARDED_READS = frozenset({"obj", "format", "format_map", "__class__"}) | SPECIAL_METHODS
+GUARDED_READS = frozenset({"obj", "format", "format_map", "__class__"}) | EXCEPTION_CHAIN | SPECIAL_METHODS
 
+# Private names a library puts into classes that code defines (ABCMeta's cache on a subclass of
+# typing.Mapping, fractions.Fraction, ...): found in the REPL's own class, but not the REPL's.
+LIBRARY_PRIVATE_NAMES = frozenset({"_abc_impl"})
+
+# The names compiled code calls, and the hooks the REPL injects. Each has a form user code can
+# never name (``_x_`` or a dunder), so none can be read, shadowed or redefined from the REPL.
 WRITE_GUARD = "_write_"
 READ_GUARD = "_read_guarded_"
+PRIVATE_READ_GUARD = "_read_private_"
+PRIVATE_WRITE_GUARD = "_write_private_"
 ECHO_HOOK = "__rlm_echo__"
+FINAL_VAR_BY_NAME = "__rlm_final_var__"
+INJECTED_NAMES = (WRITE_GUARD, READ_GUARD, PRIVATE_READ_GUARD, PRIVATE_WRITE_GUARD, ECHO_HOOK, FINAL_VAR_BY_NAME)
+
+# Names RestrictedPython's own transformer (the base class below) generates or reserves.
+_RESTRICTED_PYTHON_NAMES = re.compile(r"_print|_tmp[0-9]+")
 
 _READABLE_HINT = "readable dunders: __name__, __qualname__, __doc__, __module__, __class__"
+
+
+def is_private_name(name: str) -> bool:
+    """``_x``: one leading underscore, then not another (``__x`` and dunders are not private names)."""
+    return len(name) > 1 and name[0] == "_" and name[1] != "_"
+
+
+def name_refusal(name: str) -> str | None:
+    """Why code may not use ``name`` as a variable, function, argument or class name; None if it may."""
+    if name == "_" or not name.startswith("_"):
+        if name.endswith("__roles__"):
+            return f'"{name}" is an invalid variable name because it ends with "__roles__"'
+        return None
+    if not is_private_name(name):
+        return f'"{name}" is an invalid variable name because it starts with "__"'
+    if name.endswith("_") or _RESTRICTED_PYTHON_NAMES.fullmatch(name):
+        return f'"{name}" is an invalid variable name because names like _name_ are reserved for the sandbox'
+    return None
+
+
+def is_user_name(name: object) -> bool:
+    """A name user code can define (and so may see in ``globals()``, ``vars()``, ``FINAL_VAR``)."""
+    return type(name) is str and name_refusal(name) is None
 
 
 class RestrictedCodeError(Exception):
@@ -138,9 +196,17 @@ class RestrictedCodeError(Exception):
 
 
 def attribute_refusal(name: str, *, read: bool = True, runtime: bool = False) -> str | None:
-    """Why ``obj.<name>`` is refused, or None. ``name`` must be an exact str (see sandbox.guards)."""
-    if name in READ_ONLY_DUNDERS or name in NAMEDTUPLE_API or name == "__class__":
+    """Why ``obj.<name>`` is refused, or None. ``name`` must be an exact str (see sandbox.guards).
+
+    A private name (``_x``) passes here: whether the object is the REPL's own is
+    decided at run time, by the private guards in ``sandbox.guards``.
+    """
+    if name in READ_ONLY_DUNDERS or name == "__class__" or name in EXCEPTION_CHAIN:
         return None if read else f'"{name}" is read-only in the sandbox'
+    if name.endswith("__roles__"):
+        return f'"{name}" is not accessible in the sandbox'
+    if is_private_name(name):
+        return None
     if name.startswith("_") and name != "_":
         where = "an invalid attribute name" if not runtime else "not accessible in the sandbox"
         return f'"{name}" is {where} because it starts with "_" ({_READABLE_HINT})'
@@ -149,6 +215,18 @@ def attribute_refusal(name: str, *, read: bool = True, runtime: bool = False) ->
     if name.endswith("__roles__"):
         return f'"{name}" is not accessible in the sandbox'
     return None
+
+
+def _names_a_variable(node: ast.Call) -> bool:
+    """``FINAL_VAR("name")``: one positional argument, a str literal."""
+    return (
+        isinstance(node.func, ast.Name)
+        and node.func.id == "FINAL_VAR"
+        and len(node.args) == 1
+        and not node.keywords
+        and isinstance(node.args[0], ast.Constant)
+        and type(node.args[0].value) is str
+    )
 
 
 def _is_super_call(node: ast.expr) -> bool:
@@ -163,10 +241,16 @@ class SandboxTransformer(RestrictingNodeTransformer):
             return
         if allow_magic_methods and name in SPECIAL_METHODS and getattr(node, "col_offset", 0) != 0:
             return
-        if name.startswith("_") and name != "_":
-            self.error(node, f'"{name}" is an invalid variable name because it starts with "_"')
-        elif name.endswith("__roles__"):
-            self.error(node, f'"{name}" is an invalid variable name because it ends with "__roles__"')
+        if refusal := name_refusal(name):
+            self.error(node, refusal)
+
+    def check_import_names(self, node: ast.ImportFrom | ast.Import) -> ast.AST:
+        # A module or imported name starting with "_" is an internal (``_thread``, ``_strptime``,
+        # ``json._default_decoder``); the name it is bound to follows the variable rules.
+        for alias in node.names:
+            if any(part.startswith("_") for part in alias.name.split(".")):
+                self.error(node, f'"{alias.name}" is an invalid name to import because it starts with "_"')
+        return super().check_import_names(node)
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         if isinstance(node.ctx, ast.Load):
@@ -183,6 +267,16 @@ class SandboxTransformer(RestrictingNodeTransformer):
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         load = isinstance(node.ctx, ast.Load)
         guarded = load and node.attr in GUARDED_READS
+        if is_private_name(node.attr) and not (load and node.attr in NAMEDTUPLE_API):
+            node = self.node_contents_visit(node)
+            guard = PRIVATE_READ_GUARD if load else PRIVATE_WRITE_GUARD
+            call = ast.Call(func=ast.Name(guard, ast.Load()), args=[node.value, ast.Constant(node.attr)], keywords=[])
+            if load:
+                copy_locations(call, node)
+                return call
+            copy_locations(call, node.value)
+            node.value = call
+            return node
         if node.attr in SPECIAL_METHODS:
             if not (load and _is_super_call(node.value)):
                 self.error(
@@ -225,7 +319,13 @@ class SandboxTransformer(RestrictingNodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.AST:
         if isinstance(node.func, ast.Name) and node.func.id in ("exec", "eval"):
             self.error(node, f"{node.func.id}() calls are not allowed")
-        return self.node_contents_visit(node)
+        node = self.node_contents_visit(node)
+        if _names_a_variable(node):
+            # FINAL_VAR("answer") written with the name in quotes: the variable must exist (a typo is
+            # an error, not the answer "answr"). FINAL_VAR(answer) passes a value (see sandbox.repl).
+            node.func = ast.Name(FINAL_VAR_BY_NAME, ast.Load())
+            copy_locations(node.func, node)
+        return node
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         self.check_name(node, node.name, allow_magic_methods=True)

@@ -22,7 +22,7 @@ DUNDER_WALKS = [
     ("print.__class__('p', getattr)(llm_query, '_call')", "AttributeError"),
     ("vars(llm_query)", "PermissionError"),
     ("llm_query.__dict__", "RestrictedCodeError"),
-    ("llm_query._call", "RestrictedCodeError"),
+    ("llm_query._call", "AttributeError"),  # a private name: read only on the REPL's own objects
     ("getattr(llm_query, '_call')", "AttributeError"),
     ("llm_query.__self__", "RestrictedCodeError"),
     ("print.__self__", "RestrictedCodeError"),
@@ -175,8 +175,8 @@ FRAME_WALKS = [
     ("try:\n    1 / 0\nexcept Exception as e:\n    tb = e.__traceback__", "RestrictedCodeError"),
     ("try:\n    1 / 0\nexcept Exception as e:\n    tb = getattr(e, '__traceback__')", "AttributeError"),
     ("try:\n    1 / 0\nexcept Exception as e:\n    e.with_traceback(None).tb_frame", "RestrictedCodeError"),
-    ("try:\n    1 / 0\nexcept Exception as e:\n    c = e.__context__", "RestrictedCodeError"),
-    ("import sys\nsys._getframe()", "RestrictedCodeError"),
+    ("try:\n    1 / 0\nexcept Exception as e:\n    c = e.__context__.__traceback__", "RestrictedCodeError"),
+    ("import sys\nsys._getframe()", "AttributeError"),
     ("import sys\nsys.exc_info()", "AttributeError"),
     ("def f():\n    return f\nf.__closure__", "RestrictedCodeError"),
     ("import functools\nfunctools.lru_cache(len).__wrapped__", "RestrictedCodeError"),
@@ -348,10 +348,16 @@ TYPE_CONFUSION = [
     (f"target = '__globals__'\nif hasattr(f, Alias('harmless')):\n    print('{PWNED}')", None),
     ("getattr(f, 7)", "TypeError"),
     ("getattr(f, b'__globals__')", "TypeError"),
-    ("FINAL_VAR(Evil('__builtins__'))", "NameError"),
-    ("target = '__builtins__'\nFINAL_VAR(Alias('harmless'))", "NameError"),
-    ("target = '_write_'\nFINAL_VAR(Alias('harmless'))", "NameError"),
-    ("FINAL_VAR(7)", "TypeError"),
+    ("FINAL_VAR(Evil('__builtins__'))", None),  # a value: the answer is its characters (see test_policy)
+    ("target = '__builtins__'\nFINAL_VAR(Alias('harmless'))", None),
+    ("target = '_write_'\nFINAL_VAR(Alias('harmless'))", None),
+    ("getattr(llm_query, Evil('_call'))", "AttributeError"),
+    (f"target = '_call'\nprint('{PWNED}', getattr(llm_query, Alias('harmless')))", "AttributeError"),
+    ("import random\nclass R(random.Random):\n    pass\ngetattr(R(), Evil('_randbelow'))", "AttributeError"),
+    ("import random\nclass R(random.Random):\n    pass\nsetattr(R(), Evil('_randbelow'), print)", "AttributeError"),
+    ("class A:\n    pass\na = A()\nsetattr(a, Evil('_x'), 1)\nassert a._x == 1 and getattr(a, Evil('_x')) == 1", None),
+    ("'{0._call}'.format(llm_query)", "AttributeError"),
+    ("Evil('{0._call}').format(llm_query)", "AttributeError"),
     ("Evil('{0.__init__.__globals__}').format(f)", "AttributeError"),
     ("Evil('{x.__init__.__globals__}').format_map({'x': f})", "AttributeError"),
     ("str.format(Evil('{0.__init__.__globals__}'), f)", "AttributeError"),
@@ -430,10 +436,10 @@ RELAXED_BUILTINS = [
     ("globals()['kept'] = 1", "TypeError"),
     ("globals().update(len=None)", "TypeError"),
     ("g = globals()\ndict.update(g, {'len': None})\nassert len('ab') == 2", None),
-    ("assert not [k for k in globals() if k.startswith('_')]", None),
+    ("assert not [k for k in globals() if k != '_' and k[:1] == '_' and (k[:2] == '__' or k[-1:] == '_')]", None),
     ("def f():\n    y = 1\n    return locals()\nassert f() == {'y': 1}", None),
-    ("assert not [k for k in dir() if k.startswith('_')]", None),
-    ("assert not [k for k in vars() if k.startswith('_')]", None),
+    ("assert not [k for k in dir() if k != '_' and k[:1] == '_' and (k[:2] == '__' or k[-1:] == '_')]", None),
+    ("assert not [k for k in vars() if k != '_' and k[:1] == '_' and (k[:2] == '__' or k[-1:] == '_')]", None),
     ("import json\nvars(json)", "PermissionError"),
     ("vars(print)", "PermissionError"),
     ("vars(type(print))", "PermissionError"),
@@ -452,9 +458,10 @@ RELAXED_BUILTINS = [
     ),
     ("import collections\nP = collections.namedtuple('P', 'x')\nP(1)._asdict(), P._fields, P._make([2])", None),
     ("import collections\ncollections.namedtuple('P', 'x')._make.__func__", "RestrictedCodeError"),
-    ("import collections\nP = collections.namedtuple('P', 'x')\nP._fields = ('y',)", "RestrictedCodeError"),
-    ("import collections\nP = collections.namedtuple('P', 'x')\nsetattr(P, '_fields', ('y',))", "AttributeError"),
-    ("class A:\n    def _asdict(self):\n        return {}", "RestrictedCodeError"),
+    ("import statistics\nstatistics.LinearRegression._fields = ('y',)", "AttributeError"),  # a library's
+    ("import statistics\nsetattr(statistics.LinearRegression, '_fields', ('y',))", "AttributeError"),
+    ("import difflib\ndifflib.Match._make = print", "AttributeError"),
+    ("class A:\n    def _asdict(self):\n        return {}\nassert A()._asdict() == {}", None),  # the REPL's own
     ("assert __name__ == '__main__'", None),
     ("__name__ = 'x'", "RestrictedCodeError"),
     ("printed = builtins = 1", None),
@@ -469,7 +476,7 @@ STANDIN_MODULES = [
     ("import sys\nsys.executable", "AttributeError"),
     ("import sys\nsys.exit()", "AttributeError"),
     ("import sys\nsys.stdout.buffer", "AttributeError"),
-    ("import sys\nsys.stdout._write", "RestrictedCodeError"),
+    ("import sys\nsys.stdout._write", "AttributeError"),
     ("import sys\ngetattr(sys.stdout, '_write')", "AttributeError"),
     ("import sys\nsys.stdout.write('ok\\n')\nprint('err', file=sys.stderr)", None),
     ("from sys import getsizeof, maxsize, version_info\ngetsizeof([]) < maxsize and version_info >= (3, 8)", None),
@@ -500,6 +507,234 @@ STANDIN_MODULES = [
     ("import __future__", "RestrictedCodeError"),
 ]
 
+# Private names (issue 11): `_x` variables, functions and arguments are the code's own; `obj._x` is read and
+# written through a guard, only on the REPL's own classes, instances and functions, and only where no library
+# class defines the name first. The names the sandbox and RestrictedPython keep (`_x_`, dunders, `_print`,
+# `_tmp<n>`) can be neither named, shadowed nor read.
+PRIVATE_NAMES = [
+    # the guards and hooks compiled code calls: never named
+    ("_write_ = lambda o: o\nimport json\njson.loads = 1", "RestrictedCodeError"),
+    ("_read_guarded_ = lambda o, n: print", "RestrictedCodeError"),
+    ("_read_private_", "RestrictedCodeError"),
+    ("_write_private_ = lambda o, n: o", "RestrictedCodeError"),
+    ("print(_write_)", "RestrictedCodeError"),
+    ("__rlm_echo__ = print", "RestrictedCodeError"),
+    ("__rlm_final_var__('context')", "RestrictedCodeError"),
+    ("__builtins__", "RestrictedCodeError"),
+    ("_getattr_ = getattr", "RestrictedCodeError"),
+    ("_tmp0 = print", "RestrictedCodeError"),
+    ("_print = print", "RestrictedCodeError"),
+    ("__x = 1", "RestrictedCodeError"),
+    # ... nor shadowed by any binding form, in a class body (whose names generated code would see) or elsewhere
+    ("class A:\n    _write_ = staticmethod(lambda o: o)\n    import json\n    json.loads = 1", "RestrictedCodeError"),
+    ("class A:\n    _read_private_ = staticmethod(getattr)\n    x = llm_query._call", "RestrictedCodeError"),
+    ("class A:\n    def _getattr_(self, name):\n        return 1", "RestrictedCodeError"),
+    ("class _write_:\n    pass", "RestrictedCodeError"),
+    ("def _write_(o):\n    return o", "RestrictedCodeError"),
+    ("def f(_read_private_=None):\n    pass", "RestrictedCodeError"),
+    ("def f(*_write_):\n    pass", "RestrictedCodeError"),
+    ("def f(**_write_private_):\n    pass", "RestrictedCodeError"),
+    ("def f(*, _write_):\n    pass", "RestrictedCodeError"),
+    ("lambda _read_guarded_: 1", "RestrictedCodeError"),
+    ("for _write_ in [print]:\n    pass", "RestrictedCodeError"),
+    ("[1 for _read_private_ in [getattr]]", "RestrictedCodeError"),
+    ("(_write_private_ := print)", "RestrictedCodeError"),
+    ("(*_write_,) = [print]", "RestrictedCodeError"),
+    ("import json as _write_", "RestrictedCodeError"),
+    ("from json import loads as _read_guarded_", "RestrictedCodeError"),
+    ("try:\n    1 / 0\nexcept Exception as _write_:\n    pass", "RestrictedCodeError"),
+    ("import io\nwith io.StringIO() as _write_:\n    pass", "RestrictedCodeError"),
+    ("global _write_\n_write_ = print", "RestrictedCodeError"),
+    ("del _write_", "RestrictedCodeError"),
+    ("def f():\n    x = 1\n    def g():\n        nonlocal _write_\n", "RestrictedCodeError"),
+    ("class A:\n    __x = 1", "RestrictedCodeError"),  # name mangling: refused, not guessed
+    ("class A:\n    def f(self):\n        return self.__x", "RestrictedCodeError"),
+    # internal modules and names stay out of imports
+    ("import _strptime as s", "RestrictedCodeError"),
+    ("from _strptime import _strptime_datetime", "RestrictedCodeError"),
+    ("from json import _default_decoder", "RestrictedCodeError"),
+    ("from _strptime import time", "ImportError"),
+    # private attributes of everything the REPL did not write
+    ("import json\njson._default_decoder", "AttributeError"),
+    ("import re\nre._compile('x')", "AttributeError"),
+    ("import json\njson._x = 1", "AttributeError"),
+    ("import json\nsetattr(json, '_x', 1)", "AttributeError"),
+    ("import collections\ncollections.Counter._keep_positive", "AttributeError"),
+    ("import collections\ncollections.Counter()._keep_positive()", "AttributeError"),
+    ("import random\nrandom.Random()._randbelow(5)", "AttributeError"),
+    ("FINAL._call('x')", "AttributeError"),
+    ("setattr(llm_query, '_call', print)", "AttributeError"),
+    ("delattr(llm_query, '_name')", "AttributeError"),
+    ("class H(type(llm_query)):\n    pass\nH('h', print)._call", "AttributeError"),
+    ("class H(type(llm_query)):\n    pass\nH('h', print)._call = getattr", "AttributeError"),
+    ("class S(type(globals())):\n    pass\nS()._read_only", "AttributeError"),
+    ("'{0.real}'.format._formatter", "AttributeError"),
+    ("len._x", "AttributeError"),
+    ("(1)._x", "AttributeError"),
+    ("type._x", "AttributeError"),
+    ("e = ValueError('x')\ne._x = 1", "AttributeError"),
+    ("try:\n    1 / 0\nexcept Exception as e:\n    e._x", "AttributeError"),
+    ("g = (x for x in [1])\ng._x", "AttributeError"),
+    ("class A:\n    def m(self):\n        pass\nA().m._x", "AttributeError"),  # a bound method is not the REPL's
+    ("import functools\ndef f():\n    pass\nfunctools.partial(f)._x", "AttributeError"),
+    ("import functools\n@functools.lru_cache\ndef f():\n    pass\nf._x = 1", "AttributeError"),
+    ("super(int, 1)._x", "AttributeError"),
+    # a library's private names on a class the REPL derived from it
+    ("import random\nclass R(random.Random):\n    pass\nR()._randbelow(5)", "AttributeError"),
+    ("import random\nclass R(random.Random):\n    pass\nR._randbelow", "AttributeError"),
+    ("import random\nclass R(random.Random):\n    pass\nr = R()\nr._randbelow = print", "AttributeError"),
+    ("import random\nclass R(random.Random):\n    pass\nR._randbelow = print", "AttributeError"),
+    ("import random\nclass R(random.Random):\n    pass\ndel R()._randbelow", "AttributeError"),
+    (
+        "import random\nclass R(random.Random):\n    def f(self):\n        return super()._randbelow(5)\nR().f()",
+        "AttributeError",
+    ),
+    ("import fractions\nclass F(fractions.Fraction):\n    pass\nF(1, 2)._numerator", "AttributeError"),
+    ("import fractions\nclass F(fractions.Fraction):\n    pass\nF._abc_impl", "AttributeError"),  # planted by ABCMeta
+    ("import typing\nclass M(typing.Mapping):\n    pass\nM._abc_impl = 1", "AttributeError"),
+    ("import fractions\nclass F(fractions.Fraction):\n    pass\nF._dump_registry()", "AttributeError"),  # metaclass
+    ("import difflib\nclass S(difflib.SequenceMatcher):\n    pass\nS()._SequenceMatcher__chain_b()", "AttributeError"),
+    ("import sys\nclass T(type(sys.stdout)):\n    pass\nT('x', print)._write('y')", "AttributeError"),
+    ("class A:\n    pass\nA._x", "AttributeError"),  # defined nowhere: an AttributeError, as in CPython
+    ("class A:\n    pass\nsuper(A, A())._x", "AttributeError"),
+    # the REPL's own objects: as in plain Python
+    (
+        "class A:\n    _registry = {}\n    def __init__(self):\n        self._n = 0\n"
+        "    def inc(self):\n        self._n += 1\n        return self._n\n"
+        "    @classmethod\n    def _add(cls, k):\n        cls._registry[k] = 1\n"
+        "a = A()\na.inc()\nA._add('k')\n"
+        "assert a._n == 1 and getattr(a, '_n') == 1 and vars(a) == {'_n': 1} and A._registry == {'k': 1}\n"
+        "del a._n\nassert not hasattr(a, '_n')",
+        None,
+    ),
+    (
+        "class B:\n    def _helper(self):\n        return 1\n"
+        "class C(B):\n    def _helper(self):\n        return super()._helper() + 1\nassert C()._helper() == 2",
+        None,
+    ),
+    (
+        "_tmp = 1\ndef _helper(_x, *, _y=2):\n    return _x + _y + _tmp\n"
+        "assert _helper(1) == 4 and '_tmp' in globals()",
+        None,
+    ),
+    ("def f():\n    pass\nf._calls = 0\nf._calls += 1\nassert f._calls == 1", None),
+    ("import random\nclass R(random.Random):\n    def _own(self):\n        return 1\nassert R()._own() == 1", None),
+    ("import csv, io\nclass D(csv.DictReader):\n    pass\nassert D(io.StringIO('a\\n1'))._fieldnames is None", None),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nP._fields = ('y',)", None),  # the REPL's own class
+]
+
+# `type` is a stand-in object, not the real class: isinstance/issubclass/annotations work, the three-argument
+# form and every route to a metaclass stay closed.
+TYPE_STANDIN = [
+    (
+        "assert isinstance(int, type) and not isinstance(1, type) and isinstance(type, type)\n"
+        "assert issubclass(type, type) and not issubclass(int, type) and isinstance(1, (type, int))\n"
+        "class A:\n    pass\nassert type(A) is type and type(type) is type and type.__class__ is type\n"
+        "assert type.__name__ == 'type' and repr(type) == \"<class 'type'>\"",
+        None,
+    ),
+    ("isinstance(1, type) or type('X', (object,), {'__getattribute__': print})", "PermissionError"),
+    ("type(type)('X', (), {})", "PermissionError"),
+    ("type.__class__('X', (), {})", "PermissionError"),
+    ("type[int]('X', (), {})", "TypeError"),  # typing.Type[int]: cannot be instantiated
+    ("import typing\ntyping.Type[int]('X', (), {})", "TypeError"),
+    ("import typing\ntyping.Type('X', (), {})", "TypeError"),
+    ("(type | None)('X', (), {})", "TypeError"),
+    ("class M(type):\n    pass", "TypeError"),  # not a class: no metaclass can be derived from it
+    ("class M(type(type)):\n    pass", "TypeError"),
+    ("super(type, int)", "TypeError"),
+    ("import copy\ncopy.copy(type)", "TypeError"),
+    ("getattr(type, '__instancecheck__')", "AttributeError"),
+    ("type.__call__", "RestrictedCodeError"),
+    ("vars(type)", "PermissionError"),
+    ("issubclass(1, type)", "TypeError"),
+    ("import collections\ntype(collections.ChainMap)", "PermissionError"),
+    ("'{0.__class__.__class__}'.format(int)", None),
+    ("def f(cls: type, other: type[int], t: type | None = None) -> type:\n    return cls\nf(int, int)", None),
+]
+
+# e.__cause__ / e.__context__: exceptions, read under the same rules as one the code caught (`obj` guarded,
+# `__traceback__` refused), on exceptions only, never written.
+EXCEPTION_CHAIN = [
+    (
+        "try:\n    try:\n        1 / 0\n    except ZeroDivisionError as inner:\n"
+        "        raise ValueError('v') from inner\n"
+        "except ValueError as e:\n    assert type(e.__cause__) is ZeroDivisionError and e.__context__ is e.__cause__",
+        None,
+    ),
+    ("try:\n    1 / 0\nexcept Exception as e:\n    e.__cause__ = None", "RestrictedCodeError"),
+    ("try:\n    1 / 0\nexcept Exception as e:\n    e.__context__ = None", "RestrictedCodeError"),
+    ("try:\n    1 / 0\nexcept Exception as e:\n    del e.__cause__", "RestrictedCodeError"),
+    ("try:\n    1 / 0\nexcept Exception as e:\n    setattr(e, '__cause__', None)", "AttributeError"),
+    (
+        "try:\n    try:\n        1 / 0\n    except Exception:\n        raise ValueError('v')\n"
+        "except ValueError as e:\n    getattr(e.__context__, '__traceback__')",
+        "AttributeError",
+    ),
+    (
+        "try:\n    try:\n        llm_query.nothing\n    except AttributeError:\n        raise ValueError('v')\n"
+        "except ValueError as e:\n    e.__context__.obj",
+        "AttributeError",
+    ),
+    ("(1).__cause__", "AttributeError"),
+    ("getattr(1, '__context__')", "AttributeError"),
+    ("class A:\n    pass\nA().__context__", "AttributeError"),
+    ("class E(Exception):\n    def f(self):\n        return super().__context__\nE().f()", "AttributeError"),
+    ("'{0.__context__.__traceback__}'.format(ValueError())", "AttributeError"),
+    (
+        # Errors raised inside library and sandbox code, each chained: walk every exception reachable through
+        # __cause__, __context__, args, .exceptions and public attributes; nothing may be a module, frame, code
+        # object, traceback or cell.
+        "import json, datetime, statistics, collections, dataclasses, copy, decimal, fractions, re, base64\n"
+        "import unicodedata, hashlib, textwrap, string, heapq, itertools, csv, sys, typing\n"
+        "tries = [lambda: json.loads('{'), lambda: int('x'), lambda: getattr(llm_query, '_call'),\n"
+        "    lambda: '{0.__init__}'.format(1), lambda: datetime.datetime.strptime('x', '%Y'),\n"
+        "    lambda: statistics.mean([]), lambda: FINAL_VAR('missing'), lambda: llm_query(1),\n"
+        "    lambda: collections.namedtuple('P', '_x'), lambda: dataclasses.replace(1),\n"
+        "    lambda: copy.deepcopy(llm_query), lambda: decimal.Decimal('x'), lambda: fractions.Fraction('x'),\n"
+        "    lambda: re.compile('('), lambda: next(csv.reader(['\"a'], strict=True)), lambda: sys.exit(),\n"
+        "    lambda: base64.b64decode('x'), lambda: unicodedata.lookup('nope'), lambda: hashlib.md5(1),\n"
+        "    lambda: textwrap.wrap(1), lambda: type('X', (), {}), lambda: vars(json), lambda: setattr(json, 'x', 1),\n"
+        "    lambda: string.Template('$x').substitute({}), lambda: heapq.heappush(1, 1),\n"
+        "    lambda: list(itertools.chain(1)),\n"
+        "    lambda: globals()['x'], lambda: llm_query_batched('x'), lambda: rlm_query(1), lambda: next(iter([])),\n"
+        "    lambda: typing.get_type_hints, lambda: print(1, file=1), lambda: json._x, lambda: {}.popitem()]\n"
+        "caught = []\n"
+        "for attempt in tries:\n"
+        "    try:\n"
+        "        try:\n"
+        "            attempt()\n"
+        "        except BaseException as first:\n"
+        "            try:\n"
+        "                raise RuntimeError('again') from first\n"
+        "            except RuntimeError:\n"
+        "                raise LookupError('third')\n"
+        "    except BaseException as e:\n"
+        "        caught.append(e)\n"
+        "seen, found, queue = set(), [], [(e, 0) for e in caught]\n"
+        "while queue:\n"
+        "    obj, depth = queue.pop()\n"
+        "    if id(obj) in seen or depth > 6:\n"
+        "        continue\n"
+        "    seen.add(id(obj))\n"
+        "    text = repr(obj)[:40]\n"
+        "    if text.startswith(('<module', '<frame', '<code', '<traceback', '<cell')):\n"
+        "        found.append(text)\n"
+        "    if isinstance(obj, BaseException):\n"
+        "        queue += [(obj.__cause__, depth + 1), (obj.__context__, depth + 1)]\n"
+        "        queue += [(a, depth + 1) for a in obj.args]\n"
+        "        queue += [(x, depth + 1) for x in getattr(obj, 'exceptions', ())]\n"
+        "        for name in dir(obj):\n"
+        "            if not name.startswith('_'):\n"
+        "                try:\n"
+        "                    queue.append((getattr(obj, name), depth + 1))\n"
+        "                except Exception:\n"
+        "                    pass\n"
+        "assert len(caught) == len(tries) and len(seen) > 100 and not found, (len(caught), len(seen), found)",
+        None,
+    ),
+]
+
 CATEGORIES = {
     "dunder_walks": DUNDER_WALKS,
     "module_chains": MODULE_CHAINS,
@@ -514,6 +749,9 @@ CATEGORIES = {
     "type_confusion": TYPE_CONFUSION,
     "relaxed_builtins": RELAXED_BUILTINS,
     "standin_modules": STANDIN_MODULES,
+    "private_names": PRIVATE_NAMES,
+    "type_standin": TYPE_STANDIN,
+    "exception_chain": EXCEPTION_CHAIN,
 }
 
 
