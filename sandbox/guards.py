@@ -175,10 +175,23 @@ def _read_class(obj: Any, name: str) -> Any:
 
 
 def _read_exception_chain(obj: Any, name: str) -> Any:
-    # What an exception was raised from or during: another exception, under the same rules.
+    # What an exception was raised from or during (another exception, under the same rules), and its
+    # notes; read through BaseException's own descriptors and the exception's own attributes.
     if not issubclass(type(obj), BaseException):
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
-    return BaseException.__dict__[name].__get__(obj)
+    descriptor = BaseException.__dict__.get(name)
+    return object.__getattribute__(obj, name) if descriptor is None else descriptor.__get__(obj)
+
+
+def _read_instance_dict(obj: Any, name: str) -> Any:
+    # The attributes of the REPL's own instance or function: what vars(obj) lists, live. Never a
+    # class's namespace (descriptors, generated methods) nor anything of a module or library object.
+    kind = type(obj)
+    if kind is types.FunctionType and is_user_object(obj):
+        return _FUNCTION_DICT.__get__(obj)
+    if issubclass(kind, type) or not is_user_class(kind):
+        raise _refuse(name, "only the __dict__ of instances and functions defined in the REPL may be read")
+    return object.__getattribute__(obj, name)
 
 
 def _read_super_special(obj: Any, name: str) -> Any:
@@ -197,6 +210,7 @@ _READERS: dict[str, Callable[[Any, str], Any]] = {
     "format": _read_str_method,
     "format_map": _read_str_method,
     "__class__": _read_class,
+    "__dict__": _read_instance_dict,
     **{chain: _read_exception_chain for chain in EXCEPTION_CHAIN},
     **{special: _read_super_special for special in SPECIAL_METHODS},
 }

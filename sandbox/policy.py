@@ -135,14 +135,21 @@ SPECIAL_METHODS = frozenset(
     }
 )
 
-# The exception an exception was raised from or while handling: an exception code could have
-# caught itself, under the same rules (``obj`` guarded, ``__traceback__`` refused). Read-only.
-EXCEPTION_CHAIN = frozenset({"__cause__", "__context__"})
+# The exception an exception was raised from or while handling (an exception code could have
+# caught itself, under the same rules: ``obj`` guarded, ``__traceback__`` refused), whether it is
+# shown, and the notes added to it. Read on exceptions only, never written.
+EXCEPTION_CHAIN = frozenset({"__cause__", "__context__", "__suppress_context__", "__notes__"})
+
+# ``obj.__dict__``: the live attribute dict of an instance or function written in the REPL (what
+# ``self.__dict__.update(kw)`` needs); refused on everything else, classes included. Never assigned.
+INSTANCE_DICT = "__dict__"
 
 # Attribute names whose reads go through READ_GUARD (see the module doc and sandbox.guards).
 # ``obj`` is harmless on most objects, but on an exception it hands out what library code was
 # working on (AttributeError.obj, the CVE-2024-47532 route).
-GUARDED_READS = frozenset({"obj", "format", "format_map", "__class__"}) | EXCEPTION_CHAIN | SPECIAL_METHODS
+GUARDED_READS = (
+    frozenset({"obj", "format", "format_map", "__class__", INSTANCE_DICT}) | EXCEPTION_CHAIN | SPECIAL_METHODS
+)
 
 # Private names a library puts into classes that code defines (ABCMeta's cache on a subclass of
 # typing.Mapping, fractions.Fraction, ...): found in the REPL's own class, but not the REPL's.
@@ -161,7 +168,9 @@ INJECTED_NAMES = (WRITE_GUARD, READ_GUARD, PRIVATE_READ_GUARD, PRIVATE_WRITE_GUA
 # Names RestrictedPython's own transformer (the base class below) generates or reserves.
 _RESTRICTED_PYTHON_NAMES = re.compile(r"_print|_tmp[0-9]+")
 
-_READABLE_HINT = "readable dunders: __name__, __qualname__, __doc__, __module__, __class__"
+_READABLE_HINT = (
+    "readable dunders: __name__, __qualname__, __doc__, __module__, __class__; __dict__ of the REPL's own objects"
+)
 
 
 def is_private_name(name: str) -> bool:
@@ -201,7 +210,7 @@ def attribute_refusal(name: str, *, read: bool = True, runtime: bool = False) ->
     A private name (``_x``) passes here: whether the object is the REPL's own is
     decided at run time, by the private guards in ``sandbox.guards``.
     """
-    if name in READ_ONLY_DUNDERS or name == "__class__" or name in EXCEPTION_CHAIN:
+    if name in READ_ONLY_DUNDERS or name in ("__class__", INSTANCE_DICT) or name in EXCEPTION_CHAIN:
         return None if read else f'"{name}" is read-only in the sandbox'
     if name.endswith("__roles__"):
         return f'"{name}" is not accessible in the sandbox'
@@ -229,6 +238,29 @@ def _names_a_variable(node: ast.Call) -> bool:
     )
 
 
+_NEW_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+
+
+def _class_scope_names(body: list[ast.stmt]) -> list[ast.Name]:
+    """The names a class body evaluates or binds in the class's own namespace (not in its methods)."""
+    found, stack = [], [statement for statement in body if not isinstance(statement, _NEW_SCOPES)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            found.append(node)
+        stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, _NEW_SCOPES))
+    return found
+
+
 def _is_super_call(node: ast.expr) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
 
@@ -236,10 +268,17 @@ def _is_super_call(node: ast.expr) -> bool:
 class SandboxTransformer(RestrictingNodeTransformer):
     """RestrictedPython's checks with native reads, iteration and unpacking (see module doc)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_scope_specials: set[int] = set()
+        """Name nodes of special methods in a class body (``__hash__ = None``, ``__radd__ = __add__``)."""
+
     def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
         if name is None:
             return
         if allow_magic_methods and name in SPECIAL_METHODS and getattr(node, "col_offset", 0) != 0:
+            return
+        if id(node) in self.class_scope_specials:
             return
         if refusal := name_refusal(name):
             self.error(node, refusal)
@@ -336,6 +375,11 @@ class SandboxTransformer(RestrictingNodeTransformer):
         self.check_name(node, node.name)
         if any(keyword.arg == "metaclass" for keyword in node.keywords):
             self.error(node, 'the keyword argument "metaclass" is not allowed')
+        # A special method may be bound in the class body by assignment as well as by def: its
+        # name lives in the class's namespace only (none is a global or builtin code could reach).
+        self.class_scope_specials.update(
+            id(name) for name in _class_scope_names(node.body) if name.id in SPECIAL_METHODS
+        )
         return self.node_contents_visit(node)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:

@@ -21,7 +21,7 @@ DUNDER_WALKS = [
     ("type(llm_query)('x', getattr)(llm_query, '_call')", "AttributeError"),
     ("print.__class__('p', getattr)(llm_query, '_call')", "AttributeError"),
     ("vars(llm_query)", "PermissionError"),
-    ("llm_query.__dict__", "RestrictedCodeError"),
+    ("llm_query.__dict__", "AttributeError"),  # __dict__ only of the REPL's own instances and functions
     ("llm_query._call", "AttributeError"),  # a private name: read only on the REPL's own objects
     ("getattr(llm_query, '_call')", "AttributeError"),
     ("llm_query.__self__", "RestrictedCodeError"),
@@ -623,6 +623,70 @@ PRIVATE_NAMES = [
     ("import collections\nP = collections.namedtuple('P', 'x')\nP._fields = ('y',)", None),  # the REPL's own class
 ]
 
+# Special methods bound by assignment in a class body (`__hash__ = None`, `__radd__ = __add__`): only the names a
+# class may define with `def`, only in the class body's own scope.
+CLASS_BODY_SPECIALS = [
+    ("class A:\n    __eq__ = lambda s, o: True\n    __hash__ = None\nassert A() == 1", None),
+    ("class A:\n    def __str__(self):\n        return 'a'\n    __repr__ = __str__\nassert repr(A()) == 'a'", None),
+    ("__hash__ = None", "RestrictedCodeError"),
+    ("__init__ = print", "RestrictedCodeError"),
+    ("def f():\n    __init__ = 1", "RestrictedCodeError"),
+    ("class A:\n    def f(self):\n        return __repr__", "RestrictedCodeError"),
+    ("class A:\n    x = [__init__ for _ in [1]]", "RestrictedCodeError"),
+    ("class A:\n    f = lambda self: __init__", "RestrictedCodeError"),
+    ("class A:\n    __getattr__ = print", "RestrictedCodeError"),
+    ("class A:\n    __getattribute__ = print", "RestrictedCodeError"),
+    ("class A:\n    __reduce_ex__ = print", "RestrictedCodeError"),
+    ("class A:\n    __init_subclass__ = print", "RestrictedCodeError"),
+    ("class A:\n    __class_getitem__ = print", "RestrictedCodeError"),
+    ("class A:\n    __set_name__ = print", "RestrictedCodeError"),
+    ("class A:\n    __index__ = lambda self: 0", "RestrictedCodeError"),
+    ("class A:\n    __del__ = print", "RestrictedCodeError"),
+    ("class A:\n    __slots__ = ()", "RestrictedCodeError"),
+    ("class A:\n    __dict__ = {}", "RestrictedCodeError"),
+    ("class A:\n    __class__ = int", "RestrictedCodeError"),
+    ("class A:\n    __builtins__ = {}", "RestrictedCodeError"),
+    ("class A:\n    _write_ = print", "RestrictedCodeError"),
+    ("class A:\n    __call__ = getattr\nA()(llm_query, '_call')", "TypeError"),  # the sandbox's getattr, bound
+]
+
+# obj.__dict__: the live attributes of the REPL's own instances and functions; nothing else's.
+INSTANCE_DICTS = [
+    (
+        "class A:\n    def __init__(self, **kw):\n        self.__dict__.update(kw)\n"
+        "a = A(x=1, _y=2)\nassert a.x == 1 and a._y == 2 and a.__dict__ == {'x': 1, '_y': 2}",
+        None,
+    ),
+    ("def f():\n    pass\nf.__dict__['x'] = 1\nassert f.x == 1 and getattr(f, '__dict__') == {'x': 1}", None),
+    ("class E(Exception):\n    pass\ne = E('x')\ne.code = 3\nassert e.__dict__ == {'code': 3}", None),
+    (
+        # a library method shadowed on the REPL's own instance: as a def in its class body would
+        "import random\nclass R(random.Random):\n    pass\nr = R()\nr.__dict__['_randbelow'] = lambda n: 0\n"
+        "assert r.randrange(5) == 0",
+        None,
+    ),
+    ("import json\njson.__dict__", "AttributeError"),
+    ("import json\njson.__dict__['loads'] = None", "AttributeError"),
+    ("import json\ngetattr(json, '__dict__')", "AttributeError"),
+    ("import json\n'{0.__dict__}'.format(json)", "AttributeError"),
+    ("'{0.__dict__}'.format(llm_query)", "AttributeError"),
+    ("len.__dict__", "AttributeError"),
+    ("int.__dict__", "AttributeError"),
+    ("type.__dict__", "AttributeError"),
+    ("class A:\n    pass\nA.__dict__", "AttributeError"),  # a class's namespace: descriptors, generated methods
+    ("import dataclasses\n@dataclasses.dataclass\nclass D:\n    x: int = 0\nD.__dict__", "AttributeError"),
+    ("class A:\n    pass\ntype(A()).__dict__", "AttributeError"),
+    ("class A:\n    def f(self):\n        return super().__dict__\nA().f()", "AttributeError"),
+    ("class A:\n    pass\na = A()\na.__dict__ = {}", "RestrictedCodeError"),
+    ("class A:\n    pass\nsetattr(A(), '__dict__', {})", "AttributeError"),
+    ("try:\n    1 / 0\nexcept Exception as e:\n    e.__dict__", "AttributeError"),
+    ("g = (x for x in [1])\ng.__dict__", "AttributeError"),
+    ("import sys\nsys.stdout.__dict__", "AttributeError"),
+    ("import functools\nfunctools.partial(print).__dict__", "AttributeError"),
+    ("import collections\nP = collections.namedtuple('P', 'x')\nP(1).__dict__", "AttributeError"),
+    ("class A:\n    def m(self):\n        pass\nA().m.__dict__", "AttributeError"),
+]
+
 # `type` is a stand-in object, not the real class: isinstance/issubclass/annotations work, the three-argument
 # form and every route to a metaclass stay closed.
 TYPE_STANDIN = [
@@ -681,6 +745,16 @@ EXCEPTION_CHAIN = [
     ("class A:\n    pass\nA().__context__", "AttributeError"),
     ("class E(Exception):\n    def f(self):\n        return super().__context__\nE().f()", "AttributeError"),
     ("'{0.__context__.__traceback__}'.format(ValueError())", "AttributeError"),
+    (
+        "try:\n    try:\n        1 / 0\n    except Exception:\n        raise ValueError('v') from None\n"
+        "except ValueError as e:\n    assert e.__suppress_context__ and e.__cause__ is None",
+        None,
+    ),
+    ("e = ValueError('v')\ne.add_note('hint')\nassert e.__notes__ == ['hint']", None),
+    ("e = ValueError('v')\ne.__notes__ = []", "RestrictedCodeError"),
+    ("e = ValueError('v')\ne.__suppress_context__ = True", "RestrictedCodeError"),
+    ("ValueError('v').__notes__", "AttributeError"),  # none added: as in CPython
+    ("(1).__notes__", "AttributeError"),
     (
         # Errors raised inside library and sandbox code, each chained: walk every exception reachable through
         # __cause__, __context__, args, .exceptions and public attributes; nothing may be a module, frame, code
@@ -752,6 +826,8 @@ CATEGORIES = {
     "private_names": PRIVATE_NAMES,
     "type_standin": TYPE_STANDIN,
     "exception_chain": EXCEPTION_CHAIN,
+    "class_body_specials": CLASS_BODY_SPECIALS,
+    "instance_dicts": INSTANCE_DICTS,
 }
 
 
