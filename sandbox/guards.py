@@ -194,15 +194,64 @@ def _read_instance_dict(obj: Any, name: str) -> Any:
     return object.__getattribute__(obj, name)
 
 
-def _read_super_special(obj: Any, name: str) -> Any:
-    # super().__init__(...) and friends, for the user's own classes only: on anything else they
-    # would re-initialise or expose the internals of library and sandbox objects.
-    if type(obj) is not super:
-        raise _refuse(name, "only super().<special method> of a class defined in the REPL may be read")
-    owner = _SELF_CLASS.__get__(obj)
-    if owner is None or not is_user_class(owner):
-        raise _refuse(name, "only super().<special method> of a class defined in the REPL may be read")
-    return getattr(obj, name)
+_SPECIAL_HINT = "special methods are readable only on classes defined in the REPL and their instances"
+
+
+class SpecialMethod:
+    """``Base.__init__``, ``Exception.__init__``, ``dict.__setitem__`` read from a class: applies to the REPL's own.
+
+    Unbound, a special method would re-initialise or change any object it is handed:
+    a library's, the sandbox's own helpers, or (through the code ``dataclass``
+    generates, which the sandbox did not compile) write attributes past every
+    guard. So it is called only with an instance of a class written in the REPL
+    that is an instance of the class it was read from, exactly what
+    ``super().__init__`` allows. Exposes nothing but its call.
+    """
+
+    __slots__ = ("_cls", "_name")
+
+    def __init__(self, cls: type, name: str):
+        self._cls = cls
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        cls, name = self._cls, self._name
+        if not args or not issubclass(type(args[0]), cls) or not is_user_class(type(args[0])):
+            given = type(args[0]).__name__ if args else "nothing"
+            raise TypeError(
+                f"{_CLASS_NAME.__get__(cls)}.{name}() applies in the sandbox only to instances of classes "
+                f"defined in the REPL that derive from {_CLASS_NAME.__get__(cls)!r}, not to {given}"
+            )
+        return type.__getattribute__(cls, name)(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("special methods cannot be copied or pickled in the sandbox")
+
+    def __repr__(self) -> str:
+        return f"<method {self._name!r} of {_CLASS_NAME.__get__(self._cls)!r} objects>"
+
+
+def _read_special(obj: Any, name: str) -> Any:
+    """``super().__init__``, ``self.__repr__``, ``Base.__init__``: the special methods of the REPL's own objects.
+
+    Bound to an instance of a class written in the REPL (through super() or not), a
+    special method acts on the user's own object; read from a class it is a
+    :class:`SpecialMethod`. On library and sandbox objects it is refused: it would
+    re-initialise or expose their internals.
+    """
+    kind = type(obj)
+    if kind is super:
+        owner = _SELF_CLASS.__get__(obj)
+        if owner is None or not is_user_class(owner):
+            raise _refuse(name, _SPECIAL_HINT)
+        return super.__getattribute__(obj, name)
+    if issubclass(kind, type):
+        if _defined_by(_CLASS_MRO.__get__(obj), name) is None:
+            raise AttributeError(f"type object {_CLASS_NAME.__get__(obj)!r} has no attribute {name!r}")
+        return SpecialMethod(obj, name)
+    if not is_user_class(kind):
+        raise _refuse(name, _SPECIAL_HINT)
+    return object.__getattribute__(obj, name)
 
 
 _READERS: dict[str, Callable[[Any, str], Any]] = {
@@ -212,7 +261,7 @@ _READERS: dict[str, Callable[[Any, str], Any]] = {
     "__class__": _read_class,
     "__dict__": _read_instance_dict,
     **{chain: _read_exception_chain for chain in EXCEPTION_CHAIN},
-    **{special: _read_super_special for special in SPECIAL_METHODS},
+    **{special: _read_special for special in SPECIAL_METHODS},
 }
 assert set(_READERS) == GUARDED_READS
 

@@ -21,8 +21,11 @@ only job is Zope's object-level permissions, which this sandbox does not use:
   (``sandbox.guards``), which decides on the object: ``e.obj`` is refused on
   exceptions, ``s.format``/``s.format_map`` of a str hand out the sandbox's
   formatter, ``x.__class__`` is ``type(x)``, ``e.__cause__``/``e.__context__``
-  are read on exceptions only, and ``super().__init__`` (any special method a
-  REPL class may define) is read only for REPL classes.
+  are read on exceptions only, ``obj.__dict__`` on the REPL's own instances
+  and functions only, and a special method a REPL class may define
+  (``super().__init__``, ``self.__repr__``, ``Base.__init__(self)``) only on the
+  REPL's own classes and instances: read from a class, it applies only to
+  instances of the REPL's classes.
 
 Four dunders are plain read-only data on classes, functions and modules and may
 be read anywhere: ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``; so
@@ -45,7 +48,9 @@ Private names (one leading underscore, as ordinary Python uses them):
   and its functions, and only where the name is the REPL's own (defined by a
   class written in the REPL, or found on the instance itself), never where a
   library class defines it (``random.Random._randbelow`` on a subclass). So
-  ``self._cache`` costs one guard call; ``self.cache`` stays native.
+  ``self._cache`` costs one guard call; ``self.cache`` stays native. Inside a
+  class, ``self.__x`` and ``__x`` are checked as CPython compiles them, mangled
+  to the private name ``_Class__x``.
 """
 
 from __future__ import annotations
@@ -81,8 +86,9 @@ READ_ONLY_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module_
 # them), written only like any private name (on the REPL's own classes).
 NAMEDTUPLE_API = frozenset({"_asdict", "_replace", "_make", "_fields", "_field_defaults"})
 
-# Special methods a class written in the REPL may define, and read through super() (for its own
-# classes only). Defining them only affects the user's own objects. __index__, __int__, __float__,
+# Special methods a class written in the REPL may define (with def, or by assignment in the class
+# body), and read on its own classes and instances (see sandbox.guards._read_special). Defining
+# them only affects the user's own objects. __index__, __int__, __float__,
 # __del__, __getattr__/__getattribute__, __reduce__ and descriptors stay out: each lets an object
 # run code inside C operations or library code that does not expect it.
 SPECIAL_METHODS = frozenset(
@@ -212,6 +218,8 @@ def attribute_refusal(name: str, *, read: bool = True, runtime: bool = False) ->
     """
     if name in READ_ONLY_DUNDERS or name in ("__class__", INSTANCE_DICT) or name in EXCEPTION_CHAIN:
         return None if read else f'"{name}" is read-only in the sandbox'
+    if name in SPECIAL_METHODS and runtime:  # decided on the object by the read guard
+        return None if read else f'"{name}" is read-only in the sandbox'
     if name.endswith("__roles__"):
         return f'"{name}" is not accessible in the sandbox'
     if is_private_name(name):
@@ -220,8 +228,6 @@ def attribute_refusal(name: str, *, read: bool = True, runtime: bool = False) ->
         where = "an invalid attribute name" if not runtime else "not accessible in the sandbox"
         return f'"{name}" is {where} because it starts with "_" ({_READABLE_HINT})'
     if name in BLOCKED_ATTRIBUTES:
-        return f'"{name}" is not accessible in the sandbox'
-    if name.endswith("__roles__"):
         return f'"{name}" is not accessible in the sandbox'
     return None
 
@@ -251,18 +257,18 @@ _NEW_SCOPES = (
 
 
 def _class_scope_names(body: list[ast.stmt]) -> list[ast.Name]:
-    """The names a class body evaluates or binds in the class's own namespace (not in its methods)."""
+    """The names a class body evaluates or binds in the class's own namespace (not in its methods).
+
+    An annotated name (``__call__: int``) is left out: with ``@dataclass`` it would be a field.
+    """
     found, stack = [], [statement for statement in body if not isinstance(statement, _NEW_SCOPES)]
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Name):
             found.append(node)
-        stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, _NEW_SCOPES))
+        children = [node.annotation, node.value] if isinstance(node, ast.AnnAssign) else ast.iter_child_nodes(node)
+        stack.extend(child for child in children if child is not None and not isinstance(child, _NEW_SCOPES))
     return found
-
-
-def _is_super_call(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
 
 
 class SandboxTransformer(RestrictingNodeTransformer):
@@ -272,10 +278,21 @@ class SandboxTransformer(RestrictingNodeTransformer):
         super().__init__()
         self.class_scope_specials: set[int] = set()
         """Name nodes of special methods in a class body (``__hash__ = None``, ``__radd__ = __add__``)."""
+        self.classes: list[str] = []
+        """The classes the visitor is inside, innermost last (for private name mangling)."""
+
+    def mangled(self, name: str) -> str:
+        """``name`` as CPython compiles it here: ``__x`` inside class ``A`` is ``_A__x`` (a private name)."""
+        if self.classes and name.startswith("__") and not name.endswith("__"):
+            owner = self.classes[-1].lstrip("_")
+            if owner:
+                return f"_{owner}{name}"
+        return name
 
     def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
         if name is None:
             return
+        name = self.mangled(name)
         if allow_magic_methods and name in SPECIAL_METHODS and getattr(node, "col_offset", 0) != 0:
             return
         if id(node) in self.class_scope_specials:
@@ -306,10 +323,11 @@ class SandboxTransformer(RestrictingNodeTransformer):
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         load = isinstance(node.ctx, ast.Load)
         guarded = load and node.attr in GUARDED_READS
-        if is_private_name(node.attr) and not (load and node.attr in NAMEDTUPLE_API):
+        attr = self.mangled(node.attr)  # what CPython will read: self.__x in class A is self._A__x
+        if is_private_name(attr) and not (load and attr in NAMEDTUPLE_API):
             node = self.node_contents_visit(node)
             guard = PRIVATE_READ_GUARD if load else PRIVATE_WRITE_GUARD
-            call = ast.Call(func=ast.Name(guard, ast.Load()), args=[node.value, ast.Constant(node.attr)], keywords=[])
+            call = ast.Call(func=ast.Name(guard, ast.Load()), args=[node.value, ast.Constant(attr)], keywords=[])
             if load:
                 copy_locations(call, node)
                 return call
@@ -317,12 +335,8 @@ class SandboxTransformer(RestrictingNodeTransformer):
             node.value = call
             return node
         if node.attr in SPECIAL_METHODS:
-            if not (load and _is_super_call(node.value)):
-                self.error(
-                    node,
-                    f'"{node.attr}" is an invalid attribute name because it starts with "_" '
-                    f"(a special method may be read only as super().{node.attr})",
-                )
+            if not load:
+                self.error(node, f'"{node.attr}" is read-only in the sandbox (define it in the class body)')
         elif refusal := attribute_refusal(node.attr, read=load):
             self.error(node, refusal)
         node = self.node_contents_visit(node)
@@ -380,7 +394,11 @@ class SandboxTransformer(RestrictingNodeTransformer):
         self.class_scope_specials.update(
             id(name) for name in _class_scope_names(node.body) if name.id in SPECIAL_METHODS
         )
-        return self.node_contents_visit(node)
+        self.classes.append(node.name)
+        try:
+            return self.node_contents_visit(node)
+        finally:
+            self.classes.pop()
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
         return self.node_contents_visit(node)

@@ -429,7 +429,7 @@ RELAXED_BUILTINS = [
         None,
     ),
     ("class A:\n    def f(self):\n        return super().__reduce_ex__\nA().f()", "RestrictedCodeError"),
-    ("s = super\nclass A:\n    def __init__(self):\n        s().__init__()", "RestrictedCodeError"),
+    ("s = super\nclass A:\n    def __init__(self):\n        s().__init__()\nA()", "RuntimeError"),  # no __class__ cell
     ("super = lambda: print\nclass A:\n    def f(self):\n        return super().__init__\nA().f()", "AttributeError"),
     ("del super", None),
     ("globals()['_write_']", "KeyError"),
@@ -547,8 +547,22 @@ PRIVATE_NAMES = [
     ("global _write_\n_write_ = print", "RestrictedCodeError"),
     ("del _write_", "RestrictedCodeError"),
     ("def f():\n    x = 1\n    def g():\n        nonlocal _write_\n", "RestrictedCodeError"),
-    ("class A:\n    __x = 1", "RestrictedCodeError"),  # name mangling: refused, not guessed
-    ("class A:\n    def f(self):\n        return self.__x", "RestrictedCodeError"),
+    # inside a class, __x is mangled to the private name _Class__x, as CPython compiles it
+    (
+        "class A:\n    __n = 1\n    def __init__(self):\n        self.__x = A.__n\n    def get(self):\n"
+        "        return self.__x\nassert A().get() == 1 and A()._A__x == 1 and A._A__n == 1",
+        None,
+    ),
+    ("class A:\n    def f(self):\n        return self.__x\nA().f()", "AttributeError"),
+    (
+        "import difflib\nclass SequenceMatcher(difflib.SequenceMatcher):\n    def f(self):\n"
+        "        return self.__chain_b\nSequenceMatcher().f()",
+        "AttributeError",  # mangles to the library's _SequenceMatcher__chain_b: defined by a library class
+    ),
+    ("class A_:\n    __x_ = 1", "RestrictedCodeError"),  # _A___x_: the reserved form
+    ("__x = 1", "RestrictedCodeError"),  # outside a class, nothing to mangle it to
+    ("class _:\n    __x = 1", "RestrictedCodeError"),  # a class named only "_" does not mangle
+    ("class A:\n    def f(self):\n        return __builtins__", "RestrictedCodeError"),  # dunders never mangle
     # internal modules and names stay out of imports
     ("import _strptime as s", "RestrictedCodeError"),
     ("from _strptime import _strptime_datetime", "RestrictedCodeError"),
@@ -650,6 +664,60 @@ CLASS_BODY_SPECIALS = [
     ("class A:\n    __call__ = getattr\nA()(llm_query, '_call')", "TypeError"),  # the sandbox's getattr, bound
 ]
 
+# Special methods read outside super(): bound to the REPL's own instances, or read from a class as a wrapper that
+# applies only to instances of the REPL's classes (never re-initialising a library or sandbox object, never running
+# the code dataclass generates on something else).
+SPECIAL_METHOD_READS = [
+    (
+        "class E(Exception):\n    def __init__(self, m):\n        Exception.__init__(self, m)\n"
+        "assert str(E('m')) == 'm'",
+        None,
+    ),
+    (
+        "class D(dict):\n    def __setitem__(self, k, v):\n        dict.__setitem__(self, k.lower(), v)\n"
+        "d = D()\nd['A'] = 1\nassert d == {'a': 1}",
+        None,
+    ),
+    ("class A:\n    def __repr__(self):\n        return 'A'\nassert A().__repr__() == 'A' == A.__repr__(A())", None),
+    ("class A:\n    pass\nA().__init__()", None),
+    ("import random\nclass R(random.Random):\n    pass\nr = R()\nR.__init__(r, 5)\nrandom.Random.__init__(r, 6)", None),
+    ("type(llm_query).__init__(llm_query, 'x', print)", "TypeError"),
+    ("import sys\ntype(sys.stdout).__init__(sys.stdout, 'x', print)", "TypeError"),
+    ("class H(type(llm_query)):\n    pass\nH.__init__(llm_query, 'x', print)", "TypeError"),
+    ("llm_query.__init__('x', print)", "AttributeError"),
+    ("import sys\nsys.stdout.__init__('x', print)", "AttributeError"),
+    ("print.__call__", "AttributeError"),
+    ("[].__len__()", "AttributeError"),  # on library objects: refused (len() does it)
+    ("object.__init__(llm_query)", "TypeError"),
+    ("dict.__setitem__(globals(), 'x', 1)", "TypeError"),
+    ("Exception.__init__(ValueError(), 'x')", "TypeError"),
+    ("import random\nrandom.Random.__init__(random.Random(), 5)", "TypeError"),
+    ("int.__add__(1, 2)", "TypeError"),
+    ("class A:\n    pass\nf = A.__init__\nf(llm_query)", "TypeError"),
+    ("class A:\n    def __init__(self):\n        self.x = 1\nA.__init__(llm_query)", "TypeError"),
+    (
+        # the __init__ dataclass generates is not compiled by the sandbox: never applied to another object
+        "from dataclasses import dataclass\n@dataclass(frozen=True)\nclass D:\n    _call: object = None\n"
+        "D.__init__(llm_query, print)",
+        "TypeError",
+    ),
+    (
+        "from dataclasses import dataclass\n@dataclass\nclass D:\n    x: int = 0\nimport json\nD.__init__(json, 1)",
+        "TypeError",
+    ),
+    ("class A:\n    pass\ntype(A.__init__)(type(llm_query), '__init__')(llm_query, 'x', print)", "TypeError"),
+    ("Exception.__init__._cls", "AttributeError"),
+    ("Exception.__init__.__self__", "RestrictedCodeError"),
+    ("class A:\n    pass\nA.__init__ = print", "RestrictedCodeError"),
+    ("class A:\n    pass\na = A()\na.__repr__ = print", "RestrictedCodeError"),
+    ("class A:\n    pass\nA.__len__", "AttributeError"),
+    ("getattr(len, '__init__')", "AttributeError"),
+    ("class A:\n    pass\ngetattr(A(), '__init__')()", None),
+    ("'{0.__init__}'.format(llm_query)", "AttributeError"),
+    ("import copy\ncopy.copy(Exception.__init__)", "TypeError"),
+    ("class D:\n    __call__: int = 0", "RestrictedCodeError"),  # an annotated special name would be a dataclass field
+]
+
 # obj.__dict__: the live attributes of the REPL's own instances and functions; nothing else's.
 INSTANCE_DICTS = [
     (
@@ -709,7 +777,7 @@ TYPE_STANDIN = [
     ("super(type, int)", "TypeError"),
     ("import copy\ncopy.copy(type)", "TypeError"),
     ("getattr(type, '__instancecheck__')", "AttributeError"),
-    ("type.__call__", "RestrictedCodeError"),
+    ("type.__call__", "AttributeError"),
     ("vars(type)", "PermissionError"),
     ("issubclass(1, type)", "TypeError"),
     ("import collections\ntype(collections.ChainMap)", "PermissionError"),
@@ -828,6 +896,7 @@ CATEGORIES = {
     "exception_chain": EXCEPTION_CHAIN,
     "class_body_specials": CLASS_BODY_SPECIALS,
     "instance_dicts": INSTANCE_DICTS,
+    "special_method_reads": SPECIAL_METHOD_READS,
 }
 
 

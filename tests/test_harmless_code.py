@@ -471,6 +471,23 @@ SNIPPETS = {
         "        raise KeyError('k') from None\nexcept KeyError as e:\n"
         "    print(repr(e), e.__cause__, e.__suppress_context__)"
     ),
+    "old-style base class calls": (
+        "class Base:\n    def __init__(self, n):\n        self.n = n\n    def describe(self):\n"
+        "        return f'n={self.n}'\nclass Sub(Base):\n    def __init__(self, n):\n"
+        "        Base.__init__(self, n)\n        self.m = n * 2\n    def describe(self):\n"
+        "        return Base.describe(self) + f' m={self.m}'\nclass AppError(Exception):\n"
+        "    def __init__(self, msg, code):\n        Exception.__init__(self, msg)\n"
+        "        self.code = code\nclass Lower(dict):\n    def __setitem__(self, k, v):\n"
+        "        dict.__setitem__(self, k.lower(), v)\nd = Lower()\nd['Key'] = 1\n"
+        "print(Sub(2).describe(), AppError('bad', 7), AppError('bad', 7).code, d, AppError('x', 1).__str__())"
+    ),
+    "name-mangled private attributes": (
+        "class Account:\n    __count = 0\n    def __init__(self, owner):\n        self.__owner = owner\n"
+        "        self.__balance = 0\n        Account.__count += 1\n    def deposit(self, amount):\n"
+        "        self.__balance += amount\n        return self\n    def __str__(self):\n"
+        "        return f'{self.__owner}: {self.__balance} (of {Account.__count})'\n"
+        "print(Account('Bob').deposit(12).deposit(30), Account('Al')._Account__owner)"
+    ),
 }
 
 

@@ -79,7 +79,7 @@ REFUSED = [
     ("().__class__.__bases__[0].__subclasses__()", "RestrictedCodeError", '"__bases__"'),
     ("llm_query.__self__", "RestrictedCodeError", '"__self__"'),
     ("getattr(llm_query, '_call')", "AttributeError", "not accessible"),
-    ("'{0.__init__.__globals__}'.format(len)", "AttributeError", '"__init__" is not accessible'),
+    ("'{0.__init__.__globals__}'.format(len)", "AttributeError", "'__init__' is not accessible"),
     ("'{x.gi_frame}'.format_map({'x': (i for i in [1])})", "AttributeError", '"gi_frame"'),
     ("g = (i for i in [1])\ng.gi_frame.f_back", "RestrictedCodeError", '"gi_frame"'),
     ("exec('1')", "RestrictedCodeError", "exec() calls are not allowed"),
