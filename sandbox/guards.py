@@ -321,8 +321,39 @@ def _private_owner(obj: Any, name: str) -> tuple[tuple[type, ...], bool]:
     return mro, is_class
 
 
+# Classes written in the REPL whose whole MRO (but ``object``, which defines no private name) was
+# written there too: every private name of their instances is the REPL's own, whatever the class
+# namespaces hold (no library planted anything there), so the common ``self._count += 1`` needs no
+# walk of the MRO, and their instances are writable. A class's MRO and
+# module never change (code cannot assign ``__bases__`` or ``__module__``), so neither does the
+# answer; the cache is cleared when it grows past its bound (code can create classes in a loop).
+# Keyed by id (the entry holds the class, so the id stays its own): a lookup never asks a class for
+# its hash or equality.
+_OWN_MRO: dict[int, type] = {}
+_OWN_MRO_LIMIT = 4096
+
+
+def _all_own(kind: type) -> bool:
+    if _OWN_MRO.get(id(kind)) is kind:
+        return True
+    mro = _CLASS_MRO.__get__(kind)
+    own = (
+        not issubclass(kind, type)
+        and is_user_class(kind)
+        and mro[-1] is object
+        and all(is_user_class(klass) for klass in mro[:-1])
+    )
+    if own:
+        if len(_OWN_MRO) >= _OWN_MRO_LIMIT:
+            _OWN_MRO.clear()
+        _OWN_MRO[id(kind)] = kind
+    return own
+
+
 def read_private(obj: Any, name: str) -> Any:
     """``_read_private_``: ``obj._x`` in code (``name`` is the compiled constant, an exact str)."""
+    if _OWN_MRO.get(id(type(obj))) is type(obj) or _all_own(type(obj)):  # the dict lookup first: this is a hot path
+        return getattr(obj, name)  # no class of the MRO can define __getattr__ or __getattribute__
     if type(obj) is super:
         return _read_super_private(obj, name)
     if type(obj) is types.FunctionType:
@@ -355,6 +386,8 @@ def _read_super_private(obj: Any, name: str) -> Any:
 
 def write_private(obj: Any, name: str) -> Any:
     """``_write_private_``: ``obj._x = value`` and ``del obj._x`` in code; returns ``obj``."""
+    if _OWN_MRO.get(id(type(obj))) is type(obj) or _all_own(type(obj)):
+        return obj
     if issubclass(type(obj), type) and is_user_class(obj) and name not in LIBRARY_PRIVATE_NAMES:
         # A new class attribute is fine; one a library class defines first is not (see _private_owner).
         definer = _defined_by(_CLASS_MRO.__get__(obj), name)
@@ -400,9 +433,9 @@ def write_guard(obj: Any) -> Any:
     library callables are refused so that nothing the worker itself relies on can
     be patched from the REPL.
     """
-    if not is_user_object(obj):
-        raise AttributeError(f"{type(obj).__name__!r} objects are read-only in the sandbox")
-    return obj
+    if _OWN_MRO.get(id(type(obj))) is type(obj) or _all_own(type(obj)) or is_user_object(obj):
+        return obj
+    raise AttributeError(f"{type(obj).__name__!r} objects are read-only in the sandbox")
 
 
 # What str.format/format_map in code run through: attribute walks under safe_getattr's rules.
