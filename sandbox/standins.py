@@ -104,6 +104,7 @@ HINTS: Mapping[str, str] = {
     "sys.setrecursionlimit": "the recursion limit is fixed",
     "sys.modules": "import one of the available modules instead",
     "sys.path": "import one of the available modules instead",
+    "collections.abc": "write `from collections.abc import Iterable` (or use typing.Iterable)",
     "typing.TypedDict": "use a dict, or a @dataclass",
     "dataclasses.make_dataclass": "define the class with a class statement and @dataclass",
 }

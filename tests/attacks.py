@@ -81,7 +81,9 @@ MODULE_CHAINS = [
         "import re, json, math, collections, itertools, functools, statistics, string, textwrap\n"
         "import datetime, difflib, heapq, bisect, random, operator, csv, io, unicodedata, hashlib\n"
         "import base64, html, fractions, decimal, copy, time, pprint, sys, typing, traceback, dataclasses\n"
-        "roots = [re, json, math, collections, itertools, functools, statistics, string, textwrap,\n"
+        "from collections.abc import Mapping, MutableMapping, MutableSequence, MutableSet, Generator, ItemsView\n"
+        "roots = [Mapping, MutableMapping, MutableSequence, MutableSet, Generator, ItemsView,\n"
+        "         re, json, math, collections, itertools, functools, statistics, string, textwrap,\n"
         "         datetime, difflib, heapq, bisect, random, operator, csv, io, unicodedata, hashlib,\n"
         "         base64, html, fractions, decimal, copy, time, pprint, sys, typing, traceback, dataclasses,\n"
         "         llm_query, print, FINAL, len, getattr, isinstance, object, super, property, Exception,\n"
@@ -505,6 +507,23 @@ STANDIN_MODULES = [
     ),
     ("from __future__ import annotations\ndef f(x: int) -> str:\n    return str(x)\nf(1)", None),
     ("import __future__", "RestrictedCodeError"),
+    # collections.abc: the abstract classes typing already aliases, for `from collections.abc import Iterable`
+    (
+        "from collections.abc import Iterable, Mapping\nassert isinstance([], Iterable) and isinstance({}, Mapping)",
+        None,
+    ),
+    ("import collections.abc\ncollections.abc.Iterable", "AttributeError"),  # no module inside a module
+    ("from collections.abc import _check_methods", "RestrictedCodeError"),
+    ("from collections.abc import sys", "ImportError"),
+    ("from collections.abc import Iterable\nIterable._abc_impl", "AttributeError"),
+    ("from collections.abc import Iterable\nIterable.__subclasshook__", "RestrictedCodeError"),
+    ("from collections.abc import Iterable\nIterable.mro()", "RestrictedCodeError"),
+    ("from collections.abc import Mapping\nMapping.x = 1", "AttributeError"),
+    (
+        "from collections.abc import MutableMapping\nMutableMapping.update(globals(), {'len': None})\n"
+        "assert len('ab') == 2",
+        "TypeError",  # a mixin method uses only the object's public protocol: here, a read-only copy's
+    ),
 ]
 
 # Private names (issue 11): `_x` variables, functions and arguments are the code's own; `obj._x` is read and

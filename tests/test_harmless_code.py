@@ -488,6 +488,14 @@ SNIPPETS = {
         "        return f'{self.__owner}: {self.__balance} (of {Account.__count})'\n"
         "print(Account('Bob').deposit(12).deposit(30), Account('Al')._Account__owner)"
     ),
+    "collections.abc in type checks": (
+        "from collections.abc import Iterable, Mapping, Sequence\n"
+        "def flatten(x):\n"
+        "    if isinstance(x, Mapping):\n        return [v for val in x.values() for v in flatten(val)]\n"
+        "    if isinstance(x, Iterable) and not isinstance(x, (str, bytes)):\n"
+        "        return [v for item in x for v in flatten(item)]\n    return [x]\n"
+        "print(flatten({'a': [1, (2, 3)], 'b': {'c': 'four'}}), isinstance('s', Sequence))"
+    ),
 }
 
 
