@@ -216,7 +216,8 @@ class SpecialMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         cls, name = self._cls, self._name
-        if not args or not issubclass(type(args[0]), cls) or not is_user_class(type(args[0])):
+        # The real MRO, by identity: never a metaclass's __subclasscheck__ (ABC registrations).
+        if not args or not is_user_class(type(args[0])) or not any(k is cls for k in _CLASS_MRO.__get__(type(args[0]))):
             given = type(args[0]).__name__ if args else "nothing"
             raise TypeError(
                 f"{_CLASS_NAME.__get__(cls)}.{name}() applies in the sandbox only to instances of classes "

@@ -735,6 +735,11 @@ SPECIAL_METHOD_READS = [
     ("'{0.__init__}'.format(llm_query)", "AttributeError"),
     ("import copy\ncopy.copy(Exception.__init__)", "TypeError"),
     ("class D:\n    __call__: int = 0", "RestrictedCodeError"),  # an annotated special name would be a dataclass field
+    (
+        # a virtual subclass (ABC registration) is not derived from the class: the real MRO decides
+        "from collections.abc import Mapping\nclass U:\n    pass\nMapping.register(U)\nMapping.__init__(U())",
+        "TypeError",
+    ),
 ]
 
 # obj.__dict__: the live attributes of the REPL's own instances and functions; nothing else's.
