@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from sandbox import guards
+from sandbox import guards, ownership
 from sandbox.policy import attribute_refusal, is_private_name, is_user_name
 
 _PLAIN = (
@@ -116,9 +116,9 @@ def _checked_name(obj: Any, name: Any) -> str:
     if refusal:
         raise AttributeError(refusal)
     if is_private_name(key):
-        guards.write_private(obj, key)
+        ownership.write_private(obj, key)
     else:
-        guards.write_guard(obj)
+        ownership.write_guard(obj)
     return key
 
 
@@ -176,7 +176,7 @@ def make_namespace_builtins(namespace: dict[str, Any]) -> dict[str, Any]:
         if len(args) > 1:
             raise TypeError(f"vars expected at most 1 argument, got {len(args)}")
         obj = args[0]
-        if issubclass(type(obj), type) or not guards.is_user_class(type(obj)):
+        if issubclass(type(obj), type) or not ownership.is_user_class(type(obj)):
             raise PermissionError(
                 "vars(obj) is available in the sandbox only for instances of classes defined in the REPL"
             )

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sandbox import guards
+from sandbox import guards, ownership
 from sandbox.describe import describe_exception
 
 STANDIN_MODULES: Mapping[str, tuple[str, ...]] = {
@@ -147,7 +147,7 @@ def dataclass(cls: Any = None, /, **options: Any) -> Any:
     """
 
     def wrap(target: Any) -> Any:
-        if type(target) is not type or not guards.is_user_class(target):
+        if type(target) is not type or not ownership.is_user_class(target):
             raise PermissionError("dataclass() applies in the sandbox only to classes defined in the REPL")
         namespace = type.__dict__["__dict__"].__get__(target)
         annotations = namespace.get("__annotations__", {})

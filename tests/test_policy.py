@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from attacks import ANY_ERROR, CATEGORIES, PWNED
 
-from sandbox import Sandbox, SandboxLimits, SubcallReply, formatting, guards, modules, safe_builtins
+from sandbox import Sandbox, SandboxLimits, SubcallReply, formatting, guards, modules, ownership, safe_builtins
 from sandbox.policy import INJECTED_NAMES, RestrictedCodeError, compile_cell, is_user_name, name_refusal
 
 
@@ -134,11 +134,11 @@ def test_write_guard_owns_by_real_module() -> None:
     namespace: dict[str, Any] = {"__name__": "repl"}
     exec("class Mine:\n    pass\ndef mine():\n    pass", namespace)
     for own in (namespace["Mine"], namespace["Mine"](), namespace["mine"]):
-        assert guards.write_guard(own) is own
+        assert ownership.write_guard(own) is own
     fake_owner = collections.namedtuple("P", "x", module=alias("json", "repl"))  # type: ignore[misc]
     for foreign in (collections.Counter, collections.Counter(), json, json.loads, print, fake_owner, function):
         with pytest.raises(AttributeError, match="read-only"):
-            guards.write_guard(foreign)
+            ownership.write_guard(foreign)
 
 
 def test_type_gives_classes_but_no_metaclass() -> None:
@@ -190,10 +190,10 @@ def test_private_names_are_the_repls_own_only() -> None:
         "fn._calls = 2\n"
     )
     mine, rand = ns["Mine"](), ns["Rand"]()
-    assert guards.read_private(mine, "_n") == 1 and guards.read_private(mine, "_helper")() == 1
-    assert guards.read_private(ns["Mine"], "_kind") == "base" and guards.read_private(ns["fn"], "_calls") == 2
+    assert ownership.read_private(mine, "_n") == 1 and ownership.read_private(mine, "_helper")() == 1
+    assert ownership.read_private(ns["Mine"], "_kind") == "base" and ownership.read_private(ns["fn"], "_calls") == 2
     for obj in (mine, ns["Mine"], ns["fn"]):
-        assert guards.write_private(obj, "_new") is obj
+        assert ownership.write_private(obj, "_new") is obj
     for obj, name in [
         (rand, "_randbelow"),  # a library's method, on the REPL's subclass
         (ns["Rand"], "_randbelow"),
@@ -204,11 +204,11 @@ def test_private_names_are_the_repls_own_only() -> None:
         (collections.Counter(), "_keep_positive"),
     ]:
         with pytest.raises(AttributeError, match="not accessible"):
-            guards.read_private(obj, name)
+            ownership.read_private(obj, name)
         with pytest.raises(AttributeError, match="not accessible"):
-            guards.write_private(obj, name)
+            ownership.write_private(obj, name)
     with pytest.raises(AttributeError, match="has no attribute"):
-        guards.read_private(ns["Mine"], "_missing")
+        ownership.read_private(ns["Mine"], "_missing")
     # getattr and setattr go the same way, on the real characters of the name
     assert guards.safe_getattr(mine, Evil("_n")) == 1
     with pytest.raises(AttributeError, match="not accessible"):
