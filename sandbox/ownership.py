@@ -113,11 +113,10 @@ def _private_owner(obj: Any, name: str) -> tuple[tuple[type, ...], bool]:
 # Classes written in the REPL whose whole MRO (but ``object``, which defines no private name) was
 # written there too: every private name of their instances is the REPL's own, whatever the class
 # namespaces hold (no library planted anything there), so the common ``self._count += 1`` needs no
-# walk of the MRO, and their instances are writable. A class's MRO and
-# module never change (code cannot assign ``__bases__`` or ``__module__``), so neither does the
-# answer; the cache is cleared when it grows past its bound (code can create classes in a loop).
-# Keyed by id (the entry holds the class, so the id stays its own): a lookup never asks a class for
-# its hash or equality.
+# walk of the MRO, and their instances are writable. A class's MRO and module never change (code
+# cannot assign ``__bases__`` or ``__module__``), so neither does the answer. Keyed by id (each
+# entry holds its class, so the id stays its own): a lookup never asks a class for its hash or
+# equality. Cleared when it outgrows its bound (code can create classes in a loop).
 _OWN_MRO: dict[int, type] = {}
 _OWN_MRO_LIMIT = 4096
 
@@ -141,7 +140,8 @@ def _all_own(kind: type) -> bool:
 
 def read_private(obj: Any, name: str) -> Any:
     """``_read_private_``: ``obj._x`` in code (``name`` is the compiled constant, an exact str)."""
-    if _OWN_MRO.get(id(type(obj))) is type(obj) or _all_own(type(obj)):  # the dict lookup first: this is a hot path
+    # The cache lookup inline first: this runs for every self._x in code.
+    if _OWN_MRO.get(id(type(obj))) is type(obj) or _all_own(type(obj)):
         return getattr(obj, name)  # no class of the MRO can define __getattr__ or __getattribute__
     if type(obj) is super:
         return _read_super_private(obj, name)
@@ -187,7 +187,7 @@ def write_private(obj: Any, name: str) -> Any:
     return obj
 
 
-# -- attribute writes (obj.x = value) ------------------------------------------------------------------------------
+# -- attribute writes (obj.x = value) --------------------------------------------------------------
 
 
 def write_guard(obj: Any) -> Any:
