@@ -17,11 +17,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import guards, loader, modules, ownership, protocol, safe_builtins, standins
+from sandbox import guards, loader, modules, protocol, safe_builtins, standins
 from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
 from sandbox.guards import exact_str
 from sandbox.interrupts import ExecInterrupted, Interrupts
+from sandbox.ownership import read_private, write_guard, write_private
 from sandbox.policy import (
     ECHO_HOOK,
     FINAL_VAR_BY_NAME,
@@ -145,10 +146,10 @@ class Repl:
             {
                 "__builtins__": safe_builtins.make_builtins(extra_builtins, self.ns),
                 "__name__": USER_MODULE,
-                WRITE_GUARD: ownership.write_guard,
+                WRITE_GUARD: write_guard,
                 READ_GUARD: guards.guarded_read,
-                PRIVATE_READ_GUARD: ownership.read_private,
-                PRIVATE_WRITE_GUARD: ownership.write_private,
+                PRIVATE_READ_GUARD: read_private,
+                PRIVATE_WRITE_GUARD: write_private,
                 ECHO_HOOK: self._echo,
                 FINAL_VAR_BY_NAME: Helper("FINAL_VAR", self._final_var_by_name),
             }
