@@ -22,7 +22,19 @@ from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
 from sandbox.guards import exact_str
 from sandbox.interrupts import ExecInterrupted, Interrupts
-from sandbox.policy import ECHO_HOOK, READ_GUARD, USER_MODULE, WRITE_GUARD, RestrictedCodeError, compile_cell
+from sandbox.ownership import read_private, write_guard, write_private
+from sandbox.policy import (
+    ECHO_HOOK,
+    FINAL_VAR_BY_NAME,
+    PRIVATE_READ_GUARD,
+    PRIVATE_WRITE_GUARD,
+    READ_GUARD,
+    USER_MODULE,
+    WRITE_GUARD,
+    RestrictedCodeError,
+    compile_cell,
+    is_user_name,
+)
 from sandbox.protocol import FD_BATCH, Channel
 
 HELPER_NAMES = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
@@ -104,6 +116,8 @@ class Repl:
         self.max_final_chars = max_final_chars
         self.cells = 0
         self.final: str | None = None
+        self.notes: list[str] = []
+        """What the current execution wants the caller to know (e.g. how FINAL_VAR read its argument)."""
         self.capture = OutputCapture(max_output_chars)
         self._request_id = 0
         self.parent_request: Any = None
@@ -136,9 +150,12 @@ class Repl:
             {
                 "__builtins__": safe_builtins.make_builtins(extra_builtins, self.ns),
                 "__name__": USER_MODULE,
-                WRITE_GUARD: guards.write_guard,
+                WRITE_GUARD: write_guard,
                 READ_GUARD: guards.guarded_read,
+                PRIVATE_READ_GUARD: read_private,
+                PRIVATE_WRITE_GUARD: write_private,
                 ECHO_HOOK: self._echo,
+                FINAL_VAR_BY_NAME: Helper("FINAL_VAR", self._final_var_by_name),
             }
         )
         self._restore_reserved()
@@ -172,11 +189,29 @@ class Repl:
         text = str(answer)  # the user's own __str__, if any, runs here, inside the cell's time
         self.final = clip(exact_str(text, "FINAL's answer"), self.max_final_chars)
 
-    def _final_var(self, name: Any) -> None:
-        if not issubclass(type(name), str):
-            raise TypeError("FINAL_VAR takes the name of a variable as a string, e.g. FINAL_VAR('answer')")
+    def _final_var(self, value: Any) -> None:
+        """``FINAL_VAR(answer)`` with an expression: models pass the variable as often as its name.
+
+        An exact str that names one of the code's own variables answers with that
+        variable; anything else (a str subclass included) is the answer itself,
+        converted as FINAL converts it. ``FINAL_VAR("answer")`` with the name in quotes
+        is compiled to :meth:`_final_var_by_name`, where the variable must exist.
+        """
+        if type(value) is str:
+            if value not in RESERVED and is_user_name(value) and value in self.ns:
+                self._final(self.ns[value])
+                return
+            if value.isidentifier():
+                self.notes.append(
+                    f"FINAL_VAR got the text {clip(value, 60)!r}, which names no variable: the text itself is "
+                    "the answer (FINAL_VAR('name'), with the name in quotes, requires the variable)"
+                )
+        self._final(value)
+
+    def _final_var_by_name(self, name: Any) -> None:
+        """``FINAL_VAR("answer")``: the variable of that name, which must exist."""
         key = exact_str(name, "FINAL_VAR's name")
-        if key.startswith("_") or key not in self.ns:
+        if not is_user_name(key) or key not in self.ns:
             known = ", ".join(v["name"] for v in self.variables()) or "none"
             raise NameError(f"FINAL_VAR: no variable named {key!r}; defined variables: {known}")
         self._final(self.ns[key])
@@ -362,6 +397,7 @@ class Repl:
         filename = f"<cell-{self.cells}>"
         self.capture = OutputCapture(self.max_output_chars)
         self.final = None
+        self.notes = []
         error: dict[str, Any] | None = None
         started = time.perf_counter()
         try:
@@ -378,7 +414,7 @@ class Repl:
         else:
             linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
             error = self._run(cell.code, timeout)
-        notes = []
+        notes = self.notes
         restored = self._restore_reserved()
         if restored:
             notes.append(f"reserved name(s) restored: {', '.join(restored)}; store results under other names")
