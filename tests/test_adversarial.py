@@ -208,6 +208,8 @@ async def test_hostile_code_is_contained(client, category: str, canaries: Canari
     await check_victim(client, victim, canaries)
     after = await call(client, "repl_exec", session_id=sid, code="len(context)")
     assert after["stdout"] == "38\n" and not after["restarted"]
+    for done in (sid, victim):  # the module shares one server: leave room under RLM_MAX_SESSIONS for the next
+        await call(client, "close_session", session_id=done)
 
 
 # -- resource exhaustion (one transport: these take seconds each) ------------------------------
