@@ -31,6 +31,7 @@ from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
+    BudgetReport,
     CloseSessionResult,
     LoadContextResult,
     ReplExecResult,
@@ -47,6 +48,7 @@ from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
 from rlm_mcp.store import open_store
+from rlm_mcp.subcall_cache import SubcallCache
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
@@ -54,6 +56,8 @@ from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
+CACHE_PRUNE_S = 3600.0
+"""How often the sub-call cache is brought back within its size and age limits."""
 
 
 class RLMService:
@@ -82,8 +86,14 @@ class RLMService:
         )
         self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
         self.router = ModelRouter(settings)
-        self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
+        self.cache = SubcallCache(
+            self.store.sub("subcalls"),
+            mode=settings.subcall_cache,
+            max_mb=settings.subcall_cache_max_mb,
+            max_age_days=settings.subcall_cache_max_age_days,
+        )
+        self.broker = SubcallBroker(settings, self.router, self.prices, self.cache)
         self._background: anyio.abc.TaskGroup | None = None
         self.recursion = Recursion(
             new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs),
@@ -97,6 +107,7 @@ class RLMService:
             broker=self.broker,
             prices=self.prices,
             recursion=self.recursion,
+            runs_store=self.store.sub("runs"),
         )
 
     @contextlib.asynccontextmanager
@@ -113,6 +124,7 @@ class RLMService:
                 self._background = self.runs.background = tg
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self.trajectories.keep_leases)
+                tg.start_soon(self.cache.keep_pruned, CACHE_PRUNE_S)
                 try:
                     yield self
                 finally:
@@ -274,7 +286,12 @@ class RLMService:
                     finished += total
 
             handler = self.broker.handler(
-                budget=session.budget, log=sub_log, default_model=self.settings.sub_model, progress=on_progress
+                budget=session.budget,
+                log=sub_log,
+                default_model=self.settings.sub_model,
+                progress=on_progress,
+                owner=session.owner,
+                seen=session.seen,
             )
             started = time.time()
             try:
@@ -296,6 +313,7 @@ class RLMService:
                 sub_calls=SubCallSummary(
                     count=len(sub_log.records),
                     failed=sub_log.failed,
+                    cached=sub_log.cached,
                     input_tokens=sub_log.usage.input_tokens,
                     output_tokens=sub_log.usage.output_tokens,
                 ),
@@ -321,6 +339,7 @@ class RLMService:
             sub_call_count=len(sub_log.records),
             sub_input_tokens=sub_log.usage.input_tokens,
             sub_output_tokens=sub_log.usage.output_tokens,
+            cached_sub_calls=sub_log.cached,
             sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
             notes=notes,
         )
@@ -332,19 +351,17 @@ class RLMService:
 
     async def rlm_query(
         self,
-        session_id: str,
-        query: str,
+        session_id: str | None,
+        query: str | None,
         *,
-        root_model: str | None = None,
-        sub_model: str | None = None,
-        max_iterations: int | None = None,
-        max_sub_calls: int | None = None,
-        max_depth: int | None = None,
         wait: bool = True,
         progress: ProgressReporter | None = None,
         owner: str = LOCAL,
+        **options: Any,
     ) -> RLMQueryResult:
-        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth, owner)
+        """A run over a session's corpus; ``options`` are :class:`~rlm_mcp.runs.Query`'s (models, limits, and
+        ``resume``, the trajectory id of a stopped run to continue: :mod:`rlm_mcp.resume`)."""
+        asked = Query(session_id, query, owner=owner, **options)
         return await self.runs.start(asked, wait=wait, progress=progress)
 
     # -- sessions and trajectories ----------------------------------------------------------
@@ -369,10 +386,22 @@ class RLMService:
                     busy=s.busy > 0,
                     sub_calls_used=s.budget.used,
                     sub_call_budget=s.budget.limit,
+                    budget=s.budget.view(),
                     runs=list(s.runs),
                 )
             )
         return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
+
+    async def get_budget(self, session_id: str, owner: str = LOCAL) -> BudgetReport:
+        """What the session's repl_exec sub-calls, and the run in progress on it, may still spend."""
+        session = await self.sessions.get(session_id, owner)
+        running = self.runs.budget_of(session.id)
+        return BudgetReport(
+            session_id=session.id,
+            session=session.budget.view(),
+            run_id=running[0] if running else None,
+            run=running[1] if running else None,
+        )
 
     async def close_session(self, session_id: str, owner: str = LOCAL) -> CloseSessionResult:
         check_id(session_id, "session")

@@ -147,8 +147,10 @@ class SubcallRefused(Exception):
         self.error_type = error_type
 
 
-SubcallHandler = Callable[[list[str], str | None], Awaitable[list[SubcallReply]]]
-"""Serves ``llm_query``/``llm_query_batched``: prompts and an optional model id in, one reply per prompt out."""
+SubcallHandler = Callable[..., Awaitable[list[SubcallReply]]]
+"""Serves ``llm_query``/``llm_query_batched``: ``(prompts, model)`` in, one reply per prompt out. When the code
+passed ``cache=False`` it is called with that keyword too (``(prompts, model, cache=False)``): a handler
+that caches answers must then ask the model."""
 
 
 CallHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]

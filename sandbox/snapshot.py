@@ -1,0 +1,388 @@
+"""Plain-data snapshots of the REPL's variables, so a stopped run can go on in a fresh worker.
+
+The worker encodes its variables (:func:`encode`); the parent checks the reply as
+untrusted data (:meth:`Snapshot.parse`) and keeps it; later the parent sends it to
+a fresh worker, which rebuilds the values (:func:`decode`). Nothing is pickled:
+only plain data of exact builtin types survives (``None``, ``bool``, ``int``,
+``float``, ``str``, ``bytes``, ``list``, ``tuple``, ``dict``, ``set``,
+``frozenset``, and ``collections.Counter``/``defaultdict``/``OrderedDict``/
+``deque``); anything else (a function, a module, an object of a class the code
+defined, a ``str`` subclass) is listed as skipped, with the reason.
+
+The format is a flat table of nodes, each a JSON array ``[tag, ...]`` whose
+containers name their items by the index of an *earlier* node. So the table is
+acyclic by construction, shared references survive, and however deep the data
+nests, the frame stays four levels deep (the channel refuses frames nested past
+:data:`~sandbox.protocol.MAX_DEPTH`). Variables map names to node indexes.
+
+``"n"`` None · ``["b", bool]`` · ``["i", int]`` · ``["f", float | "nan" | "inf" | "-inf"]`` · ``["s", str]`` ·
+``["y", hex]`` bytes · ``["l"|"t"|"S"|"F", [refs]]`` list, tuple, set, frozenset ·
+``["d"|"O"|"C", [k, v, k, v, ...]]`` dict, OrderedDict, Counter · ``["D", factory | None, [k, v, ...]]``
+defaultdict · ``["q", maxlen | None, [refs]]`` deque.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.fields import Fields, clean_text
+from sandbox.protocol import ProtocolError
+
+MAX_VARIABLES = 1000
+MAX_NESTING = 1000
+"""Containers nested deeper than this are skipped (encoding walks them with an explicit stack, not recursion)."""
+MAX_INT_BITS = 10_000
+"""Larger ints are skipped: their decimal form is past what ``json`` converts (4,300 digits by default)."""
+MAX_REASON_CHARS = 300
+FACTORIES: dict[str, Callable[[], Any]] = {
+    "int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple, "Counter": Counter,
+}  # fmt: skip
+"""The ``default_factory`` of a ``defaultdict`` that can be saved: plain types, by name."""
+_SEQUENCES = {list: "l", tuple: "t", set: "S", frozenset: "F"}
+_MAPPINGS = {dict: "d", OrderedDict: "O", Counter: "C"}
+_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_TAGS = frozenset({"n", "b", "i", "f", "s", "y", "l", "t", "S", "F", "d", "O", "C", "D", "q"})
+
+
+_DONE = object()
+"""Marks, while encoding, that the container on top of the stack has no items left."""
+
+
+class _Skip(Exception):
+    """This variable cannot be saved; the message says why."""
+
+
+def _json_size(node: list[Any]) -> int:
+    return len(json.dumps(node, separators=(",", ":"))) + 1
+
+
+def _what(value: object) -> str:
+    """Why ``value`` is not plain data, in words the root can act on."""
+    kind = type(value)
+    if issubclass(kind, types.ModuleType):
+        return "a module: import it again"
+    if kind in (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type):
+        return "a function or class: define it again"
+    if any(issubclass(kind, base) for base in (str, int, float, bytes, list, tuple, dict, set, frozenset, deque)):
+        return f"a {kind.__name__}, a subclass of a builtin type: only exact builtin types are saved"
+    return f"a {kind.__name__} object, not plain data"
+
+
+class _Encoder:
+    """Builds the node table, one variable at a time, within a byte budget."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.nodes: list[list[Any]] = []
+        self.size = 2
+        self.memo: dict[int, int] = {}
+        self._memo_order: list[int] = []
+
+    def add(self, value: object, node: list[Any]) -> int:
+        size = _json_size(node)
+        if self.size + size > self.max_bytes:
+            room = max(self.max_bytes - self.size, 0)
+            raise _Skip(f"too large for the snapshot ({room:,} of {self.max_bytes:,} bytes were left)")
+        self.size += size
+        self.nodes.append(node)
+        index = len(self.nodes) - 1
+        self.memo[id(value)] = index
+        self._memo_order.append(id(value))
+        return index
+
+    def variable(self, value: object) -> int:
+        """The node of ``value``, its items first (an explicit stack: no recursion, however deep)."""
+        nodes_before, memo_before, size_before = len(self.nodes), len(self._memo_order), self.size
+        try:
+            return self._encode(value)
+        except BaseException:
+            del self.nodes[nodes_before:]
+            for key in self._memo_order[memo_before:]:
+                self.memo.pop(key, None)
+            del self._memo_order[memo_before:]
+            self.size = size_before
+            raise
+
+    def _encode(self, root: object) -> int:
+        stack: list[tuple[object, list[object], list[int]]] = []
+        """Containers being encoded: the value, its items still to do (last first), the refs of those done."""
+        active: set[int] = set()
+        value: object = root
+        while True:
+            ref: int | None = None
+            if value is _DONE:  # the container on top has no items left: it becomes a node
+                container, _, refs = stack.pop()
+                active.discard(id(container))
+                ref = self.add(container, self._container(container, refs))
+            elif id(value) in active:
+                raise _Skip("it contains itself (a cycle)")
+            elif id(value) in self.memo:
+                ref = self.memo[id(value)]
+            else:
+                items = self._items(value)
+                if items is None:
+                    ref = self.add(value, self._leaf(value))
+                elif len(stack) >= MAX_NESTING:
+                    raise _Skip(f"it is nested deeper than {MAX_NESTING} levels")
+                else:
+                    active.add(id(value))
+                    stack.append((value, items[::-1], []))
+            if ref is not None:
+                if not stack:
+                    return ref
+                stack[-1][2].append(ref)
+            todo = stack[-1][1]
+            value = todo.pop() if todo else _DONE
+
+    @staticmethod
+    def _items(value: object) -> list[object] | None:
+        """The items of a container (keys and values alternating for mappings); None for a leaf."""
+        kind = type(value)
+        if kind in _SEQUENCES:
+            return list(value)  # type: ignore[call-overload]
+        if kind is deque:
+            return list(deque.__iter__(value))  # type: ignore[arg-type]
+        if kind in _MAPPINGS or kind is defaultdict:
+            if kind is defaultdict:
+                factory = value.default_factory  # type: ignore[attr-defined]
+                if factory is not None and not any(factory is f for f in FACTORIES.values()):
+                    raise _Skip("a defaultdict whose default is not a plain type")
+            return [x for pair in dict.items(value) for x in pair]  # type: ignore[arg-type]
+        return None
+
+    def _leaf(self, value: object) -> list[Any]:
+        kind = type(value)
+        if value is None:
+            return ["n"]
+        if kind is bool:
+            return ["b", value]
+        if kind is int:
+            if int.bit_length(value) > MAX_INT_BITS:  # type: ignore[arg-type]
+                raise _Skip(f"an int of more than {MAX_INT_BITS:,} bits")
+            return ["i", value]
+        if kind is float:
+            return ["f", value if math.isfinite(value) else repr(value)]  # type: ignore[arg-type]
+        if kind is str:
+            if len(value) > self.max_bytes - self.size:  # type: ignore[arg-type]
+                raise _Skip(f"too large for the snapshot ({len(value):,} characters)")  # type: ignore[arg-type]
+            return ["s", value]
+        if kind is bytes:
+            if 2 * len(value) > self.max_bytes - self.size:  # type: ignore[arg-type]
+                raise _Skip(f"too large for the snapshot ({len(value):,} bytes)")  # type: ignore[arg-type]
+            return ["y", bytes.hex(value)]  # type: ignore[arg-type]
+        raise _Skip(_what(value))
+
+    @staticmethod
+    def _container(value: object, refs: list[int]) -> list[Any]:
+        kind = type(value)
+        if kind in _SEQUENCES:
+            return [_SEQUENCES[kind], refs]
+        if kind in _MAPPINGS:
+            return [_MAPPINGS[kind], refs]
+        if kind is deque:
+            return ["q", value.maxlen, refs]  # type: ignore[attr-defined]
+        factory = value.default_factory  # type: ignore[attr-defined]
+        name = None if factory is None else next(n for n, f in FACTORIES.items() if f is factory)
+        return ["D", name, refs]
+
+
+def encode(namespace: Mapping[str, object], reserved: Iterable[str], max_bytes: int) -> dict[str, Any]:
+    """The worker's side: ``namespace``'s variables as a node table of at most ``max_bytes`` (JSON)."""
+    encoder = _Encoder(max_bytes)
+    variables: dict[str, int] = {}
+    skipped: list[list[str]] = []
+    hidden = set(reserved)
+    for name, value in list(namespace.items()):
+        if type(name) is not str or name.startswith("_") or name in hidden:
+            continue
+        if len(variables) + len(skipped) >= MAX_VARIABLES:
+            skipped.append([name, f"more than {MAX_VARIABLES} variables"])
+            break
+        try:
+            variables[name] = encoder.variable(value)
+        except _Skip as why:
+            skipped.append([name, str(why)])
+        except RecursionError:
+            skipped.append([name, "nested too deeply"])
+        except Exception as exc:  # the code's own objects may raise anything: this variable is not saved
+            skipped.append([name, f"could not be read ({type(exc).__name__})"])
+    return {"nodes": encoder.nodes, "variables": variables, "skipped": skipped}
+
+
+def decode(message: Mapping[str, Any], reserved: Iterable[str]) -> tuple[dict[str, object], list[list[str]]]:
+    """The fresh worker's side: the values of a snapshot the parent checked, and the names that failed."""
+    built: list[object] = []
+    failed_nodes: dict[int, str] = {}
+    for index, node in enumerate(message["nodes"]):
+        try:
+            built.append(_build(node, built, failed_nodes))
+        except Exception as exc:  # e.g. a list as a dict key: this node, and whatever holds it, fail
+            built.append(None)
+            failed_nodes[index] = f"could not be rebuilt ({type(exc).__name__}: {str(exc)[:100]})"
+    values: dict[str, object] = {}
+    failed: list[list[str]] = []
+    hidden = set(reserved)
+    for name, ref in message["variables"].items():
+        if name in hidden or name.startswith("_"):
+            failed.append([name, "a reserved name"])
+        elif ref in failed_nodes:
+            failed.append([name, failed_nodes[ref]])
+        else:
+            values[name] = built[ref]
+    return values, failed
+
+
+def _build(node: list[Any], built: list[object], failed: dict[int, str]) -> object:
+    tag = node[0]
+    if tag == "n":
+        return None
+    if tag in ("b", "i", "s"):
+        return node[1]
+    if tag == "f":
+        return _FLOATS[node[1]] if type(node[1]) is str else float(node[1])
+    if tag == "y":
+        return bytes.fromhex(node[1])
+    refs = node[-1]
+    broken = next((failed[r] for r in refs if r in failed), None)
+    if broken is not None:
+        raise ValueError(broken)
+    items = [built[r] for r in refs]
+    pairs = list(zip(items[::2], items[1::2], strict=True)) if tag in ("d", "O", "C", "D") else []
+    if tag == "l":
+        return items
+    if tag == "t":
+        return tuple(items)
+    if tag == "S":
+        return set(items)
+    if tag == "F":
+        return frozenset(items)
+    if tag == "d":
+        return dict(pairs)
+    if tag == "O":
+        return OrderedDict(pairs)
+    if tag == "C":
+        counter: Counter[Any] = Counter()
+        dict.update(counter, pairs)  # the counts as saved, whatever they are (Counter.update would add them)
+        return counter
+    if tag == "D":
+        result: defaultdict[Any, Any] = defaultdict(None if node[1] is None else FACTORIES[node[1]])
+        result.update(pairs)
+        return result
+    if tag == "q":
+        return deque(items, node[1])
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+# -- the parent's side: the snapshot as untrusted data ---------------------------------------------------
+
+
+def _refs(value: Any, index: int, what: str, pairs: bool = False) -> None:
+    if type(value) is not list or not all(type(r) is int and 0 <= r < index for r in value):
+        raise ProtocolError(f"{what}: node {index} refers to something other than earlier nodes")
+    if pairs and len(value) % 2:
+        raise ProtocolError(f"{what}: node {index} has a key without a value")
+
+
+def _check_node(node: Any, index: int, what: str) -> None:
+    """One node, exactly as :func:`encode` writes it; anything else is refused."""
+    if type(node) is not list or not node or type(node[0]) is not str or node[0] not in _TAGS:
+        raise ProtocolError(f"{what}: node {index} is not a tagged node")
+    tag, size = node[0], len(node)
+    if tag in ("l", "t", "S", "F", "d", "O", "C"):
+        _refs(node[1] if size == 2 else None, index, what, pairs=tag in ("d", "O", "C"))
+        return
+    if tag in ("D", "q"):
+        _refs(node[2] if size == 3 else None, index, what, pairs=tag == "D")
+        extra = node[1]
+        if tag == "D" and (extra is None or (type(extra) is str and extra in FACTORIES)):
+            return
+        if tag == "q" and (extra is None or (type(extra) is int and extra >= 0)):
+            return
+        raise ProtocolError(f"{what}: node {index} ({tag!r}) is malformed")
+    value = node[1] if size == 2 else None
+    ok = {
+        "n": size == 1,
+        "b": type(value) is bool,
+        "i": type(value) is int and value.bit_length() <= MAX_INT_BITS,  # type: ignore[union-attr]
+        "f": type(value) is float or (type(value) is str and value in _FLOATS),
+        "s": type(value) is str,
+        "y": type(value) is str and _is_hex(value),  # type: ignore[arg-type]
+    }[tag]
+    if not ok:
+        raise ProtocolError(f"{what}: node {index} ({tag!r}) is malformed")
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Variables saved as plain data, checked field by field; ``skipped`` says what was not saved, and why."""
+
+    nodes: list[list[Any]]
+    variables: dict[str, int]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    size: int = 0
+    """Bytes of the node table as JSON."""
+
+    @classmethod
+    def parse(cls, raw: Any, max_bytes: int, what: str = "the snapshot") -> Snapshot:
+        """A snapshot from the worker (or read back from the store): refused whole unless exactly well formed."""
+        fields = Fields(raw, what)
+        nodes, variables, skipped = fields.items("nodes"), fields.mapping("variables"), fields.items("skipped")
+        if len(nodes) > max(max_bytes // 4, 1) or len(variables) > MAX_VARIABLES or len(skipped) > MAX_VARIABLES:
+            raise ProtocolError(f"{what} has more nodes or variables than its size allows")
+        for index, node in enumerate(nodes):
+            _check_node(node, index, what)
+        size = len(json.dumps(nodes, separators=(",", ":")))
+        if size > max_bytes + 1024:
+            raise ProtocolError(f"{what} is {size:,} bytes, over its limit of {max_bytes:,}")
+        names: dict[str, int] = {}
+        for name, ref in variables.items():
+            if not name.isidentifier() or name.startswith("_") or len(name) > 200:
+                raise ProtocolError(f"{what} names a variable {clean_text(name, 50)!r} that code could not have")
+            if type(ref) is not int or not 0 <= ref < len(nodes):
+                raise ProtocolError(f"{what}: variable {name!r} refers to no node")
+            names[name] = ref
+        reasons = []
+        for entry in skipped:
+            if type(entry) is not list or len(entry) != 2 or not all(type(x) is str for x in entry):
+                raise ProtocolError(f"{what}: a skipped variable is not a name and a reason")
+            reasons.append((clean_text(entry[0], 200), clean_text(entry[1], MAX_REASON_CHARS)))
+        return cls(nodes=nodes, variables=names, skipped=reasons, size=size)
+
+    def to_message(self) -> dict[str, Any]:
+        return {"nodes": self.nodes, "variables": self.variables, "skipped": [list(s) for s in self.skipped]}
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a fresh worker rebuilt from a snapshot, and what failed (name, reason)."""
+
+    names: list[str]
+    failed: list[tuple[str, str]]
+
+    @classmethod
+    def parse(cls, raw: Any, asked: Snapshot) -> Restored:
+        fields = Fields(raw, "the restore report")
+        names = fields.texts("restored", 200)
+        failed = fields.items("failed")
+        if not set(names) <= set(asked.variables) or len(failed) > len(asked.variables):
+            raise ProtocolError("the restore report names variables that were not sent")
+        reasons = []
+        for entry in failed:
+            if type(entry) is not list or len(entry) != 2 or not all(type(x) is str for x in entry):
+                raise ProtocolError("the restore report: a failure is not a name and a reason")
+            reasons.append((clean_text(entry[0], 200), clean_text(entry[1], MAX_REASON_CHARS)))
+        return cls(names=names, failed=reasons)
