@@ -17,7 +17,6 @@ Both belong to the trajectory's owner and go when it goes (:func:`drop`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ import anyio.to_thread
 
 from rlm_mcp.models import Block, Message, TextBlock, ToolCall, ToolResult
 from rlm_mcp.replies import Protocol
-from rlm_mcp.store import KeyNotFound, Store
+from rlm_mcp.store import KeyNotFound, LocalStore, Store
+from rlm_mcp.store.local import LOG_SUFFIX
 from sandbox import Sandbox, SandboxError
 from sandbox.protocol import ProtocolError
 from sandbox.snapshot import Snapshot
@@ -100,7 +100,6 @@ class RunJournal:
         self.snapshot_bytes = snapshot_bytes
         self.written = written
         """Messages of the transcript already in the store."""
-        self._state_digest: str | None = None
         self.unsaved: str | None = None
         """Why the last snapshot could not be taken, if it could not (told once, in the next step's notes)."""
 
@@ -126,7 +125,7 @@ class RunJournal:
         self.written = len(messages)
 
     async def save_state(self, sandbox: Sandbox, after_step: int) -> None:
-        """Snapshot the REPL's variables after ``after_step``; an unchanged snapshot is not written again."""
+        """Snapshot the REPL's variables after ``after_step``, replacing the last one."""
         if self.snapshot_bytes <= 0:
             return
         try:
@@ -135,14 +134,9 @@ class RunJournal:
             self.unsaved = f"the REPL's variables could not be saved for a resume: {exc}"
             return
         record = {"after_step": after_step, **snapshot.to_message()}
-        body = json.dumps(snapshot.to_message(), ensure_ascii=True, separators=(",", ":")).encode()
-        digest = hashlib.sha256(body).hexdigest()
-        if digest == self._state_digest:
-            return
         try:
             data = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode()
             await anyio.to_thread.run_sync(self.store.write, _state_key(self.trajectory_id), data)
-            self._state_digest = digest
         except Exception:
             log.warning("could not save the REPL state of %s", self.trajectory_id, exc_info=True)
 
@@ -157,7 +151,7 @@ async def read_transcript(store: Store, trajectory_id: str) -> Transcript | None
     protocol: Protocol = "tools"
     for raw in records:
         try:
-            record = json.loads(raw)
+            record = json.loads(getattr(raw, "data", raw))  # bytes, or a store's record object holding them
             batch = [load_message(m) for m in record["messages"]]
         except (ValueError, KeyError, TypeError):
             log.warning("a damaged transcript record in %s was skipped", trajectory_id)
@@ -186,4 +180,8 @@ async def read_state(store: Store, trajectory_id: str, max_bytes: int) -> SavedS
 def drop(store: Store, trajectory_id: str) -> None:
     """Remove a run's transcript and state (blocking): for retention, when its trajectory goes."""
     store.delete(_state_key(trajectory_id))
-    store.delete(f"{_log(trajectory_id)}.jsonl") if hasattr(store, "root") else None
+    delete_log = getattr(store, "delete_log", None)
+    if delete_log is not None:
+        delete_log(_log(trajectory_id))
+    elif isinstance(store, LocalStore):
+        store.delete(_log(trajectory_id) + LOG_SUFFIX)

@@ -213,16 +213,15 @@ class RLMRun:
         outcome.cost_usd, outcome.cost_saved_usd = costs
         if self.journal is not None:
             await self.journal.sync(self.messages, self.protocol)
-        totals = self.resumed.totals(outcome) if self.resumed else {}
+        totals = {
+            "cost_usd": outcome.cost_usd,
+            "cost_saved_usd": outcome.cost_saved_usd,
+            "elapsed_s": outcome.elapsed_s,
+        }
+        if self.resumed is not None:  # the trajectory's totals are the whole run's
+            totals = self.resumed.totals(outcome)
         await self.trajectories.update(
-            self.trajectory_id,
-            status=outcome.status,
-            answer=outcome.answer,
-            message=outcome.message,
-            cost_usd=outcome.cost_usd,
-            cost_saved_usd=outcome.cost_saved_usd,
-            elapsed_s=outcome.elapsed_s,
-            **totals,
+            self.trajectory_id, status=outcome.status, answer=outcome.answer, message=outcome.message, **totals
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -378,6 +377,11 @@ class RLMRun:
         reply = await self._ask_root()
         reading = replies.read(reply, self.protocol)
         self.unrecorded = (reply, reading)
+        self._remember(reading)  # kept for a resume, its tool calls answered as the APIs require
+        if self.protocol == "tools" and reading.calls:
+            self.messages.append(
+                Message("user", [ToolResult(c.id, prompts.NOT_RUN_AT_LIMIT, True) for c in reading.calls])
+            )
         self._notes.append("final turn after the iteration limit")
         answer = reading.text or None
         turn = self.first_turn + self.config.max_iterations

@@ -70,7 +70,9 @@ def _sub_view(call: SubCallRecord, origin: float, corpus_chars: int | None, pric
         "share": round(call.prompt_chars / corpus_chars, 5) if corpus_chars else None,
         "in": call.input_tokens,
         "out": call.output_tokens,
-        "cost": _cost(prices, call.model, call.input_tokens, call.output_tokens),
+        # A cached answer cost nothing this time: its tokens are what it saved.
+        "cost": 0.0 if call.cached else _cost(prices, call.model, call.input_tokens, call.output_tokens),
+        "cached": call.cached,
         "error": call.error,
         "prompt": call.prompt_preview,
         "response": call.response_preview,
@@ -100,6 +102,7 @@ def _step_view(
         "final": step.final,
         "notes": step.notes,
         "sub_count": step.sub_call_count,
+        "cached": step.cached_sub_calls,
         "sub_in": step.sub_input_tokens,
         "sub_out": step.sub_output_tokens,
         "subs": calls,
@@ -147,6 +150,9 @@ def view_model(trajectory: Trajectory, children: dict[str, Trajectory], prices: 
         "sub_calls": trajectory.sub_calls,
         "failed": sum(1 for s in trajectory.steps for c in s.sub_calls if c.error is not None),
         "usage": trajectory.usage.model_dump(),
+        "cached_sub_calls": trajectory.cached_sub_calls,
+        "cost_saved": trajectory.cost_saved_usd,
+        "resumes": [r.model_dump(mode="json") for r in trajectory.resumes],
         "steps": steps,
         "totals": {
             "cost": total_cost,

@@ -1,0 +1,221 @@
+"""Resumable runs: a run stopped by its budget, a crash or a cancel goes on with its transcript and variables.
+
+The root is scripted turn by turn (the turn is the number of assistant messages
+the fake receives), so a resumed run, whose transcript carries the earlier
+turns, picks the script up where it stopped, as a real model would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from conftest import ROOT_MODEL, SUB_MODEL, HttpServer, connect, server_env
+from helpers import call, call_error
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, code, scripted
+
+pytestmark = pytest.mark.anyio
+RESUMED = "[The run was resumed.]"
+SETUP = """
+labels = {'q1': 'HUM', 'q2': ('LOC', 2)}
+seen = [1, 2, 3]
+shared = [labels, labels]
+big = 'x' * 5_000_000
+def helper(x):
+    return x
+print('saved')
+"""
+CHECK = """
+try:
+    big
+    had_big = True
+except NameError:
+    had_big = False
+answers = llm_query_batched(['a', 'b', 'c'])
+FINAL(repr((labels, seen, shared[0] is shared[1], had_big, answers)))
+"""
+
+
+async def test_a_run_stopped_by_its_budget_resumes_where_it_stopped(client, fake) -> None:
+    fake.respond = scripted(
+        ROOT_MODEL,
+        [
+            code(SETUP),
+            code("answers = llm_query_batched(['a', 'b', 'c'])"),  # 3 > the 2 sub-calls allowed
+            Reply(text="stopped early"),  # the last turn, after the iteration limit
+            code(CHECK),
+        ],
+    )
+    sid = (await call(client, "load_context", content="q1 q2 q3"))["session_id"]
+    first = await call(client, "rlm_query", session_id=sid, query="Label them", max_iterations=2, max_sub_calls=2)
+    assert (first["status"], first["answer"], first["sub_calls"]) == ("limit_reached", "stopped early", 0)
+    assert first["budget"]["sub_calls_remaining"] == 2 and first["resumed"] is None
+    assert "SubcallBudgetExceeded" in fake.requests_for(ROOT_MODEL)[2].all_text
+    before = fake.requests_for(ROOT_MODEL)[-1].messages
+
+    out = await call(client, "rlm_query", resume=first["trajectory_id"], max_iterations=5, max_sub_calls=10)
+    assert out["status"] == "completed", out
+    assert out["answer"] == "({'q1': 'HUM', 'q2': ('LOC', 2)}, [1, 2, 3], True, False, ['A', 'B', 'C'])"
+    assert out["trajectory_id"] == first["trajectory_id"] and out["session_id"] == sid
+    assert (out["iterations"], out["sub_calls"]) == (1, 3)  # this continuation's own figures
+    resumed = out["resumed"]
+    assert sorted(resumed["restored"]) == ["labels", "seen", "shared"]
+    reasons = {n["name"]: n["reason"] for n in resumed["not_restored"]}
+    assert set(reasons) == {"big", "helper"}
+    assert reasons["big"].startswith("too large") and "function" in reasons["helper"]
+    assert resumed["from_status"] == "limit_reached" and resumed["after_step"] == 3 and resumed["snapshot_step"] == 1
+
+    # The root got its conversation back exactly as it was sent, then a note saying what happened.
+    after = fake.requests_for(ROOT_MODEL)[-1].messages
+    assert after[: len(before)] == before
+    assert after[len(before)] == {"role": "assistant", "content": [{"text": "stopped early"}]}
+    note = after[-1]["content"][-1]["text"]
+    assert note.startswith(RESUMED) and "limit_reached" in note and "5 turns, 10 sub-calls" in note
+    assert "labels, seen, shared" in note and "big (too large" in note and "helper (a function" in note
+    assert len(after) == len(before) + 2
+
+    trajectory = await call(client, "get_trajectory", trajectory_id=out["trajectory_id"], detail="full")
+    assert trajectory["status"] == "completed" and trajectory["answer"] == out["answer"]
+    assert [s["turn"] for s in trajectory["steps"]] == [0, 1, 2, 3] and trajectory["iterations"] == 4
+    assert [r["from_status"] for r in trajectory["resumes"]] == ["limit_reached"]
+    assert trajectory["sub_calls"] == 3 and len(fake.requests_for(SUB_MODEL)) == 3
+
+
+async def test_a_completed_run_takes_a_follow_up_and_nothing_else(client, fake) -> None:
+    def root(request: ConverseRequest) -> Reply:
+        if "follow-up" in request.last_user_text:
+            return code("FINAL(n * 2)")
+        return code("n = len(context)\nFINAL(n)")
+
+    fake.respond = scripted(ROOT_MODEL, [root])
+    loaded = await call(client, "load_context", content="twelve chars")
+    run = await call(client, "rlm_query", session_id=loaded["session_id"], query="How long?")
+    assert (run["status"], run["answer"]) == ("completed", "12")
+    error = await call_error(client, "rlm_query", resume=run["trajectory_id"])
+    assert "completed with an answer" in error and "query=" in error
+    error = await call_error(client, "rlm_query", resume=loaded["trajectory_id"])  # a repl_exec session
+    assert "not an rlm_query run" in error
+    assert "no trajectory" in await call_error(client, "rlm_query", resume="t_neverWasARun1")
+
+    out = await call(client, "rlm_query", resume=run["trajectory_id"], query="And twice that?")
+    assert (out["status"], out["answer"]) == ("completed", "24")
+    assert out["resumed"]["query"] == "And twice that?" and out["resumed"]["restored"] == ["n"]
+    trajectory = await call(client, "get_trajectory", trajectory_id=run["trajectory_id"])
+    assert trajectory["answer"] == "24" and len(trajectory["resumes"]) == 1 and len(trajectory["steps"]) == 2
+
+
+async def test_a_running_run_cannot_be_resumed_and_a_cancelled_one_can(client, fake) -> None:
+    release = threading.Event()
+
+    def root(request: ConverseRequest) -> Reply:
+        if RESUMED in request.last_user_text:
+            return code("FINAL(kept)")
+        if any(m["role"] == "assistant" for m in request.messages):
+            release.wait(60)
+            return code("print('never seen')")
+        return code("kept = 41 + 1")
+
+    fake.respond = scripted(ROOT_MODEL, [root])
+    sid = (await call(client, "load_context", content="abc"))["session_id"]
+    started = await call(client, "rlm_query", session_id=sid, query="?", wait=False)
+    with anyio.fail_after(30):
+        while len(fake.requests_for(ROOT_MODEL)) < 2:
+            await anyio.sleep(0.05)
+    assert "still running" in await call_error(client, "rlm_query", resume=started["trajectory_id"])
+    await call(client, "close_session", session_id=sid)  # cancels the run
+    release.set()
+    with anyio.fail_after(30):
+        while (await call(client, "get_trajectory", trajectory_id=started["trajectory_id"]))["status"] == "running":
+            await anyio.sleep(0.05)
+    # Its session is gone: the corpus is loaded again, and the run goes on there.
+    error = await call_error(client, "rlm_query", resume=started["trajectory_id"])
+    assert "is gone" in error and "load_context" in error
+    sid = (await call(client, "load_context", content="abc"))["session_id"]
+    out = await call(client, "rlm_query", resume=started["trajectory_id"], session_id=sid)
+    assert (out["status"], out["answer"], out["session_id"]) == ("completed", "42", sid)
+    assert out["resumed"]["from_status"] == "cancelled" and out["resumed"]["restored"] == ["kept"]
+
+
+async def test_a_run_whose_server_died_resumes_on_the_next_server(tmp_path: Path, fake, corpus_dir: Path) -> None:
+    release = threading.Event()
+
+    def root(request: ConverseRequest) -> Reply:
+        if RESUMED in request.last_user_text:
+            return code("FINAL(repr(kept))")
+        if any(m["role"] == "assistant" for m in request.messages):
+            release.wait(60)  # the server dies while the root "thinks" about its second turn
+            return code("print('never run')")
+        return code("kept = {'a': [1, 2], 'b': {3}}\nprint('one')")
+
+    fake.respond = scripted(ROOT_MODEL, [root])
+    env = server_env(tmp_path / "data", corpus_dir, fake.url)
+    server = HttpServer(env)
+    try:
+        async with connect("http", env, server) as client:
+            sid = (await call(client, "load_context", content="some corpus"))["session_id"]
+            started = await call(client, "rlm_query", session_id=sid, query="?", wait=False)
+            with anyio.fail_after(30):
+                while len(fake.requests_for(ROOT_MODEL)) < 2:
+                    await anyio.sleep(0.05)
+        server.process.kill()  # no shutdown, no clean-up: as a crash
+        server.process.wait()
+    finally:
+        release.set()
+        server.stop()
+    restarted = HttpServer(env)
+    try:
+        async with connect("http", env, restarted) as client:
+            view = await call(client, "get_trajectory", trajectory_id=started["trajectory_id"])
+            assert view["status"] == "interrupted" and len(view["steps"]) == 1
+            out = await call(client, "rlm_query", resume=started["trajectory_id"])
+            assert (out["status"], out["answer"]) == ("completed", "{'a': [1, 2], 'b': {3}}")
+            assert out["resumed"]["from_status"] == "interrupted" and out["resumed"]["snapshot_step"] == 0
+            # The interrupted turn's request was never answered: the transcript goes on from the last whole turn.
+            resumed_request = fake.requests_for(ROOT_MODEL)[-1]
+            assert [m["role"] for m in resumed_request.messages] == ["user", "assistant", "user"]
+            assert "one" in resumed_request.messages[2]["content"][0]["toolResult"]["content"][0]["text"]
+    finally:
+        restarted.stop()
+
+
+@contextlib.asynccontextmanager
+async def principal(server: HttpServer, token: str) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http,
+        Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=120) as client,
+    ):
+        yield client
+
+
+async def test_only_the_owner_resumes_a_run(tmp_path: Path, fake, corpus_dir: Path) -> None:
+    alice, bob = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    env = server_env(tmp_path / "data", corpus_dir, fake.url, RLM_AUTH_TOKENS=f"alice:{alice},bob:{bob}")
+    fake.respond = scripted(ROOT_MODEL, [lambda r: Reply(text="gave up") if "You have used all" in r.last_user_text
+                                         else code("x = 1")])  # fmt: skip
+    server = HttpServer(env)
+    try:
+        async with principal(server, alice) as client:
+            sid = (await call(client, "load_context", content="abc"))["session_id"]
+            run = await call(client, "rlm_query", session_id=sid, query="?", max_iterations=1)
+        assert run["status"] == "limit_reached"
+        async with principal(server, bob) as client:
+            error = await call_error(client, "rlm_query", resume=run["trajectory_id"])
+            assert f"no trajectory {run['trajectory_id']!r}" in error
+            bob_sid = (await call(client, "load_context", content="abc"))["session_id"]
+            error = await call_error(client, "rlm_query", resume=run["trajectory_id"], session_id=bob_sid)
+            assert "no trajectory" in error
+        fake.respond = scripted(ROOT_MODEL, [code("FINAL(x + 1)")])
+        async with principal(server, alice) as client:
+            out = await call(client, "rlm_query", resume=run["trajectory_id"])
+            assert (out["status"], out["answer"]) == ("completed", "2")
+    finally:
+        server.stop()
