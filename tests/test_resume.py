@@ -7,19 +7,14 @@ turns, picks the script up where it stopped, as a real model would.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-import httpx2
 import pytest
 from conftest import ROOT_MODEL, SUB_MODEL, HttpServer, connect, server_env
-from helpers import call, call_error
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
+from helpers import bearer_client, call, call_error
 
 from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, code, scripted
 
@@ -187,15 +182,6 @@ async def test_a_run_whose_server_died_resumes_on_the_next_server(tmp_path: Path
         restarted.stop()
 
 
-@contextlib.asynccontextmanager
-async def principal(server: HttpServer, token: str) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http,
-        Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=120) as client,
-    ):
-        yield client
-
-
 async def test_only_the_owner_resumes_a_run(tmp_path: Path, fake, corpus_dir: Path) -> None:
     alice, bob = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     env = server_env(tmp_path / "data", corpus_dir, fake.url, RLM_AUTH_TOKENS=f"alice:{alice},bob:{bob}")
@@ -203,18 +189,18 @@ async def test_only_the_owner_resumes_a_run(tmp_path: Path, fake, corpus_dir: Pa
                                          else code("x = 1")])  # fmt: skip
     server = HttpServer(env)
     try:
-        async with principal(server, alice) as client:
+        async with bearer_client(server.url, alice) as client:
             sid = (await call(client, "load_context", content="abc"))["session_id"]
             run = await call(client, "rlm_query", session_id=sid, query="?", max_iterations=1)
         assert run["status"] == "limit_reached"
-        async with principal(server, bob) as client:
+        async with bearer_client(server.url, bob) as client:
             error = await call_error(client, "rlm_query", resume=run["trajectory_id"])
             assert f"no trajectory {run['trajectory_id']!r}" in error
             bob_sid = (await call(client, "load_context", content="abc"))["session_id"]
             error = await call_error(client, "rlm_query", resume=run["trajectory_id"], session_id=bob_sid)
             assert "no trajectory" in error
         fake.respond = scripted(ROOT_MODEL, [code("FINAL(x + 1)")])
-        async with principal(server, alice) as client:
+        async with bearer_client(server.url, alice) as client:
             out = await call(client, "rlm_query", resume=run["trajectory_id"])
             assert (out["status"], out["answer"]) == ("completed", "2")
     finally:
