@@ -185,8 +185,9 @@ def build_server(
     ) -> ReplExecResult | InputRequiredResult:
         """Run Python in the session's sandbox, where the corpus is `context`.
 
-        Variables persist between calls. Available: context, llm_query(prompt, model=None) -> str,
-        llm_query_batched(prompts, model=None) -> list[str] (runs concurrently), FINAL(answer),
+        Variables persist between calls. Available: context, llm_query(prompt, model=None, cache=True) -> str,
+        llm_query_batched(prompts, model=None, cache=True) -> list[str] (runs concurrently; an identical request
+        repeated later is answered from the server's cache unless cache=False), FINAL(answer),
         FINAL_VAR(name), SHOW_VARS(), print, and the modules re, json, math, collections, itertools,
         functools, statistics, string, textwrap, datetime, difflib, heapq, bisect, random, operator,
         csv, io, unicodedata, hashlib, base64, html, fractions, decimal, copy, time, pprint.
