@@ -346,7 +346,7 @@ class Snapshot:
         for index, node in enumerate(nodes):
             _check_node(node, index, what)
         size = len(json.dumps(nodes, separators=(",", ":")))
-        if size > max_bytes + 1024:
+        if size > max_bytes:
             raise ProtocolError(f"{what} is {size:,} bytes, over its limit of {max_bytes:,}")
         names: dict[str, int] = {}
         for name, ref in variables.items():

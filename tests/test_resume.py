@@ -7,7 +7,10 @@ turns, picks the script up where it stopped, as a real model would.
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -205,3 +208,28 @@ async def test_only_the_owner_resumes_a_run(tmp_path: Path, fake, corpus_dir: Pa
             assert (out["status"], out["answer"]) == ("completed", "2")
     finally:
         server.stop()
+
+
+def test_the_shell_resumes_a_run_that_stopped_short(tmp_path: Path, fake) -> None:
+    env = server_env(tmp_path / "data", tmp_path / "elsewhere", fake.url)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("alpha beta gamma delta")
+
+    def rlm(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "rlm_mcp", "query", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    fake.respond = scripted(ROOT_MODEL, [code("words = context.split()"), Reply(text="not yet"),
+                                         code("FINAL(len(words))")])  # fmt: skip
+    done = rlm("--context", str(notes), "--max-iterations", "1", "How many words?")
+    assert done.returncode == 3 and done.stdout == "not yet\n"
+    hint = done.stderr.split("rlm-mcp query --resume ", 1)[1].split()[0]
+    assert hint.startswith("t_")
+    done = rlm("--resume", hint, "--max-iterations", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["answer"], result["trajectory_id"]) == ("completed", "4", hint)
+    assert result["resumed"]["restored"] == ["words"]
+    assert rlm("--resume", hint).returncode == 2  # completed now: a follow-up question is needed
+    done = rlm("--resume", hint, "--context", str(notes), "And the first word?")
+    assert done.returncode == 0 and done.stdout == "4\n"  # the script's last step repeats
