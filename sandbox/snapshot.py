@@ -29,6 +29,7 @@ import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from sandbox.fields import Fields, clean_text
@@ -47,6 +48,7 @@ FACTORIES: dict[str, Callable[[], Any]] = {
 _SEQUENCES = {list: "l", tuple: "t", set: "S", frozenset: "F"}
 _MAPPINGS = {dict: "d", OrderedDict: "O", Counter: "C"}
 _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_LEAVES = frozenset({type(None), bool, int, float, str, bytes})
 _TAGS = frozenset({"n", "b", "i", "f", "s", "y", "l", "t", "S", "F", "d", "O", "C", "D", "q"})
 
 
@@ -58,8 +60,8 @@ class _Skip(Exception):
     """This variable cannot be saved; the message says why."""
 
 
-def _json_size(node: list[Any]) -> int:
-    return len(json.dumps(node, separators=(",", ":"))) + 1
+class _Full(_Skip):
+    """This variable does not fit in what is left of the byte budget."""
 
 
 def _what(value: object) -> str:
@@ -84,11 +86,10 @@ class _Encoder:
         self.memo: dict[int, int] = {}
         self._memo_order: list[int] = []
 
-    def add(self, value: object, node: list[Any]) -> int:
-        size = _json_size(node)
+    def add(self, value: object, node: list[Any], size: int) -> int:
+        """Append ``node`` (at most ``size`` bytes as compact JSON, with its comma)."""
         if self.size + size > self.max_bytes:
-            room = max(self.max_bytes - self.size, 0)
-            raise _Skip(f"too large for the snapshot ({room:,} of {self.max_bytes:,} bytes were left)")
+            raise _Full
         self.size += size
         self.nodes.append(node)
         index = len(self.nodes) - 1
@@ -101,38 +102,46 @@ class _Encoder:
         nodes_before, memo_before, size_before = len(self.nodes), len(self._memo_order), self.size
         try:
             return self._encode(value)
+        except _Full:
+            self._rollback(nodes_before, memo_before, size_before)
+            room = max(self.max_bytes - size_before, 0)
+            raise _Skip(f"too large for the snapshot (over the {room:,} of {self.max_bytes:,} bytes left)") from None
         except BaseException:
-            del self.nodes[nodes_before:]
-            for key in self._memo_order[memo_before:]:
-                self.memo.pop(key, None)
-            del self._memo_order[memo_before:]
-            self.size = size_before
+            self._rollback(nodes_before, memo_before, size_before)
             raise
+
+    def _rollback(self, nodes_before: int, memo_before: int, size_before: int) -> None:
+        """Forget a variable that could not be saved: its nodes, and the values they stood for."""
+        del self.nodes[nodes_before:]
+        for key in self._memo_order[memo_before:]:
+            self.memo.pop(key, None)
+        del self._memo_order[memo_before:]
+        self.size = size_before
 
     def _encode(self, root: object) -> int:
         stack: list[tuple[object, list[object], list[int]]] = []
         """Containers being encoded: the value, its items still to do (last first), the refs of those done."""
         active: set[int] = set()
+        memo = self.memo
         value: object = root
         while True:
-            ref: int | None = None
             if value is _DONE:  # the container on top has no items left: it becomes a node
                 container, _, refs = stack.pop()
                 active.discard(id(container))
-                ref = self.add(container, self._container(container, refs))
-            elif id(value) in active:
-                raise _Skip("it contains itself (a cycle)")
-            elif id(value) in self.memo:
-                ref = self.memo[id(value)]
+                ref: int | None = self.add(container, *self._container(container, refs))
             else:
-                items = self._items(value)
-                if items is None:
-                    ref = self.add(value, self._leaf(value))
-                elif len(stack) >= MAX_NESTING:
-                    raise _Skip(f"it is nested deeper than {MAX_NESTING} levels")
-                else:
-                    active.add(id(value))
-                    stack.append((value, items[::-1], []))
+                key = id(value)
+                ref = memo.get(key)
+                if ref is None:
+                    if key in active:
+                        raise _Skip("it contains itself (a cycle)")
+                    if type(value) in _LEAVES:
+                        ref = self.add(value, *self._leaf(value))
+                    elif len(stack) >= MAX_NESTING:
+                        raise _Skip(f"it is nested deeper than {MAX_NESTING} levels")
+                    else:
+                        active.add(key)
+                        stack.append((value, self._items(value)[::-1], []))
             if ref is not None:
                 if not stack:
                     return ref
@@ -141,8 +150,8 @@ class _Encoder:
             value = todo.pop() if todo else _DONE
 
     @staticmethod
-    def _items(value: object) -> list[object] | None:
-        """The items of a container (keys and values alternating for mappings); None for a leaf."""
+    def _items(value: object) -> list[object]:
+        """The items of a container (keys and values alternating for mappings); anything else is skipped."""
         kind = type(value)
         if kind in _SEQUENCES:
             return list(value)  # type: ignore[call-overload]
@@ -154,42 +163,46 @@ class _Encoder:
                 if factory is not None and not any(factory is f for f in FACTORIES.values()):
                     raise _Skip("a defaultdict whose default is not a plain type")
             return [x for pair in dict.items(value) for x in pair]  # type: ignore[arg-type]
-        return None
+        raise _Skip(_what(value))
 
-    def _leaf(self, value: object) -> list[Any]:
+    def _leaf(self, value: object) -> tuple[list[Any], int]:
+        """The node of a plain value and its exact size (``["t",...]`` and a comma: 7 bytes around the value)."""
         kind = type(value)
         if value is None:
-            return ["n"]
+            return ["n"], 6
         if kind is bool:
-            return ["b", value]
+            return ["b", value], 12
         if kind is int:
             if int.bit_length(value) > MAX_INT_BITS:  # type: ignore[arg-type]
                 raise _Skip(f"an int of more than {MAX_INT_BITS:,} bits")
-            return ["i", value]
+            return ["i", value], 7 + len(int.__repr__(value))  # type: ignore[arg-type]
         if kind is float:
-            return ["f", value if math.isfinite(value) else repr(value)]  # type: ignore[arg-type]
+            text = float.__repr__(value)  # type: ignore[arg-type]
+            return (["f", value], 7 + len(text)) if math.isfinite(value) else (["f", text], 9 + len(text))  # type: ignore[arg-type]
         if kind is str:
             if len(value) > self.max_bytes - self.size:  # type: ignore[arg-type]
-                raise _Skip(f"too large for the snapshot ({len(value):,} characters)")  # type: ignore[arg-type]
-            return ["s", value]
+                raise _Full
+            return ["s", value], 7 + len(encode_basestring_ascii(value))  # what the channel sends  # type: ignore[arg-type]
         if kind is bytes:
             if 2 * len(value) > self.max_bytes - self.size:  # type: ignore[arg-type]
-                raise _Skip(f"too large for the snapshot ({len(value):,} bytes)")  # type: ignore[arg-type]
-            return ["y", bytes.hex(value)]  # type: ignore[arg-type]
+                raise _Full
+            return ["y", bytes.hex(value)], 9 + 2 * len(value)  # type: ignore[arg-type]
         raise _Skip(_what(value))
 
-    @staticmethod
-    def _container(value: object, refs: list[int]) -> list[Any]:
+    def _container(self, value: object, refs: list[int]) -> tuple[list[Any], int]:
+        """The node of a container and a bound on its size (every ref as long as the largest index yet)."""
+        size = 9 + len(refs) * len(str(len(self.nodes)))
         kind = type(value)
         if kind in _SEQUENCES:
-            return [_SEQUENCES[kind], refs]
+            return [_SEQUENCES[kind], refs], size
         if kind in _MAPPINGS:
-            return [_MAPPINGS[kind], refs]
+            return [_MAPPINGS[kind], refs], size
         if kind is deque:
-            return ["q", value.maxlen, refs]  # type: ignore[attr-defined]
+            maxlen = value.maxlen  # type: ignore[attr-defined]
+            return ["q", maxlen, refs], size + 1 + len(str(maxlen))
         factory = value.default_factory  # type: ignore[attr-defined]
         name = None if factory is None else next(n for n, f in FACTORIES.items() if f is factory)
-        return ["D", name, refs]
+        return ["D", name, refs], size + 3 + len(str(name))
 
 
 def encode(namespace: Mapping[str, object], reserved: Iterable[str], max_bytes: int) -> dict[str, Any]:
@@ -306,14 +319,18 @@ def _check_node(node: Any, index: int, what: str) -> None:
             return
         raise ProtocolError(f"{what}: node {index} ({tag!r}) is malformed")
     value = node[1] if size == 2 else None
-    ok = {
-        "n": size == 1,
-        "b": type(value) is bool,
-        "i": type(value) is int and value.bit_length() <= MAX_INT_BITS,  # type: ignore[union-attr]
-        "f": type(value) is float or (type(value) is str and value in _FLOATS),
-        "s": type(value) is str,
-        "y": type(value) is str and _is_hex(value),  # type: ignore[arg-type]
-    }[tag]
+    if tag == "n":
+        ok = size == 1
+    elif tag == "b":
+        ok = type(value) is bool
+    elif tag == "i":
+        ok = type(value) is int and value.bit_length() <= MAX_INT_BITS  # type: ignore[union-attr]
+    elif tag == "f":
+        ok = type(value) is float or (type(value) is str and value in _FLOATS)
+    elif tag == "s":
+        ok = type(value) is str
+    else:
+        ok = type(value) is str and _is_hex(value)  # type: ignore[arg-type]
     if not ok:
         raise ProtocolError(f"{what}: node {index} ({tag!r}) is malformed")
 
