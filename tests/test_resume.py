@@ -16,10 +16,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+from browser import Chromium, find_chromium
 from conftest import ROOT_MODEL, SUB_MODEL, HttpServer, connect, server_env
 from helpers import bearer_client, call, call_error
 
 from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, code, scripted
+from rlm_mcp.pricing import PriceTable
+from rlm_mcp.schemas import NotRestored, Resumption, Step, SubCallRecord, Trajectory
+from rlm_mcp.viewer import render
 
 pytestmark = pytest.mark.anyio
 RESUMED = "[The run was resumed.]"
@@ -233,3 +237,39 @@ def test_the_shell_resumes_a_run_that_stopped_short(tmp_path: Path, fake) -> Non
     assert rlm("--resume", hint).returncode == 2  # completed now: a follow-up question is needed
     done = rlm("--resume", hint, "--context", str(notes), "And the first word?")
     assert done.returncode == 0 and done.stdout == "4\n"  # the script's last step repeats
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_the_viewer_marks_the_resume_and_the_cached_sub_calls(tmp_path: Path) -> None:
+    t0 = 1_750_000_000.0
+    call = {"model": SUB_MODEL, "latency_ms": 900.0, "prompt_chars": 40, "prompt_preview": "p", "input_tokens": 10}
+    steps = [
+        Step(index=0, turn=0, started_at=t0, elapsed_ms=5, code="x = 1", sub_call_count=1,
+             sub_calls=[SubCallRecord(started_at=t0, **call)]),
+        Step(index=1, turn=2, started_at=t0 + 60, elapsed_ms=5, code="FINAL(x)", final="1", sub_call_count=2,
+             cached_sub_calls=1, sub_calls=[SubCallRecord(started_at=t0 + 60, cached=True, **call),
+                                            SubCallRecord(started_at=t0 + 61, **call)]),
+    ]  # fmt: skip
+    lost = NotRestored(name="helper", reason="a function or class: define it again")
+    resumption = Resumption(at=t0 + 59, after_step=1, from_status="limit_reached", from_message="budget", query=None,
+                            session_id="s_viewerTest01", restored=["x"], snapshot_step=0, not_restored=[lost])  # fmt: skip
+    run = Trajectory(id="t_resumedRun0001", kind="run", session_id="s_viewerTest01", status="completed",
+                     created_at=t0, updated_at=t0 + 62, query="?", answer="1", root_model=ROOT_MODEL, steps=steps,
+                     resumes=[resumption], cost_saved_usd=0.001, sub_calls=3)  # fmt: skip
+    page = tmp_path / "run.html"
+    page.write_text(render(run, {}, PriceTable()), encoding="utf-8")
+    chromium = Chromium(find_chromium())
+    try:
+        report = chromium.open(page.as_uri())
+        assert report.errors == [], report.errors
+        marker = chromium.evaluate("document.querySelector('#r > .steps > .resume').textContent")
+        assert "limit_reached" in marker and "restored (as after step 1): x" in marker
+        assert "helper (a function" in marker
+        # The marker sits right before the continuation's first step.
+        assert chromium.evaluate("document.querySelector('#r > .steps > .resume').nextElementSibling.id") == "r-s1"
+        rows = "[...document.querySelectorAll('#r-s1 tr.sub-row')]"
+        cells = chromium.evaluate(rows + ".map(r => r.lastChild.textContent)")
+        assert cells == ["cached", "ok"]
+        assert "1 cached" in chromium.evaluate("document.querySelector('.stats').textContent")
+    finally:
+        chromium.close()
