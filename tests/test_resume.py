@@ -251,8 +251,9 @@ def test_the_viewer_marks_the_resume_and_the_cached_sub_calls(tmp_path: Path) ->
                                             SubCallRecord(started_at=t0 + 61, **call)]),
     ]  # fmt: skip
     lost = NotRestored(name="helper", reason="a function or class: define it again")
-    resumption = Resumption(at=t0 + 59, after_step=1, from_status="limit_reached", from_message="budget", query=None,
-                            session_id="s_viewerTest01", restored=["x"], snapshot_step=0, not_restored=[lost])  # fmt: skip
+    resumption = Resumption(at=t0 + 59, after_step=1, from_status="limit_reached", from_message="budget",
+                            session_id="s_viewerTest01", restored=["x"], snapshot_step=0,
+                            not_restored=[lost])  # fmt: skip
     run = Trajectory(id="t_resumedRun0001", kind="run", session_id="s_viewerTest01", status="completed",
                      created_at=t0, updated_at=t0 + 62, query="?", answer="1", root_model=ROOT_MODEL, steps=steps,
                      resumes=[resumption], cost_saved_usd=0.001, sub_calls=3)  # fmt: skip
