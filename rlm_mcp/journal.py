@@ -75,6 +75,8 @@ def load_message(raw: Any) -> Message:
 class Transcript:
     messages: list[Message]
     protocol: Protocol
+    damaged: int = 0
+    """Records that could not be read and were skipped (each logged)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class RunJournal:
         self.written = written
         """Messages of the transcript already in the store."""
         self.unsaved: str | None = None
-        """Why the last snapshot could not be taken, if it could not (told once, in the next step's notes)."""
+        """Why the transcript or the last snapshot could not be saved, if so (told once, in the next step's notes)."""
 
     async def _append(self, record: dict[str, Any]) -> None:
         data = json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogatepass")
@@ -115,9 +117,9 @@ class RunJournal:
         try:
             await self._append({"kind": "append", "protocol": protocol, "messages": [dump_message(m) for m in fresh]})
             self.written = len(messages)
-        except Exception:
-            log.warning("could not save the transcript of %s (it cannot be resumed from here)", self.trajectory_id,
-                        exc_info=True)  # fmt: skip
+        except Exception as exc:  # the run goes on; the next sync writes these messages too
+            log.warning("could not save the transcript of %s", self.trajectory_id, exc_info=True)
+            self.unsaved = f"the run's transcript could not be saved ({exc}); a resume would start from an earlier turn"
 
     async def reset(self, messages: list[Message], protocol: Protocol) -> None:
         """Start the transcript over from ``messages`` (a resumed run's repaired copy)."""
@@ -137,8 +139,9 @@ class RunJournal:
         try:
             data = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode()
             await anyio.to_thread.run_sync(self.store.write, _state_key(self.trajectory_id), data)
-        except Exception:
+        except Exception as exc:
             log.warning("could not save the REPL state of %s", self.trajectory_id, exc_info=True)
+            self.unsaved = f"the REPL's variables could not be saved for a resume ({exc})"
 
 
 async def read_transcript(store: Store, trajectory_id: str) -> Transcript | None:
@@ -149,32 +152,34 @@ async def read_transcript(store: Store, trajectory_id: str) -> Transcript | None
         return None
     messages: list[Message] = []
     protocol: Protocol = "tools"
+    damaged = 0
     for raw in records:
         try:
             record = json.loads(getattr(raw, "data", raw))  # bytes, or a store's record object holding them
             batch = [load_message(m) for m in record["messages"]]
         except (ValueError, KeyError, TypeError):
             log.warning("a damaged transcript record in %s was skipped", trajectory_id)
+            damaged += 1
             continue
         protocol = "text" if record.get("protocol") == "text" else "tools"
         messages = batch if record.get("kind") == "reset" else messages + batch
-    return Transcript(messages, protocol) if messages else None
+    return Transcript(messages, protocol, damaged) if messages else None
 
 
-async def read_state(store: Store, trajectory_id: str, max_bytes: int) -> SavedState | None:
-    """The last snapshot, checked again as untrusted data; None if there is none (or it is damaged)."""
+async def read_state(store: Store, trajectory_id: str, max_bytes: int) -> tuple[SavedState | None, str | None]:
+    """The last snapshot, checked again as untrusted data, or None and, if it exists but is damaged, why."""
     try:
         raw = await anyio.to_thread.run_sync(store.read, _state_key(trajectory_id))
         record = json.loads(raw)
         after = record.get("after_step") if isinstance(record, dict) else None
         if type(after) is not int:
-            raise ValueError("no step")
-        return SavedState(Snapshot.parse(record, max(max_bytes, len(raw)), "the saved state"), after)
+            raise ValueError("it names no step")
+        return SavedState(Snapshot.parse(record, max(max_bytes, len(raw)), "the saved state"), after), None
     except KeyNotFound:
-        return None
+        return None, None
     except (ValueError, ProtocolError) as exc:
         log.warning("the saved REPL state of %s is damaged: %s", trajectory_id, exc)
-        return None
+        return None, f"the saved variables are damaged ({exc}) and were not restored"
 
 
 def drop(store: Store, trajectory_id: str) -> None:

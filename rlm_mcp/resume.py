@@ -24,14 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rlm_mcp.errors import InvalidInput
+from rlm_mcp.errors import InvalidInput, RLMError
 from rlm_mcp.journal import read_state, read_transcript
 from rlm_mcp.models import Message, TextBlock, ToolCall, ToolResult, Usage
 from rlm_mcp.pricing import PriceTable, run_cost
 from rlm_mcp.replies import Protocol
 from rlm_mcp.schemas import NotRestored, Resumption, Trajectory
 from rlm_mcp.store import Store
-from sandbox import Sandbox
+from sandbox import Sandbox, SandboxError
 
 if TYPE_CHECKING:
     from rlm_mcp.loop import RunConfig, RunOutcome
@@ -134,7 +134,7 @@ def budget_words(config: RunConfig) -> str:
     return ", ".join(words)
 
 
-def note(record: Resumption, config: RunConfig, total_steps: int, notes: list[str]) -> str:
+def note(record: Resumption, config: RunConfig, total_steps: int) -> str:
     """What the root is told when its run goes on."""
     stopped = record.from_status + (f": {record.from_message}" if record.from_message else "")
     lines = [f"[The run was resumed.] It had stopped ({stopped}). Its new budget: {budget_words(config)}."]
@@ -148,7 +148,7 @@ def note(record: Resumption, config: RunConfig, total_steps: int, notes: list[st
         if record.not_restored:
             lost = "; ".join(f"{n.name} ({n.reason})" for n in record.not_restored[:30])
             repl += f" Not restored: {lost}."
-    lines.append(repl + "".join(f" Note: {n}." for n in notes))
+    lines.append(repl + "".join(f" Note: {n}." for n in record.notes))
     if record.from_status == "completed":
         lines.append(f"You answered above. The user asks a follow-up: {record.query}\nAnswer it the same way.")
     elif record.query:
@@ -176,14 +176,20 @@ async def prepare(
             f"run {trajectory.id!r} kept no transcript (it was recorded before runs could be resumed, or its "
             "transcript could not be written), so it cannot be resumed; start a new run"
         )
-    notes = await sandbox.reset()
-    state = await read_state(runs_store, trajectory.id, snapshot_bytes)
+    state, damage = await read_state(runs_store, trajectory.id, snapshot_bytes)
+    notes = [damage] if damage else []
+    if transcript.damaged:
+        notes.append(f"{transcript.damaged} damaged record(s) of the conversation were skipped")
     restored: list[str] = []
     lost: list[NotRestored] = []
-    if state is not None:
-        done = await sandbox.restore(state.snapshot)
-        restored = done.names
-        lost = [NotRestored(name=n, reason=r) for n, r in [*state.snapshot.skipped, *done.failed]]
+    try:
+        await sandbox.reset()
+        if state is not None:
+            done = await sandbox.restore(state.snapshot)
+            restored = done.names
+            lost = [NotRestored(name=n, reason=r) for n, r in [*state.snapshot.skipped, *done.failed]]
+    except SandboxError as exc:
+        raise RLMError(f"the run could not be resumed: the sandbox failed ({exc})") from None
     record = Resumption(
         at=time.time(),
         after_step=len(trajectory.steps),
@@ -194,8 +200,9 @@ async def prepare(
         restored=restored,
         not_restored=lost,
         snapshot_step=state.after_step if state is not None else None,
+        notes=notes,
     )
-    text = note(record, config, len(trajectory.steps), notes)
+    text = note(record, config, len(trajectory.steps))
     return ResumePoint(
         messages=answer_all(transcript.messages, transcript.protocol, text),
         protocol=transcript.protocol,

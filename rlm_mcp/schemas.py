@@ -143,6 +143,7 @@ class Resumption(BaseModel):
     restored: list[str] = Field(default_factory=list, description="REPL variables restored from the snapshot")
     not_restored: list[NotRestored] = Field(default_factory=list, description="variables that were not, and why")
     snapshot_step: int | None = Field(None, description="the step after which the restored variables were saved")
+    notes: list[str] = Field(default_factory=list, description="what else happened (e.g. damaged records skipped)")
 
 
 class RLMQueryResult(BaseModel):

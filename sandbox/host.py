@@ -374,13 +374,15 @@ class Sandbox:
         message = {"op": "restore", **snapshot.to_message()}
         return await self._ask(message, "restored", "restoring variables", lambda r: Restored.parse(r, snapshot))
 
-    async def reset(self) -> list[str]:
-        """A fresh worker with the same corpus and no variables; returns notes (e.g. the corpus did not reload)."""
+    async def reset(self) -> None:
+        """A fresh worker with the same corpus and no variables; SandboxError if the corpus did not reload."""
         async with self._lock:
             await self._ensure_running()
+            had = bool(self._documents)
             notes = await self._restart()
             self._pending_notes.clear()
-            return notes
+            if had and not self._documents:
+                raise SandboxError("; ".join(notes) or "the corpus could not be reloaded")
 
     async def _ask(
         self, message: dict[str, Any], op: str, what: str, parse: Callable[[dict[str, Any]], T] | None = None
