@@ -36,12 +36,19 @@ one item per line, a number, or JSON. A sub-model sees only its prompt, so put t
 6. Finish with FINAL(answer) (or FINAL_VAR("name") for a variable). repl_exec returns it as `final`; give that \
 answer to the user, with how it was found.
 
-Budget: {max_sub_calls} sub-calls per session (SubcallBudgetExceeded when spent), {exec_timeout:g} s of compute per \
+Budget: {max_sub_calls} sub-calls{limits} per session (a batch it cannot cover is refused whole with \
+SubcallBudgetExceeded; the get_budget tool shows what is left), {exec_timeout:g} s of compute per \
 repl_exec call (waiting for sub-calls does not count). SHOW_VARS() lists your variables. Available modules: \
 re, json, math, collections, itertools, functools, statistics, string, textwrap, datetime, difflib, heapq, \
 bisect, random, operator, csv, io, unicodedata, hashlib, base64, html, fractions, decimal, copy, time, pprint. \
 No files, network or processes. get_trajectory shows every step you took.\
 """
+
+
+def _limits(settings: Settings) -> str:
+    """The token and dollar limits of a session, when set."""
+    tokens = f", {settings.max_tokens:,} tokens" if settings.max_tokens else ""
+    return tokens + (f", ${settings.max_cost_usd:g}" if settings.max_cost_usd else "")
 
 
 def guide_text(settings: Settings, corpus: LoadInfo | None = None, question: str | None = None) -> str:
@@ -51,6 +58,7 @@ def guide_text(settings: Settings, corpus: LoadInfo | None = None, question: str
         sub_tokens=settings.sub_context_tokens,
         concurrency=settings.subcall_concurrency,
         max_sub_calls=settings.max_sub_calls,
+        limits=_limits(settings),
         exec_timeout=settings.exec_timeout_s,
     )
     if corpus is not None:
