@@ -395,12 +395,23 @@ class Sandbox:
             await self._ensure_running()
             worker = self._live
             deadline = anyio.current_time() + self.limits.exec_timeout_s + self.limits.kill_grace_s
+            ops = frozenset({op, "internal_error"})
+            request_id: int | None = None
             try:
                 request_id = await worker.request(message)
-                reply = await worker.reply(request_id, frozenset({op, "internal_error"}), what, deadline)
+                reply = await worker.reply(request_id, ops, what, deadline)
                 if reply["op"] == op:
                     return parse(reply) if parse is not None else reply
                 problem = Fields(reply, "the internal error").text("message", 2000)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):  # the answer must not be left for the next request to read
+                    try:
+                        if request_id is None:
+                            raise WorkerLost("protocol", "cancelled while sending")
+                        await worker.reply(request_id, ops, what, deadline)
+                    except (WorkerLost, ProtocolError, TimeoutError):
+                        await self._restart()
+                raise
             except (WorkerLost, ProtocolError) as lost:
                 notes = await self._restart()
                 message_text = f"{lost}; the sandbox was restarted and variables from earlier calls were lost"
