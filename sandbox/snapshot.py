@@ -36,6 +36,8 @@ from sandbox.fields import Fields, clean_text
 from sandbox.protocol import ProtocolError
 
 MAX_VARIABLES = 1000
+MAX_NODES = 250_000
+"""Values in one snapshot at most: a bound on the time it takes, on either side of the channel."""
 MAX_NESTING = 1000
 """Containers nested deeper than this are skipped (encoding walks them with an explicit stack, not recursion)."""
 MAX_INT_BITS = 10_000
@@ -50,10 +52,6 @@ _MAPPINGS = {dict: "d", OrderedDict: "O", Counter: "C"}
 _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _LEAVES = frozenset({type(None), bool, int, float, str, bytes})
 _TAGS = frozenset({"n", "b", "i", "f", "s", "y", "l", "t", "S", "F", "d", "O", "C", "D", "q"})
-
-
-_DONE = object()
-"""Marks, while encoding, that the container on top of the stack has no items left."""
 
 
 class _Skip(Exception):
@@ -88,7 +86,7 @@ class _Encoder:
 
     def add(self, value: object, node: list[Any], size: int) -> int:
         """Append ``node`` (at most ``size`` bytes as compact JSON, with its comma)."""
-        if self.size + size > self.max_bytes:
+        if self.size + size > self.max_bytes or len(self.nodes) >= MAX_NODES:
             raise _Full
         self.size += size
         self.nodes.append(node)
@@ -105,7 +103,10 @@ class _Encoder:
         except _Full:
             self._rollback(nodes_before, memo_before, size_before)
             room = max(self.max_bytes - size_before, 0)
-            raise _Skip(f"too large for the snapshot (over the {room:,} of {self.max_bytes:,} bytes left)") from None
+            raise _Skip(
+                f"too large for the snapshot (over the {room:,} of {self.max_bytes:,} bytes left, "
+                f"or more than {MAX_NODES - nodes_before:,} more values)"
+            ) from None
         except BaseException:
             self._rollback(nodes_before, memo_before, size_before)
             raise
@@ -119,35 +120,67 @@ class _Encoder:
         self.size = size_before
 
     def _encode(self, root: object) -> int:
-        stack: list[tuple[object, list[object], list[int]]] = []
-        """Containers being encoded: the value, its items still to do (last first), the refs of those done."""
+        """Depth first with an explicit stack; strings and ints, most of any state, are encoded inline (speed)."""
+        if type(root) in _LEAVES:
+            return self.memo.get(id(root)) if id(root) in self.memo else self.add(root, *self._leaf(root))
+        memo, nodes, order, limit = self.memo, self.nodes, self._memo_order, self.max_bytes
+        stack: list[list[Any]] = []
+        """Containers being encoded: [the value, its items, the next item's position, the refs so far]."""
         active: set[int] = set()
-        memo = self.memo
-        value: object = root
+        self._open(root, stack, active)
         while True:
-            if value is _DONE:  # the container on top has no items left: it becomes a node
-                container, _, refs = stack.pop()
-                active.discard(id(container))
-                ref: int | None = self.add(container, *self._container(container, refs))
-            else:
-                key = id(value)
+            frame = stack[-1]
+            items, position, refs = frame[1], frame[2], frame[3]
+            descended = False
+            for position in range(position, len(items)):  # noqa: B020 (the frame keeps where it stopped)
+                item = items[position]
+                key = id(item)
                 ref = memo.get(key)
                 if ref is None:
-                    if key in active:
+                    kind = type(item)
+                    if kind is str:
+                        if len(item) > limit - self.size:
+                            raise _Full
+                        size = 7 + len(encode_basestring_ascii(item))
+                        if self.size + size > limit or len(nodes) >= MAX_NODES:
+                            raise _Full
+                        self.size += size
+                        nodes.append(["s", item])
+                        ref = memo[key] = len(nodes) - 1
+                        order.append(key)
+                    elif kind is int and -(10**15) < item < 10**15:
+                        size = 7 + len(int.__repr__(item))
+                        if self.size + size > limit or len(nodes) >= MAX_NODES:
+                            raise _Full
+                        self.size += size
+                        nodes.append(["i", item])
+                        ref = memo[key] = len(nodes) - 1
+                        order.append(key)
+                    elif kind in _LEAVES:
+                        ref = self.add(item, *self._leaf(item))
+                    elif key in active:
                         raise _Skip("it contains itself (a cycle)")
-                    if type(value) in _LEAVES:
-                        ref = self.add(value, *self._leaf(value))
-                    elif len(stack) >= MAX_NESTING:
-                        raise _Skip(f"it is nested deeper than {MAX_NESTING} levels")
                     else:
-                        active.add(key)
-                        stack.append((value, self._items(value)[::-1], []))
-            if ref is not None:
-                if not stack:
-                    return ref
-                stack[-1][2].append(ref)
-            todo = stack[-1][1]
-            value = todo.pop() if todo else _DONE
+                        frame[2] = position + 1
+                        self._open(item, stack, active)
+                        descended = True
+                        break
+                refs.append(ref)
+            if descended:
+                continue
+            container = stack.pop()[0]
+            active.discard(id(container))
+            ref = self.add(container, *self._container(container, refs))
+            if not stack:
+                return ref
+            stack[-1][3].append(ref)
+
+    def _open(self, container: object, stack: list[list[Any]], active: set[int]) -> None:
+        if len(stack) >= MAX_NESTING:
+            raise _Skip(f"it is nested deeper than {MAX_NESTING} levels")
+        items = self._items(container)
+        active.add(id(container))
+        stack.append([container, items, 0, []])
 
     @staticmethod
     def _items(value: object) -> list[object]:
@@ -358,7 +391,8 @@ class Snapshot:
         """A snapshot from the worker (or read back from the store): refused whole unless exactly well formed."""
         fields = Fields(raw, what)
         nodes, variables, skipped = fields.items("nodes"), fields.mapping("variables"), fields.items("skipped")
-        if len(nodes) > max(max_bytes // 4, 1) or len(variables) > MAX_VARIABLES or len(skipped) > MAX_VARIABLES:
+        too_many = len(nodes) > min(max(max_bytes // 4, 1), MAX_NODES)
+        if too_many or len(variables) > MAX_VARIABLES or len(skipped) > MAX_VARIABLES:
             raise ProtocolError(f"{what} has more nodes or variables than its size allows")
         for index, node in enumerate(nodes):
             _check_node(node, index, what)
