@@ -143,7 +143,9 @@ class Runs:
 
     async def start(self, query: Query, *, wait: bool, progress: ProgressReporter | None) -> RLMQueryResult:
         if query.resume is None:
-            if not (query.query or "").strip():
+            if query.query is None:
+                raise InvalidInput("query is required: the question to answer (only resume= goes on without one)")
+            if not query.query.strip():
                 raise InvalidInput("query is empty")
             return await self._start(query, None, wait, progress)
         resumed = await self.trajectories.get_owned(check_id(query.resume, "trajectory"), query.owner)
@@ -240,6 +242,7 @@ class Runs:
                 corpus_chars=session.info.chars,
                 owner=session.owner,
             )
+            journal = RunJournal(self.runs_store, trajectory.id, snapshot_bytes=self.snapshot_bytes)
         else:
             point = await resume.prepare(
                 resumed,
@@ -251,6 +254,8 @@ class Runs:
                 snapshot_bytes=self.snapshot_bytes,
                 prices=self.prices,
             )
+            journal = RunJournal(self.runs_store, resumed.id, snapshot_bytes=self.snapshot_bytes)
+            await journal.reset(point.messages, point.protocol)  # before the run reads as running again
             trajectory = await self.trajectories.reopen(
                 resumed.id,
                 message=None,
@@ -259,9 +264,6 @@ class Runs:
                 sub_model=config.sub_model,
                 resumes=[*resumed.resumes, point.record],
             )
-        journal = RunJournal(self.runs_store, trajectory.id, snapshot_bytes=self.snapshot_bytes)
-        if point is not None:
-            await journal.reset(point.messages, point.protocol)
         if trajectory.id not in session.runs:
             session.runs.append(trajectory.id)
         run = RLMRun(
