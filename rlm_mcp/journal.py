@@ -31,7 +31,7 @@ from rlm_mcp.store import KeyNotFound, LocalStore, Store
 from rlm_mcp.store.local import LOG_SUFFIX
 from sandbox import Sandbox, SandboxError
 from sandbox.protocol import ProtocolError
-from sandbox.snapshot import Snapshot
+from sandbox.snapshot_check import Snapshot
 
 log = logging.getLogger(__name__)
 

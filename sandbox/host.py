@@ -46,7 +46,7 @@ from sandbox.results import (
     parse_variables,
 )
 from sandbox.serving import serve_call, serve_subcall
-from sandbox.snapshot import Restored, Snapshot
+from sandbox.snapshot_check import Restored, Snapshot
 
 _EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
 T = TypeVar("T")

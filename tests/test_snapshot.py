@@ -16,7 +16,8 @@ from escape import channel_of, frame
 
 from sandbox import Sandbox, SandboxError, SandboxLimits
 from sandbox.protocol import ProtocolError
-from sandbox.snapshot import MAX_NESTING, Restored, Snapshot
+from sandbox.snapshot import MAX_NESTING
+from sandbox.snapshot_check import Restored, Snapshot
 
 pytestmark = pytest.mark.anyio
 
