@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks import corpora, harness, micro, report, run, savings
+from benchmarks import corpora, crowd, harness, mapreduce, micro, report, run, savings
 from benchmarks.tasks import all_tasks
 from rlm_mcp.fakes.bedrock import ConverseFake
 
@@ -122,12 +122,18 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             m["repl"] = await micro.repl_overhead(work, target, calls=100 if quick else 500)
             log("micro: sandboxed code against plain CPython")
             m["guarded"] = await micro.guarded(work, target, 16 if quick else 100, repeats=2 if quick else 5)
+            log("micro: 32 simultaneous loads over HTTP")
+            m["crowd"] = await crowd.concurrent_loads(work, target, 32, rounds=1 if quick else 3)
             log("micro: fan-out")
             m["fan_out"] = await micro.fan_out(work, fake, target)
             log("micro: root tokens against corpus size")
             m["root_tokens"] = await micro.root_tokens(work, fake, target, (100, 10_240 if quick else 102_400))
             log("micro: resuming and the sub-call cache")
             m["savings"] = await savings.measure(work, fake, target)
+            log("micro: map-reduce helpers against hand-written fan-out")
+            m["map_reduce"] = await mapreduce.measure(
+                work, target, fake, trec, 10_000 if quick else 100_000, args.sub_latency
+            )
             if trec is not None:
                 log("micro: parallel speed-up")
                 m["speedup"] = await micro.parallel_speedup(work, fake, target, trec, 100_000 if quick else 1_000_000)

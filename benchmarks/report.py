@@ -84,6 +84,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 _met(median <= 1.3 and max(ratios) <= 2.0),
             )
         )
+    if "crowd" in micro:
+        c = micro["crowd"]
+        rows.append(
+            (
+                f"report: wait of {c['clients']} simultaneous load_context calls over HTTP (p99, max)",
+                f"p99 {c['p99_s']} s, max {c['max_s']} s, median {c['median_s']} s (one load alone: {c['alone_s']} s)",
+                "reported",
+            )
+        )
     if "fan_out" in micro:
         fan = micro["fan_out"]
         rows.append(
@@ -149,6 +158,31 @@ def _task_table(tasks: list[dict[str, Any]]) -> list[str]:
             f"{r['sub_input_tokens']:,} / {r['sub_output_tokens']:,} | {r['wall_s']:.2f} s | {speed} | "
             f"{_mb(r['peak'])} | {cost} |"
         )
+    return out
+
+
+def _map_reduce(rows: list[dict[str, Any]]) -> list[str]:
+    """The scripted tasks with hand-written fan-out against the same steps with ``split_chunks``/``llm_map``."""
+    out = [
+        "## Map-reduce helpers",
+        "",
+        f"Each scripted task at {_tokens(rows[0]['tokens'])} tokens, as written (its own chunking functions and "
+        "`llm_query_batched`) and with `split_chunks`/`llm_map` in their place, step for step, in a fresh session "
+        "each; then again with a sub-model whose first answer in a run is an error (Bedrock's "
+        "`ModelErrorException`). The scripted roots cannot react to an error, so a run that fails repeats its last "
+        "step up to the limit of 8 turns; a real root would spend at least one more turn retrying `e.failed`.",
+        "",
+        "| task | sub-model | variant | score | root turns | sub-calls (failed) | lines of root code | "
+        "root output tokens | finished |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['title']} | {'first answer fails' if r['flaky'] else 'exact'} | {r['variant']} | "
+            f"{r['score']:.3f} | {r['iterations']} | {r['sub_calls']} ({r['failed_sub_calls']}) | {r['code_lines']} | "
+            f"{r['root_output_tokens']:,} | {'no' if r['incomplete'] else 'yes'} |"
+        )
+    out.append("")
     return out
 
 
@@ -308,6 +342,19 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         ]
         lines += [f"| {r['op']} | {r['plain_s']} s | {r['sandbox_s']} s | {r['ratio']}x |" for r in micro["guarded"]]
         lines.append("")
+    if "crowd" in micro:
+        c = micro["crowd"]
+        lines += [
+            "## Simultaneous loads",
+            "",
+            f"{c['clients']} MCP clients over streamable HTTP, released together, each calling `load_context` "
+            f"(a new session, so a new sandbox) on a server with `RLM_MAX_SESSIONS={c['clients']}`, "
+            f"{c['rounds']} round(s): the wait each client saw was {c['median_s']} s at the median, "
+            f"{c['p99_s']} s at the 99th percentile and {c['max_s']} s at most (per round: "
+            f"{', '.join(f'{x} s' for x in c['round_max_s'])}); one load alone takes {c['alone_s']} s. Sandboxes "
+            "start side by side, so the last client waits for the machine's cores, not for every start before it.",
+            "",
+        ]
     if "fan_out" in micro:
         f = micro["fan_out"]
         lines += [
@@ -343,6 +390,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             for r in micro["root_tokens"]
         ]
         lines.append("")
+    if micro.get("map_reduce"):
+        lines += _map_reduce(micro["map_reduce"])
     lines += [
         "## Real models (`--bedrock`)",
         "",

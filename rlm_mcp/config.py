@@ -206,9 +206,34 @@ class Settings(BaseSettings):
     max_corpus_mb: int = Field(4096, ge=1, description="largest corpus one session may load")
     max_output_chars: int = Field(20_000, ge=100, description="printed output kept per execution (head and tail)")
     max_code_chars: int = Field(200_000, ge=100, description="largest code one execution may submit")
-    max_sessions: int = Field(32, ge=1, description="live sessions; the oldest idle one is closed to make room")
+    max_sessions: int = Field(
+        32, ge=1, description="live sessions; at the limit the least recently used evictable one makes room"
+    )
     session_idle_timeout_s: float = Field(3600.0, gt=0, description="idle seconds after which a session is closed")
+    session_evict_idle_s: float = Field(
+        300.0,
+        ge=0,
+        description="idle seconds before a session may be evicted to make room at RLM_MAX_SESSIONS (it comes back "
+        "with its corpus on its next use); a session used more recently is never evicted",
+    )
     max_request_mb: int = Field(64, ge=1, description="largest HTTP request body (inline content)")
+    corpora_max_age_days: float = Field(
+        7.0, ge=0, description="inline corpora unused for this many days are removed (0: no age limit)"
+    )
+    corpora_max_mb: int = Field(
+        8192, ge=0, description="inline corpora kept, in MB; past it the least recently used go (0: no limit)"
+    )
+    derived_max_age_days: float = Field(
+        7.0, ge=0, description="derived files (decompressed, extracted, downloaded) unused for this many days go"
+    )
+    derived_max_mb: int = Field(8192, ge=0, description="derived files kept, in MB (0: no limit)")
+    trajectories_max_age_days: float = Field(
+        90.0, ge=0, description="trajectories unchanged for this many days are removed (0: no age limit)"
+    )
+    trajectories_max_mb: int = Field(2048, ge=0, description="trajectories kept, in MB (0: no limit)")
+    gc_interval_s: float = Field(
+        3600.0, gt=0, description="seconds between two clean-ups of the data directory (also one at start-up)"
+    )
     prices_file: FilePath | None = Field(None, description="JSON file of model prices that extends the built-in table")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level (logs go to stderr)")
     log_format: Literal["text", "json"] = Field(

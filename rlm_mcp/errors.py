@@ -6,6 +6,10 @@ as the text; anything else is a bug and is logged with its traceback.
 
 from __future__ import annotations
 
+import json
+
+from pydantic import ValidationError
+
 
 class RLMError(Exception):
     """Base class for failures reported to the caller as they are."""
@@ -21,6 +25,10 @@ class PathRefused(InvalidInput):
 
 class NotFound(RLMError):
     """A session, trajectory or file does not exist."""
+
+
+class Damaged(RLMError):
+    """A stored record cannot be read: the message says which, where, and what is wrong with it."""
 
 
 class CapacityExceeded(RLMError):
@@ -54,3 +62,23 @@ class Redactor:
         for place, name in self._places:
             text = text.replace(place, name)
         return text
+
+
+def describe_damage(exc: Exception) -> str:
+    """What is wrong with a stored record that could not be read, in a few words."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at character {exc.pos + 1})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 (at byte {exc.start + 1})"
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        if all(e["type"] == "missing" for e in errors):
+            names = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors)
+            return f"required fields are missing: {names}"
+        first = errors[0]
+        place = ".".join(str(part) for part in first["loc"]) or "the record"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{place}: {first['msg']}{more}"
+    if isinstance(exc, KeyError):
+        return f"the field {exc} is missing"
+    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"

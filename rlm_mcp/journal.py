@@ -27,8 +27,7 @@ import anyio.to_thread
 
 from rlm_mcp.models import Block, Message, TextBlock, ToolCall, ToolResult
 from rlm_mcp.replies import Protocol
-from rlm_mcp.store import KeyNotFound, LocalStore, Store
-from rlm_mcp.store.local import LOG_SUFFIX
+from rlm_mcp.store import KeyNotFound, Store
 from sandbox import Sandbox, SandboxError
 from sandbox.protocol import ProtocolError
 from sandbox.snapshot_check import Snapshot
@@ -89,8 +88,11 @@ def _log(trajectory_id: str) -> str:
     return trajectory_id
 
 
+STATE_SUFFIX = ".state.json"
+
+
 def _state_key(trajectory_id: str) -> str:
-    return f"{trajectory_id}.state.json"
+    return f"{trajectory_id}{STATE_SUFFIX}"
 
 
 class RunJournal:
@@ -155,10 +157,10 @@ async def read_transcript(store: Store, trajectory_id: str) -> Transcript | None
     damaged = 0
     for raw in records:
         try:
-            record = json.loads(getattr(raw, "data", raw))  # bytes, or a store's record object holding them
+            record = json.loads(raw.data)
             batch = [load_message(m) for m in record["messages"]]
         except (ValueError, KeyError, TypeError):
-            log.warning("a damaged transcript record in %s was skipped", trajectory_id)
+            log.warning("a damaged transcript record of %s was skipped (%s)", trajectory_id, raw.where)
             damaged += 1
             continue
         protocol = "text" if record.get("protocol") == "text" else "tools"
@@ -185,8 +187,4 @@ async def read_state(store: Store, trajectory_id: str, max_bytes: int) -> tuple[
 def drop(store: Store, trajectory_id: str) -> None:
     """Remove a run's transcript and state (blocking): for retention, when its trajectory goes."""
     store.delete(_state_key(trajectory_id))
-    delete_log = getattr(store, "delete_log", None)
-    if delete_log is not None:
-        delete_log(_log(trajectory_id))
-    elif isinstance(store, LocalStore):
-        store.delete(_log(trajectory_id) + LOG_SUFFIX)
+    store.delete_log(_log(trajectory_id))

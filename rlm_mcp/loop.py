@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,8 +30,10 @@ from rlm_mcp.models import Block, Completion, Message, ModelClient, TextBlock, T
 from rlm_mcp.models.base import TOOLS_UNSUPPORTED
 from rlm_mcp.pricing import PriceTable, run_cost
 from rlm_mcp.principals import LOCAL
+from rlm_mcp.progress import Progress, ProgressReporter, StepProgress
 from rlm_mcp.replies import Protocol, Reading
 from rlm_mcp.schemas import RunStatus, SubCallRecord
+from rlm_mcp.store import StoreError
 from rlm_mcp.subcall_cache import Occurrences
 from rlm_mcp.subcalls import Budget, SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from rlm_mcp.resume import ResumePoint
 
 log = logging.getLogger(__name__)
-ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class RLMRun:
         broker: SubcallBroker,
         trajectories: TrajectoryStore,
         prices: PriceTable,
-        progress: ProgressFn | None = None,
+        progress: ProgressReporter | None = None,
         depth: int = 1,
         recursion: Recursion | None = None,
         budget: Budget | None = None,
@@ -134,8 +134,11 @@ class RLMRun:
         self.messages: list[Message] = []
         self._started = time.monotonic()
         self.step_count = resumed.steps if resumed else 0
-        self._sub_progress = 0
-        """Sub-call progress reports in the current step (they move the progress value inside the step)."""
+        self.step_progress = StepProgress(0)
+        """Where the progress value stands inside the current step (sub-calls and nested runs move it).
+
+        Counted from this run's first turn, so a resumed run's value goes from 0 to its own
+        ``max_iterations`` as MCP's ``total`` says, while its messages name the turn of the whole run."""
         self._scope: anyio.CancelScope | None = None
         self._cancel_status: tuple[RunStatus, str] = ("cancelled", "the run was cancelled")
         self.protocol: Protocol = "tools"
@@ -182,6 +185,8 @@ class RLMRun:
             self._end("failed", message=f"the root model failed: {exc}")
         except SandboxError as exc:
             self._end("failed", message=f"the sandbox failed: {exc}")
+        except StoreError as exc:
+            self._end("failed", message=f"the run stopped because its trajectory could not be written: {exc}")
         except Exception as exc:
             log.exception("run %s failed", self.trajectory_id)
             self._end("failed", message=f"internal error: {exc!r}")
@@ -220,9 +225,14 @@ class RLMRun:
         }
         if self.resumed is not None:  # the trajectory's totals are the whole run's
             totals = self.resumed.totals(outcome)
-        await self.trajectories.update(
-            self.trajectory_id, status=outcome.status, answer=outcome.answer, message=outcome.message, **totals
-        )
+        try:
+            await self.trajectories.update(
+                self.trajectory_id, status=outcome.status, answer=outcome.answer, message=outcome.message, **totals
+            )
+        except StoreError as exc:  # kept in memory and written once there is room; the caller hears it now
+            log.warning("run %s: %s", self.trajectory_id, exc)
+            if outcome.status != "failed" or not (outcome.message or "").startswith("the run stopped because"):
+                outcome.message = f"{outcome.message + '; ' if outcome.message else ''}{exc}"
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -236,6 +246,8 @@ class RLMRun:
         for index in range(self.config.max_iterations):
             turn = self.first_turn + index
             with telemetry.iteration_span(turn + 1):
+                self.step_progress = StepProgress(index)
+                await self.report(self.step_progress.begin(), f"step {turn + 1}: the root model is writing")
                 reply = await self._ask_root()
                 self.outcome.iterations = index + 1
                 await self._turn(turn, reply)
@@ -344,10 +356,9 @@ class RLMRun:
     def subcall_handler(self, turn: int, sub_log: SubcallLog) -> Any:
         async def on_progress(done: int, total: int) -> None:
             if self.progress is not None:
-                # MCP wants progress to increase: within step n it climbs from n - 1 towards n.
-                self._sub_progress += 1
-                value = turn - self.first_turn + self._sub_progress / (self._sub_progress + 1)
-                await self.progress(value, self.config.max_iterations, f"step {turn + 1}: {done}/{total} sub-calls")
+                value = self.step_progress.batch(done, total)
+                message = f"step {turn + 1}: {done}/{total} sub-calls"
+                await self.report(value, message, done=done, of=total, running=len(sub_log.records))
 
         return self.broker.handler(
             budget=self.budget,
@@ -364,12 +375,27 @@ class RLMRun:
             return None
         return self.recursion.handler(self, turn, children)
 
-    async def _report(self, turn: int) -> None:
-        self._sub_progress = 0
+    async def report(
+        self, value: float, message: str, *, done: int = 0, of: int | None = None, running: int = 0
+    ) -> None:
+        """A progress report for the current step; ``running`` counts sub-calls not yet in the outcome."""
         if self.progress is not None:
-            calls = len(self.outcome.sub_calls)
-            done = turn - self.first_turn + 1
-            await self.progress(done, self.config.max_iterations, f"step {turn + 1}: {calls} sub-calls")
+            await self.progress(
+                Progress(
+                    value=value,
+                    total=self.config.max_iterations,
+                    message=message,
+                    step=self.first_turn + self.step_progress.step + 1,
+                    max_steps=self.first_turn + self.config.max_iterations,
+                    done=done,
+                    of=of,
+                    sub_calls=len(self.outcome.sub_calls) + running,
+                )
+            )
+
+    async def _report(self, turn: int) -> None:
+        calls = len(self.outcome.sub_calls)
+        await self.report(turn - self.first_turn + 1, f"step {turn + 1} done: {calls} sub-calls so far")
 
     async def _last_turn(self) -> None:
         """Out of iterations: one more turn, without running code, for the best answer so far."""

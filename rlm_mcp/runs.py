@@ -2,27 +2,30 @@
 
 A run holds its session (so idle expiry and eviction leave it alone) from the
 moment it is accepted until it ends, whether the caller waits for it or polls
-its trajectory. One session runs one query at a time. A stopped run is resumed
-on its own session (revived after a restart), or on another one of the same
-owner holding the corpus (:mod:`rlm_mcp.resume`).
+its trajectory. One session runs one query at a time. Closing a session cancels
+its run and waits for the run to record how it ended (``cancelled``, with every
+finished step) before the sandbox stops, so the run never sees its sandbox
+vanish under it. A stopped run is resumed on its own session (revived after a
+restart), or on another one of the same owner holding the corpus
+(:mod:`rlm_mcp.resume`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio.abc
 
 from rlm_mcp import resume
-from rlm_mcp.config import Settings
+from rlm_mcp.config import Settings, describe_setting
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.journal import RunJournal
 from rlm_mcp.loop import RLMRun, RunConfig, RunOutcome
 from rlm_mcp.models import ModelClient, ModelRouter
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
+from rlm_mcp.progress import ProgressReporter
 from rlm_mcp.recursion import Recursion
 from rlm_mcp.schemas import BudgetView, RLMQueryResult, RunStatus, TokenUsage, Trajectory
 from rlm_mcp.sessions import Session, SessionManager
@@ -32,8 +35,6 @@ from rlm_mcp.telemetry import run_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id
 
 MB = 1024 * 1024
-
-ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class Runs:
         """Where ``wait=false`` runs go; set while the server runs."""
         self._active: dict[str, RLMRun] = {}
         self._resuming: set[str] = set()
+        """Trajectories being resumed right now (a second resume of one is refused)."""
+        self._ended: dict[str, anyio.Event] = {}
+        """Set when a run has recorded its end (so a close can wait for it)."""
 
     @property
     def active(self) -> bool:
@@ -165,8 +169,8 @@ class Runs:
         root = query.root_model or self.settings.root_model
         if not root:
             raise InvalidInput(
-                "no root model is configured: set RLM_ROOT_MODEL (a Bedrock model id, openai:<model> or sampling), "
-                "or pass root_model"
+                "no root model is configured: pass the root_model argument (a Bedrock model id, openai:<model> or "
+                f"sampling), or start the server with {describe_setting('root_model')} set"
             )
         if not wait and self.background is None:
             raise RLMError("background runs need a running server")
@@ -283,6 +287,7 @@ class Runs:
             resumed=point,
         )
         self._active[run.trajectory_id] = run
+        self._ended[run.trajectory_id] = anyio.Event()
         return run
 
     async def _drive(self, run: RLMRun, session: Session) -> RunOutcome:
@@ -295,16 +300,31 @@ class Runs:
             self._active.pop(run.trajectory_id, None)
             self.trajectories.forget(run.trajectory_id)
             self._release(session)
+            ended = self._ended.pop(run.trajectory_id, None)
+            if ended is not None:
+                ended.set()
 
     @staticmethod
     def _release(session: Session) -> None:
         session.busy -= 1
         session.last_used = time.time()
 
-    def cancel_session(self, session_id: str) -> None:
+    async def cancel_session(self, session_id: str) -> None:
+        """Cancel the session's run and wait until it has recorded its end as ``cancelled``.
+
+        The wait is bounded: code that ignores its interrupt is killed after the grace period,
+        and past that the session is closed anyway (the run then records the sandbox's end).
+        """
+        waits = []
         for run in list(self._active.values()):
             if run.session_id == session_id:
-                run.cancel("cancelled", "the session was closed")
+                run.cancel("cancelled", "the session was closed while the run was in progress")
+                ended = self._ended.get(run.trajectory_id)
+                if ended is not None:
+                    waits.append(ended)
+        with anyio.move_on_after(self.settings.kill_grace_s + 10):
+            for ended in waits:
+                await ended.wait()
 
     def mark_all(self, status: RunStatus, message: str) -> None:
         """How runs still going will be recorded when they are cancelled (e.g. by a shutdown)."""

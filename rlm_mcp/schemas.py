@@ -116,9 +116,25 @@ class SessionInfo(BaseModel):
     runs: list[str] = Field(default_factory=list, description="trajectory ids of this session's rlm_query runs")
 
 
+class KindUsage(BaseModel):
+    count: int
+    bytes: int
+    max_bytes: int | None = Field(None, description="size limit of this kind (the least recently used go first)")
+    max_age_days: float | None = Field(None, description="removed after this many days unused")
+
+
+class StorageUsage(BaseModel):
+    location: str = Field(description="the data directory or the S3 store")
+    measured_at: float
+    kinds: dict[str, KindUsage] = Field(
+        description="corpora (inline content), derived (converted sources), trajectories, sessions (records)"
+    )
+
+
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
     max_sessions: int
+    storage: StorageUsage | None = Field(None, description="what the stored data takes, per kind, and its limits")
 
 
 class CloseSessionResult(BaseModel):
@@ -174,6 +190,11 @@ class SubCallRecord(BaseModel):
     output_tokens: int = 0
     error: str | None = None
     cached: bool = Field(False, description="answered from the sub-call cache: its tokens were spent once, earlier")
+    corpus_spans: list[list[int]] | None = Field(
+        None,
+        description="[start, end) character ranges of the corpus found verbatim in the prompt (instructions and "
+        "reworded text are not corpus text); null when not known",
+    )
 
 
 class Step(BaseModel):
@@ -201,6 +222,14 @@ class Step(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class Damage(BaseModel):
+    """A stored record that could not be read: the rest of the trajectory is shown without it."""
+
+    where: str = Field(description="the damaged record: a line of a file, or an S3 object")
+    problem: str = Field(description="why it could not be read")
+    after_step: int | None = Field(None, description="index of the last good step before it (null: before every step)")
+
+
 class Trajectory(BaseModel):
     id: str
     kind: Literal["session", "run"] = Field(description="a client-driven session, or one rlm_query run")
@@ -226,6 +255,11 @@ class Trajectory(BaseModel):
     sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)
+    damaged: list[Damage] = Field(
+        default_factory=list,
+        description="stored records that could not be read, each with where and why; where one may have been a "
+        "step, a step with error type DamagedRecord marks the gap in steps",
+    )
     viewer_url: str | None = Field(
         None,
         description="over HTTP: this trajectory as a page to open in a browser (a signed link, valid for 15 minutes, "
@@ -243,7 +277,10 @@ class Trajectory(BaseModel):
     def cached_sub_calls(self) -> int:
         return sum(step.cached_sub_calls for step in self.steps)
 
-    @computed_field(description="sub_prompt_chars / corpus_chars: how much of the corpus went to sub-models")  # type: ignore[prop-decorator]
+    @computed_field(  # type: ignore[prop-decorator]
+        description="sub_prompt_chars / corpus_chars: prompt sizes over the corpus size, instructions and repeats "
+        "included, so it can exceed 1 (the viewer shows the distinct corpus text sent)"
+    )
     @property
     def corpus_share(self) -> float | None:
         if not self.corpus_chars:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.request_state import RequestStateSecurity
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
@@ -23,13 +23,15 @@ from mcp.types import ToolAnnotations
 from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from rlm_mcp import __version__, principals, viewer
 from rlm_mcp.auth import Authentication
 from rlm_mcp.auth.links import ViewerLinks
-from rlm_mcp.errors import NotFound, RLMError
+from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.health import Health
+from rlm_mcp.mcp_errors import RLMServer
+from rlm_mcp.progress import increasing
 from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
     BudgetReport,
@@ -41,6 +43,7 @@ from rlm_mcp.schemas import (
     Trajectory,
 )
 from rlm_mcp.service import RLMService
+from rlm_mcp.viewer.index import index_policy
 
 INSTRUCTIONS = """\
 rlm-mcp keeps a corpus far larger than your context window on the server, as the variable \
@@ -66,7 +69,7 @@ def build_server(
     /trajectories too (pass the same object to ``streamable_http_app``/``sse_app``).
     """
     keys = [key.get_secret_value() for key in service.settings.request_state_keys]
-    mcp = MCPServer(
+    mcp = RLMServer(
         "rlm-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -100,6 +103,7 @@ def build_server(
 
     @mcp.tool(annotations=ToolAnnotations(title="Load a corpus", read_only_hint=False, destructive_hint=False))
     async def load_context(
+        ctx: Context,
         path: Annotated[
             str | None,
             Field(
@@ -155,7 +159,9 @@ def build_server(
         everything else, or a second load into the same session, a list[str] of documents, each
         starting with a '==> name <==' line. Returns the session_id to use with repl_exec and
         rlm_query, sizes and a short preview, and for inline content a corpus_id that loads the same
-        text again later (on any replica sharing the store) without sending it.
+        text again later (on any replica sharing the store) without sending it. In a directory or glob,
+        files that are binary, empty or not valid in the encoding are left out and listed in `skipped`;
+        progress notifications report the files and bytes looked at, then read.
         """
         owner = principals.current()
         with _as_tool_errors():
@@ -170,6 +176,7 @@ def build_server(
                 exclude=exclude,
                 format=format,
                 corpus_id=corpus_id,
+                progress=increasing(ctx.report_progress),
                 owner=owner,
             )
 
@@ -390,10 +397,8 @@ def _add_guide_resources_and_viewer(
         mime_type="application/json",
     )
     async def trajectory_resource(trajectory_id: str) -> str:
-        try:
+        with _as_resource_errors(service):
             return (await service.get_trajectory(trajectory_id, "full", owner=principals.current())).model_dump_json()
-        except RLMError as exc:
-            raise ResourceError(service.scrub(str(exc))) from exc
 
     @mcp.resource(
         "rlm://sessions",
@@ -414,7 +419,38 @@ def _add_guide_resources_and_viewer(
         for session in (await service.list_sessions(principals.current())).sessions:
             if session.session_id == session_id:
                 return session.model_dump_json()
-        raise ResourceError(f"no live session {session_id!r}; rlm://sessions lists them")
+        raise ResourceNotFoundError(f"no live session {session_id!r}; rlm://sessions lists them")
+
+    @mcp.custom_route("/trajectories/", methods=["GET"], include_in_schema=False)
+    async def runs_page(request: Request) -> Response:
+        """The caller's runs, newest first, each linking to its page.
+
+        Same Host/Origin checks as every route. On a server that authenticates, only a bearer header opens it
+        (a signed link opens one trajectory, never a list), and each row links with a signed link for the caller,
+        so the pages open in a browser that sends no header.
+        """
+        refused = await checks.validate_request(request)
+        if refused is not None:
+            return refused
+        if authentication is not None and not isinstance(request.user, AuthenticatedUser):
+            return _authentication_required(authentication)
+        owner = principals.current()
+        signed = (lambda trajectory_id: links.sign(trajectory_id, owner)) if authentication is not None else None
+        try:
+            page = await service.runs_page(owner=owner, link=signed)
+        except RLMError as exc:
+            return PlainTextResponse(service.scrub(str(exc)), status_code=503)
+        headers = {
+            "Content-Security-Policy": index_policy(),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",  # the rows' signed links must not leak to another site
+        }
+        return HTMLResponse(page, headers=headers)
+
+    @mcp.custom_route("/trajectories", methods=["GET"], include_in_schema=False)
+    async def runs_page_redirect(request: Request) -> Response:
+        refused = await checks.validate_request(request)
+        return refused or RedirectResponse("/trajectories/", status_code=308)
 
     @mcp.custom_route("/trajectories/{trajectory_id}", methods=["GET"], include_in_schema=False)
     async def trajectory_page(request: Request) -> Response:
@@ -453,6 +489,20 @@ def _add_guide_resources_and_viewer(
             "Referrer-Policy": "no-referrer",
         }
         return HTMLResponse(page, headers=headers)
+
+
+@contextlib.contextmanager
+def _as_resource_errors(service: RLMService) -> Iterator[None]:
+    """A missing thing is 'not found' (its code follows the client's protocol), a malformed id invalid params;
+    every message without the server's own directories."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ResourceNotFoundError(service.scrub(str(exc))) from exc
+    except InvalidInput as exc:
+        raise MCPError(code=INVALID_PARAMS, message=service.scrub(str(exc))) from exc
+    except RLMError as exc:
+        raise ResourceError(service.scrub(str(exc))) from exc
 
 
 def _authentication_required(authentication: Authentication) -> Response:

@@ -24,11 +24,14 @@ from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import InvalidInput, NotFound, Redactor, RLMError
 from rlm_mcp.guide import guide_text
+from rlm_mcp.loading import LOAD_PROGRESS_INTERVAL_S, decode_skips, nothing_decoded, read_reporter, scan_watcher
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
+from rlm_mcp.progress import Progress, ProgressReporter
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
+from rlm_mcp.retention import InUse, Report, Retention
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
     BudgetReport,
@@ -39,25 +42,28 @@ from rlm_mcp.schemas import (
     SessionInfo,
     SessionList,
     Step,
+    StorageUsage,
     SubCallSummary,
     Trajectory,
     VariableInfo,
     code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
-from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
+from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
-from rlm_mcp.store import open_store
+from rlm_mcp.store import StoreError, open_store
 from rlm_mcp.subcall_cache import SubcallCache
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
+from rlm_mcp.viewer.index import render_index
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
-ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 CACHE_PRUNE_S = 3600.0
 """How often the sub-call cache is brought back within its size and age limits."""
+USAGE_TTL_S = 10.0
+"""list_sessions measures the stored data again when its figures are older than this."""
 
 
 class RLMService:
@@ -85,6 +91,8 @@ class RLMService:
             private=[settings.data_dir],
         )
         self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
+        self.retention = Retention(settings, self.store, settings.data_dir / "corpora")
+        self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
         self.prices = PriceTable(settings.prices_file)
         self.cache = SubcallCache(
@@ -118,13 +126,16 @@ class RLMService:
         """
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(self.store.check)
-        await self.sessions.purge_stale_records()
+        with contextlib.suppress(OSError, StoreError):  # logged; a clean-up that fails never stops the server
+            await self.collect_garbage()
         try:
             async with anyio.create_task_group() as tg:
                 self._background = self.runs.background = tg
                 tg.start_soon(self._expire_loop)
+                tg.start_soon(self._gc_loop)
                 tg.start_soon(self.trajectories.keep_leases)
                 tg.start_soon(self.cache.keep_pruned, CACHE_PRUNE_S)
+                tg.start_soon(self.trajectories.keep_writing)
                 try:
                     yield self
                 finally:
@@ -146,6 +157,45 @@ class RLMService:
     def busy(self) -> bool:
         """Work in progress: a run, or a request holding a session (the /ping health check reports it)."""
         return self.runs.active or any(s.busy for s in self.sessions.live())
+
+    # -- retention ------------------------------------------------------------------------
+
+    def _in_use(self) -> InUse:
+        """What this process's sessions and runs use, which no clean-up may remove."""
+        used = InUse()
+        for session in self.sessions.live():
+            used.sessions.add(session.id)
+            used.trajectories.add(session.trajectory_id)
+            used.trajectories.update(session.runs)
+            used.files.update(d.path for d in session.sandbox.documents)
+        used.trajectories.update(self.trajectories.in_progress())
+        return used
+
+    async def collect_garbage(self, *, dry_run: bool = False) -> Report:
+        """Remove stored data past its limits that nobody uses, and log what the data directory holds."""
+        in_use = self._in_use()  # read here, on the event loop that changes it
+        try:
+            report = await anyio.to_thread.run_sync(lambda: self.retention.collect(in_use, dry_run=dry_run))
+        except (OSError, StoreError) as exc:
+            log.warning("the clean-up of %s failed (it is tried again later): %s", self.store.url, exc)
+            raise
+        self._usage = report.usage
+        self.sessions.forget_evicted({i.name.removesuffix(".json") for i in report.removed if i.kind == "sessions"})
+        log.info("stored data: %s", report.summary())
+        return report
+
+    async def storage_usage(self) -> StorageUsage:
+        """What the stored data takes per kind: measured again after a load or a close, or when the last
+        figures are older than USAGE_TTL_S (trajectories grow with every step)."""
+        if self._usage is None or time.time() - self._usage.measured_at > USAGE_TTL_S:
+            self._usage = await anyio.to_thread.run_sync(self.retention.usage)
+        return self._usage
+
+    async def _gc_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.gc_interval_s)
+            with contextlib.suppress(OSError, StoreError):
+                await self.collect_garbage()
 
     async def _expire_loop(self) -> None:
         period = min(60.0, max(self.settings.session_idle_timeout_s / 4, 0.5))
@@ -171,8 +221,10 @@ class RLMService:
         exclude: list[str] | None = None,
         format: Literal["auto", "text"] = "auto",
         corpus_id: str | None = None,
+        progress: ProgressReporter | None = None,
         owner: str = LOCAL,
     ) -> LoadContextResult:
+        """Load a corpus; ``progress`` hears files and bytes as they are looked at, then as the sandbox reads them."""
         if sum(x is not None for x in (content, path, corpus_id)) != 1:
             raise InvalidInput(
                 "give exactly one of `content` (the text itself), `path` (a file, directory, glob or s3:// URL) "
@@ -198,13 +250,17 @@ class RLMService:
             check_id(session_id, "session")
         if session_id is not None and not await self.sessions.owns(session_id, owner):
             raise self.sessions.missing(session_id)  # before any work: another's session is no session
-        source = await self._resolve(content, path, name, options, corpus_id, owner)
+        tally = LoadTally(watch=scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
+        source = await self._resolve(content, path, name, options, corpus_id, owner, tally)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
+        reading = read_reporter(progress, tally.files, len(source.documents))
         if session_id is None:
             session = await self.sessions.create(owner)
             try:
-                info = await session.sandbox.load(source.documents, shape=source.shape)
+                info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
+                if not info.documents:
+                    raise NotFound(nothing_decoded(path, encoding, source, info))
             except LoadError as exc:
                 with anyio.CancelScope(shield=True):
                     await self.sessions.close(session.id)
@@ -223,14 +279,31 @@ class RLMService:
                     d if d.header or d.parts else replace(d, header=document_header(d.name)) for d in source.documents
                 ]
                 try:
-                    info = await session.sandbox.load(added_docs, shape="list", append=True, first_header=first_header)
+                    info = await session.sandbox.load(
+                        added_docs, shape="list", append=True, first_header=first_header, progress=reading
+                    )
                 except LoadError as exc:
                     raise InvalidInput(str(exc)) from None
                 added = info.documents - before
         session.info = info
+        session.loaded_at = time.time()
+        self._usage = None  # the stored data changed: list_sessions measures it again
         single = len(source.documents) == 1
-        await self.sessions.save(session)
-        await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        try:
+            await self.sessions.save(session)
+        except StoreError as exc:
+            if session_id is None:  # a session nobody could revive is not started
+                with anyio.CancelScope(shield=True):
+                    await self.sessions.close(session.id)
+                raise StoreError(f"the session could not be saved, so it was not started: {exc}") from None
+            raise StoreError(
+                f"the documents were added to the session, but its record could not be saved (a restart would "
+                f"bring the session back without them): {exc}"
+            ) from None
+        try:
+            await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
+        except StoreError as exc:
+            log.warning("session %s: %s", session.id, exc)
         return LoadContextResult(
             session_id=session.id,
             trajectory_id=session.trajectory_id,
@@ -242,7 +315,7 @@ class RLMService:
             preview=info.preview,
             added_documents=added,
             corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,
-            skipped=source.skipped[:50],
+            skipped=(source.skipped + decode_skips(source, info))[:50],
             notes=session.take_notes(),
         )
 
@@ -254,6 +327,7 @@ class RLMService:
         options: LoadOptions,
         corpus_id: str | None = None,
         owner: str = LOCAL,
+        tally: LoadTally | None = None,
     ) -> ResolvedSource:
         if corpus_id is not None:
             return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline", owner)
@@ -262,7 +336,7 @@ class RLMService:
                 raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
             return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline", owner)
         assert path is not None
-        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
+        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options, tally)
         if source.total_bytes > options.max_bytes:
             raise too_large(repr(path), source.total_bytes, options.max_bytes)
         return source
@@ -281,7 +355,11 @@ class RLMService:
             async def on_progress(done: int, total: int) -> None:
                 nonlocal finished
                 if progress is not None:
-                    await progress(finished + done, finished + total, f"{finished + done}/{finished + total} sub-calls")
+                    done_all, total_all = finished + done, finished + total
+                    message = f"{done_all}/{total_all} sub-calls"
+                    await progress(
+                        Progress(done_all, total_all, message, phase="exec", done=done, of=total, sub_calls=done_all)
+                    )
                 if done == total:
                     finished += total
 
@@ -303,7 +381,11 @@ class RLMService:
             except SandboxError as exc:
                 raise RLMError(f"the sandbox failed: {exc}") from exc
             notes = session.take_notes() + result.notes
-            await self._record_exec(session, code, result, sub_log, started, notes)
+            try:
+                await self._record_exec(session, code, result, sub_log, started, notes)
+            except StoreError as exc:  # the code ran: its result is worth more than the error
+                log.warning("session %s: %s", session.id, exc)
+                notes.append(f"this step is not in the trajectory yet: {exc}")
             await self.sessions.touch(session)
             return ReplExecResult(
                 stdout=result.stdout,
@@ -390,7 +472,13 @@ class RLMService:
                     runs=list(s.runs),
                 )
             )
-        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions)
+        storage: StorageUsage | None = None
+        if owner == LOCAL:  # the figures are the whole server's: not for one of several authenticated principals
+            try:
+                storage = await self.storage_usage()
+            except (OSError, StoreError) as exc:
+                log.warning("could not measure the stored data: %s", exc)
+        return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions, storage=storage)
 
     async def get_budget(self, session_id: str, owner: str = LOCAL) -> BudgetReport:
         """What the session's repl_exec sub-calls, and the run in progress on it, may still spend."""
@@ -407,14 +495,18 @@ class RLMService:
         check_id(session_id, "session")
         if not await self.sessions.owns(session_id, owner):
             raise NotFound(f"no session {session_id!r} to close")
-        self.runs.cancel_session(session_id)
+        await self.runs.cancel_session(session_id)
         if not await self.sessions.close(session_id):
             raise NotFound(f"no session {session_id!r} to close")
+        self._usage = None
         return CloseSessionResult(session_id=session_id, closed=True)
 
     async def get_trajectory(self, trajectory_id: str, detail: str = "summary", owner: str = LOCAL) -> Trajectory:
         trajectory = await self.trajectories.get_owned(trajectory_id, owner)
-        return trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+        shown = trajectory.model_copy(deep=True) if detail == "full" else summarize(trajectory)
+        # Where a damaged record lies is said relative to the store: the server's own paths stay its own.
+        shown.damaged = [d.model_copy(update={"where": self.scrub(d.where)}) for d in shown.damaged]
+        return shown
 
     async def trajectory_owner(self, trajectory_id: str) -> str:
         """Who owns a trajectory (for the viewer's signed links, which name no principal); NotFound if none."""
@@ -427,6 +519,29 @@ class RLMService:
             return await self.trajectories.get_owned(wanted, owner)
 
         return await viewer.render_trajectory(trajectory_id, load, self.prices)
+
+    async def run_list(self, *, owner: str = LOCAL, limit: int = 50) -> list[Trajectory]:
+        """The owner's runs a person would look for, newest first: top-level rlm_query runs and sessions with steps.
+
+        Another principal's runs are never read into the list, however recent (the same rule as
+        :meth:`get_trajectory`).
+        """
+
+        def wanted(t: Trajectory) -> bool:
+            shown = (t.kind == "run" and t.parent_id is None) or (t.kind == "session" and bool(t.steps))
+            return shown and t.owner == owner
+
+        runs = await self.trajectories.recent(limit, where=wanted, scan=limit * 10)
+        runs.sort(key=lambda t: t.created_at, reverse=True)
+        return runs
+
+    async def runs_page(self, *, owner: str = LOCAL, link: Callable[[str], str] | None = None) -> str:
+        """The index of the owner's runs (``/trajectories/``) as a self-contained HTML page.
+
+        ``link`` gives, for a trajectory id, what opens its page for this owner in a browser (the server's signed
+        link when it authenticates); without it the page links to the bare ``/trajectories/<id>``.
+        """
+        return render_index(await self.run_list(owner=owner), self.prices, link)
 
     async def guide(self, session_id: str | None = None, question: str | None = None, owner: str = LOCAL) -> str:
         """The rlm_guide prompt, with the session's corpus metadata when a session is named."""

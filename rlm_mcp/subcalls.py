@@ -35,6 +35,7 @@ from rlm_mcp.principals import LOCAL
 from rlm_mcp.schemas import SubCallRecord
 from rlm_mcp.subcall_cache import Answer, Occurrences, Request, SubcallCache
 from sandbox import SubcallHandler, SubcallRefused, SubcallReply
+from sandbox.results import Spans
 
 __all__ = ["AdaptiveLimit", "Budget", "SubcallBroker", "SubcallLog"]
 
@@ -117,6 +118,8 @@ class _Batch:
     budget: Budget
     log: SubcallLog
     progress: ProgressFn | None
+    spans: Spans | None
+    """The corpus ranges the worker found in each prompt (None: it could not tell)."""
 
 
 def _preview(text: str | None) -> str | None:
@@ -159,7 +162,9 @@ class SubcallBroker:
         writes to ``log``. ``seen`` counts repeats of a request over the run or session (see the cache)."""
         occurrences = seen if seen is not None else Occurrences()
 
-        async def handle(prompts: list[str], model: str | None, cache: bool = True) -> list[SubcallReply]:
+        async def handle(
+            prompts: list[str], model: str | None, spans: Spans | None = None, *, cache: bool = True
+        ) -> list[SubcallReply]:
             if model is not None and model != default_model:
                 self._check_allowed(model, default_model)
             chosen = model or default_model
@@ -186,7 +191,8 @@ class SubcallBroker:
             budget.admit(len(missing), estimate(self.prices, model_id, missing, self.settings.sub_max_tokens))
             if counts is not None:
                 occurrences.commit(counts)  # only an admitted batch counts: a refused one is asked again as it was
-            return await self._run_batch(_Batch(client, model_id, prompts, hits, keys, budget, log, progress))
+            batch = _Batch(client, model_id, prompts, hits, keys, budget, log, progress, spans)
+            return await self._run_batch(batch)
 
         return handle
 
@@ -223,16 +229,23 @@ class SubcallBroker:
         shared = self.limit_for(model_id)
         done = 0
         reported = 0.0
+        # Start and end of every call on one clock: the monotonic one, placed once on the wall clock. A call
+        # that starts as another ends then never seems to overlap it (the viewer counts calls in flight).
+        wall = time.time() - time.perf_counter()
 
         async def run(index: int, prompt: str) -> None:
             nonlocal done, reported
             hit = batch.hits[index]
-            started, clock = time.time(), time.perf_counter()
             if hit is not None:
+                clock = time.perf_counter()
+                started, latency_ms = wall + clock, 0.0
                 text, error, usage = hit.text, None, Usage(hit.input_tokens, hit.output_tokens)
             else:
                 async with limiter, shared.limiter:
+                    clock = time.perf_counter()
+                    started = wall + clock
                     text, error, usage = await self._call(batch.client, model_id, prompt, shared)
+                    latency_ms = (time.perf_counter() - clock) * 1000  # ended while still holding its place
                 sub_log.usage = sub_log.usage + usage
                 tokens = usage.input_tokens + usage.output_tokens
                 batch.budget.charge(tokens, self.prices.cost(model_id, usage.input_tokens, usage.output_tokens))
@@ -240,11 +253,14 @@ class SubcallBroker:
                     answer = Answer(text, usage.input_tokens, usage.output_tokens)
                     await self.cache.put(batch.keys[index], answer, model_id)
             replies[index] = SubcallReply(text=text, error=error)
+            # A cached answer still carries the spans of this prompt: the corpus text it stands for was
+            # read by this run all the same (the viewer's share of the corpus), only not paid for again.
+            spans = batch.spans
             sub_log.records.append(
                 SubCallRecord(
                     model=model_id,
                     started_at=started,
-                    latency_ms=(time.perf_counter() - clock) * 1000,
+                    latency_ms=latency_ms,
                     prompt_chars=len(prompt),
                     prompt_preview=_preview(prompt) or "",
                     response_preview=_preview(text),
@@ -252,6 +268,7 @@ class SubcallBroker:
                     output_tokens=usage.output_tokens,
                     error=error,
                     cached=hit is not None,
+                    corpus_spans=[list(span) for span in spans.get(index, [])] if spans is not None else None,
                 )
             )
             done += 1

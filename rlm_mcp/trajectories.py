@@ -10,10 +10,17 @@ by the process running it. Any replica reading a trajectory still marked
 ``running`` whose lease has lapsed, or whose owner is a dead process on the
 same machine (a restarted server), reports it as ``interrupted``; a live lease
 means another replica is still on it.
+
+Faults are reported, never hidden. A record that cannot be written (a full
+disk) is kept in memory, in order, and written as soon as the store takes it
+again; the caller is told. A stored record that cannot be read is listed in the
+trajectory's ``damaged`` (where and why), a gap step marks where a step may be
+missing, and every good record around it is still shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +28,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +38,15 @@ import anyio.to_thread
 from rlm_mcp.errors import InvalidInput, NotFound
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.schemas import RunStatus, Step, Trajectory
-from rlm_mcp.store import KeyNotFound, LocalStore, Store
+from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
+from rlm_mcp.trajectory_log import accumulate, fold
 
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[st]_[A-Za-z0-9_-]{8,64}$")
 PREVIEW_CHARS = 300
-_DERIVED = frozenset({"steps", "usage", "sub_calls", "iterations", "sub_prompt_chars"})
+MAX_UNWRITTEN_BYTES = 16 * 1024 * 1024
+"""Records waiting for room in the store, over all trajectories; past this a record is dropped (and logged)."""
 LEASE_S = 30.0
 """How long a running trajectory stays ``running`` for other readers after its last renewal."""
 
@@ -79,19 +89,6 @@ def summarize(trajectory: Trajectory) -> Trajectory:
     return trajectory.model_copy(update={"steps": steps, "detail": "summary"})
 
 
-def _accumulate(trajectory: Trajectory, step: Step) -> None:
-    """Totals follow from the steps; they are kept in step with them, never stored apart."""
-    trajectory.steps.append(step)
-    usage = trajectory.usage
-    usage.root_input_tokens += step.root_input_tokens
-    usage.root_output_tokens += step.root_output_tokens
-    usage.sub_input_tokens += step.sub_input_tokens
-    usage.sub_output_tokens += step.sub_output_tokens
-    trajectory.sub_calls += step.sub_call_count
-    trajectory.sub_prompt_chars += sum(call.prompt_chars for call in step.sub_calls)
-    trajectory.iterations = len({s.turn for s in trajectory.steps})
-
-
 def _machine_id() -> str:
     """Names this kernel (boot id on Linux), so a lease's owner can be checked for life when it is local."""
     try:
@@ -122,13 +119,67 @@ class TrajectoryStore:
         self._live: dict[str, Trajectory] = {}
         self._running: set[str] = set()
         self._locks: dict[str, anyio.Lock] = {}
+        self._unwritten: dict[str, list[bytes]] = {}
+        """Records the store refused (a full disk), in order, per trajectory: written before any newer one."""
+        self._unwritten_bytes = 0
+        self._forget_when_written: set[str] = set()
 
-    async def _append(self, trajectory_id: str, event: dict[str, Any]) -> None:
-        """One event, durable when this returns; events of one trajectory are written one at a time, in order."""
+    async def _append(self, trajectory_id: str, event: dict[str, Any], what: str) -> None:
+        """One event, durable when this returns; events of one trajectory are written one at a time, in order.
+
+        If the store refuses it, the event waits in memory behind any earlier ones (written by the next
+        append or :meth:`write_unwritten`) and a StoreError says ``what`` could not be saved and why.
+        """
         record = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
         check_id(trajectory_id, "trajectory")
         async with self._locks.setdefault(trajectory_id, anyio.Lock()):
-            await anyio.to_thread.run_sync(self.store.append, trajectory_id, record)
+            waiting = self._unwritten.get(trajectory_id)
+            if waiting is None:
+                try:
+                    await anyio.to_thread.run_sync(self.store.append, trajectory_id, record)
+                    return
+                except StoreError as exc:
+                    kept = self._keep(trajectory_id, record)
+                    raise _unsaved(what, trajectory_id, exc, kept) from None
+            kept = self._keep(trajectory_id, record)
+            try:
+                await self._write_waiting(trajectory_id)
+            except StoreError as exc:
+                raise _unsaved(what, trajectory_id, exc, kept) from None
+
+    def _keep(self, trajectory_id: str, record: bytes) -> bool:
+        if self._unwritten_bytes + len(record) > MAX_UNWRITTEN_BYTES:
+            log.error("dropped a record of %s: too many records are waiting for room in the store", trajectory_id)
+            return False
+        self._unwritten.setdefault(trajectory_id, []).append(record)
+        self._unwritten_bytes += len(record)
+        return True
+
+    async def _write_waiting(self, trajectory_id: str) -> None:
+        """Write the records waiting for ``trajectory_id``, oldest first (its lock held); StoreError if refused."""
+        waiting = self._unwritten.get(trajectory_id, [])
+        while waiting:
+            await anyio.to_thread.run_sync(self.store.append, trajectory_id, waiting[0])
+            self._unwritten_bytes -= len(waiting.pop(0))
+        self._unwritten.pop(trajectory_id, None)
+        log.info("the records of %s that were waiting for room in the store are written", trajectory_id)
+        if trajectory_id in self._forget_when_written:
+            self._forget_when_written.discard(trajectory_id)
+            self.forget(trajectory_id)
+
+    async def write_unwritten(self) -> None:
+        """Retry every record still waiting for room (the server calls this every few seconds)."""
+        for trajectory_id in list(self._unwritten):
+            async with self._locks.setdefault(trajectory_id, anyio.Lock()):
+                try:
+                    await self._write_waiting(trajectory_id)
+                except StoreError:
+                    return  # still no room: the next round tries again
+
+    @property
+    def unwritten(self) -> int:
+        """Records waiting for room in the store."""
+        return sum(len(records) for records in self._unwritten.values())
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -149,6 +200,13 @@ class TrajectoryStore:
         while True:
             await anyio.sleep(self.lease_s / 3)
             await self.renew_leases()
+
+    async def keep_writing(self, period_s: float = 1.0) -> None:
+        """Retry records waiting for room in the store, for as long as the server runs."""
+        while True:
+            await anyio.sleep(period_s)
+            if self._unwritten:
+                await self.write_unwritten()
 
     async def _lease_alive(self, trajectory_id: str) -> bool:
         """A lease is alive until it expires, or until its owner is seen dead on this very machine."""
@@ -192,12 +250,21 @@ class TrajectoryStore:
             corpus_chars=corpus_chars,
         )
         trajectory._owner = owner
+        record = trajectory.model_dump(mode="json", exclude={"viewer_url"})
+        start = {"event": "start", "trajectory": record, "owner": owner}
+        try:
+            if status == "running":
+                await self._write_lease(trajectory.id)
+            check_id(trajectory.id, "trajectory")
+            await anyio.to_thread.run_sync(self.store.append, trajectory.id, json.dumps(start).encode())
+        except StoreError as exc:
+            if status == "running":
+                with contextlib.suppress(StoreError):
+                    await anyio.to_thread.run_sync(self.store.delete, f"{trajectory.id}.lease")
+            raise StoreError(f"could not start a trajectory for this {kind}: {exc}") from None
         self._live[trajectory.id] = trajectory
         if status == "running":
             self._running.add(trajectory.id)
-            await self._write_lease(trajectory.id)
-        record = trajectory.model_dump(mode="json", exclude={"viewer_url"})
-        await self._append(trajectory.id, {"event": "start", "trajectory": record, "owner": owner})
         return trajectory
 
     async def _held(self, trajectory_id: str) -> Trajectory:
@@ -210,9 +277,9 @@ class TrajectoryStore:
 
     async def add_step(self, trajectory_id: str, step: Step) -> None:
         trajectory = await self._held(trajectory_id)
-        _accumulate(trajectory, step)
+        accumulate(trajectory, step)
         trajectory.updated_at = time.time()
-        await self._append(trajectory_id, {"event": "step", "step": step.model_dump(mode="json")})
+        await self._append(trajectory_id, {"event": "step", "step": step.model_dump(mode="json")}, f"step {step.index}")
 
     async def update(self, trajectory_id: str, **fields: Any) -> Trajectory:
         trajectory = await self._held(trajectory_id)
@@ -220,13 +287,17 @@ class TrajectoryStore:
         for key, value in fields.items():
             setattr(trajectory, key, value)
         dumped = trajectory.model_dump(mode="json", include=set(fields))
-        await self._append(trajectory_id, {"event": "update", "fields": dumped})
-        if fields.get("status") not in (None, "running") and trajectory_id in self._running:
+        ended = fields.get("status") not in (None, "running") and trajectory_id in self._running
+        if ended:
             self._running.discard(trajectory_id)
-            try:
-                await anyio.to_thread.run_sync(self.store.delete, f"{trajectory_id}.lease")
-            except Exception:
-                log.warning("could not drop the lease of %s (it lapses by itself)", trajectory_id, exc_info=True)
+        try:
+            await self._append(trajectory_id, {"event": "update", "fields": dumped}, "the run's status")
+        finally:
+            if ended:
+                try:
+                    await anyio.to_thread.run_sync(self.store.delete, f"{trajectory_id}.lease")
+                except Exception:
+                    log.warning("could not drop the lease of %s (it lapses by itself)", trajectory_id, exc_info=True)
         return trajectory
 
     async def reopen(self, trajectory_id: str, **fields: Any) -> Trajectory:
@@ -238,7 +309,10 @@ class TrajectoryStore:
         return await self.update(trajectory.id, status="running", **fields)
 
     def forget(self, trajectory_id: str) -> None:
-        """Drop a finished trajectory from the cache (it stays in the store)."""
+        """Drop a finished trajectory from the cache (it stays in the store), once all of it is written."""
+        if trajectory_id in self._unwritten:
+            self._forget_when_written.add(trajectory_id)
+            return
         if trajectory_id not in self._running:
             self._live.pop(trajectory_id, None)
             lock = self._locks.get(trajectory_id)
@@ -256,7 +330,7 @@ class TrajectoryStore:
             records = await anyio.to_thread.run_sync(self.store.read_log, trajectory_id)
         except KeyNotFound:
             raise _missing(trajectory_id) from None
-        trajectory = _fold(records, trajectory_id)
+        trajectory = fold(records, trajectory_id)
         if (
             trajectory.status == "running"
             and trajectory_id not in self._running
@@ -285,28 +359,52 @@ class TrajectoryStore:
             records = await anyio.to_thread.run_sync(self.store.read_log, trajectory_id)
         except KeyNotFound:
             raise NotFound(f"no trajectory {trajectory_id!r} in {self.store.url}") from None
-        return _fold(records, trajectory_id)
+        return fold(records, trajectory_id)
 
-    async def recent(self, limit: int = 20) -> list[Trajectory]:
-        """The most recently changed trajectories, newest first, read without side effects (see :meth:`read`)."""
+    async def recent(
+        self, limit: int = 20, *, where: Callable[[Trajectory], bool] | None = None, scan: int | None = None
+    ) -> list[Trajectory]:
+        """The most recently changed trajectories (those ``where`` keeps), newest first, read without side effects
+        (see :meth:`read`). At most ``scan`` records are read to find them (default: ``limit``)."""
 
-        def scan() -> list[Trajectory]:
+        def read_recent() -> list[Trajectory]:
             entries = sorted(self.store.list_logs(), key=lambda e: e.modified, reverse=True)
-            found = []
-            for entry in entries[:limit]:
+            found: list[Trajectory] = []
+            for entry in entries[: max(scan or limit, limit)]:
+                if len(found) >= limit:
+                    break
                 try:
-                    found.append(_fold(self.store.read_log(entry.key), entry.key))
+                    trajectory = fold(self.store.read_log(entry.key), entry.key)
                 except (KeyNotFound, NotFound):
                     continue
+                except StoreError as exc:  # one unreadable file hides only itself
+                    log.warning("trajectory %s cannot be read: %s", entry.key, exc)
+                    continue
+                if where is None or where(trajectory):
+                    found.append(trajectory)
             return found
 
-        return await anyio.to_thread.run_sync(scan)
+        return await anyio.to_thread.run_sync(read_recent)
 
     async def _mark_interrupted(self, trajectory: Trajectory) -> Trajectory:
         message = "the server stopped while this run was in progress; the steps above were completed"
+        if trajectory.damaged:
+            message = (
+                "this run's end could not be read (see damaged), or the server stopped while it was in progress; "
+                "the steps above were completed"
+            )
         fields = {"status": "interrupted", "message": message, "updated_at": time.time()}
-        await self._append(trajectory.id, {"event": "update", "fields": fields})
+        try:
+            check_id(trajectory.id, "trajectory")
+            record = json.dumps({"event": "update", "fields": fields}).encode()
+            await anyio.to_thread.run_sync(self.store.append, trajectory.id, record)
+        except StoreError:
+            log.warning("could not record that %s was interrupted (read again later)", trajectory.id, exc_info=True)
         return trajectory.model_copy(update=fields)
+
+    def in_progress(self) -> set[str]:
+        """Trajectories this process is writing, or still has records of waiting for room."""
+        return self._running | set(self._unwritten)
 
     def is_running(self, trajectory_id: str) -> bool:
         return trajectory_id in self._running
@@ -316,30 +414,10 @@ def _missing(trajectory_id: str) -> NotFound:
     return NotFound(f"no trajectory {trajectory_id!r}; ids come from load_context and rlm_query")
 
 
-def _fold(records: list[bytes], trajectory_id: str) -> Trajectory:
-    """Rebuild a trajectory from its events; a torn record (a crash mid-write) is ignored.
-
-    The owner is in the start event (records written before owners existed belong to :data:`LOCAL`).
-    """
-    trajectory: Trajectory | None = None
-    owner = LOCAL
-    for record in records:
-        try:
-            event = json.loads(record)
-        except ValueError:
-            continue
-        kind = event.get("event")
-        if kind == "start":
-            trajectory = Trajectory.model_validate(event["trajectory"])
-            owner = event.get("owner") if isinstance(event.get("owner"), str) else LOCAL
-        elif trajectory is None:
-            continue
-        elif kind == "step":
-            _accumulate(trajectory, Step.model_validate(event["step"]))
-        elif kind == "update":
-            fields = {k: v for k, v in event["fields"].items() if k not in _DERIVED}
-            trajectory = trajectory.model_validate({**trajectory.model_dump(), **fields})
-    if trajectory is None:
-        raise NotFound(f"trajectory {trajectory_id!r} is empty or unreadable")
-    trajectory._owner = owner
-    return trajectory
+def _unsaved(what: str, trajectory_id: str, exc: StoreError, kept: bool) -> StoreError:
+    then = (
+        "it is kept in memory and written as soon as the store has room again"
+        if kept
+        else "it was dropped: too many records are already waiting for room"
+    )
+    return StoreError(f"{what} of trajectory {trajectory_id} could not be saved ({then}): {exc}")

@@ -31,7 +31,7 @@ import anyio
 
 from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerLost
 from sandbox.fields import Fields
-from sandbox.handover import corpus_size, hand_over
+from sandbox.handover import LoadProgress, corpus_size, hand_over
 from sandbox.limits import SandboxLimits
 from sandbox.process import WORKER_REQUESTS, WorkerProcess, describe_exit
 from sandbox.protocol import ProtocolError
@@ -188,12 +188,14 @@ class Sandbox:
         shape: Literal["str", "list"] = "list",
         append: bool = False,
         first_header: str = "",
+        progress: LoadProgress | None = None,
     ) -> LoadInfo:
         """Make ``documents`` the corpus (or add them to it, with ``append``).
 
         ``shape="str"`` with a single document makes ``context`` that document's
         text; anything else is a ``list[str]``. Appending to a ``str`` corpus turns
-        it into a list whose first document gets ``first_header``.
+        it into a list whose first document gets ``first_header``. ``progress`` hears
+        how far the worker has read, a batch of documents at a time.
         """
         documents = list(documents)
         async with self._lock:
@@ -206,7 +208,9 @@ class Sandbox:
                 reason = "the corpus needs more memory or CPU time than this sandbox process was started with"
                 await self._replace(reason, total, reload=append)
             try:
-                info = await self._load_locked(documents, shape, append=append, first_header=first_header)
+                info = await self._load_locked(
+                    documents, shape, append=append, first_header=first_header, progress=progress
+                )
             except WorkerLost as lost:
                 await self._restart()
                 raise LoadError(f"the sandbox failed while loading: {lost}") from None
@@ -218,19 +222,34 @@ class Sandbox:
             return info
 
     async def _load_locked(
-        self, documents: list[Document], shape: Literal["str", "list"], *, append: bool, first_header: str = ""
+        self,
+        documents: list[Document],
+        shape: Literal["str", "list"],
+        *,
+        append: bool,
+        first_header: str = "",
+        progress: LoadProgress | None = None,
     ) -> LoadInfo:
         total = corpus_size(documents) + (self.corpus_bytes if append else 0)
         # Bounded, like every wait on the worker: a load never turns into a hung request.
-        deadline = anyio.current_time() + self.limits.load_seconds(total)
+        deadline = anyio.current_time() + self.limits.load_seconds(total, len(documents))
         try:
             info = await hand_over(
-                self._live, documents, shape, append=append, first_header=first_header, deadline=deadline
+                self._live,
+                documents,
+                shape,
+                append=append,
+                first_header=first_header,
+                deadline=deadline,
+                progress=progress,
             )
         except LoadError:
             if not append:
                 self._documents = []
             raise
+        if info.skipped:  # a restart reloads what is in the corpus, not what was left out
+            left_out = {index for index, _ in info.skipped}
+            documents = [doc for index, doc in enumerate(documents) if index not in left_out]
         if append:
             if self._shape == "str" and self._documents:
                 self._documents[0] = replace(self._documents[0], header=first_header)
@@ -344,7 +363,9 @@ class Sandbox:
 
     async def _stop_running_code(self, request_id: int, pending: tuple[str, int] | None) -> None:
         """After the caller cancelled: interrupt the code, drain its result, or kill it."""
-        worker = self._live
+        worker = self._worker
+        if worker is None or self._closed:
+            return  # closed meanwhile (close() does not wait for the lock): nothing is left to stop
         try:
             if pending is not None:
                 await worker.send({"op": pending[0], "id": pending[1], "interrupt": True})
@@ -357,7 +378,8 @@ class Sandbox:
                         return
                     await worker.send({"op": f"{message['op']}_result", "id": message["id"], "interrupt": True})
         except (WorkerLost, TimeoutError):
-            await self._restart()
+            if not self._closed:
+                await self._restart()
 
     async def variables(self) -> list[Variable]:
         reply = await self._ask({"op": "vars"}, "vars", "listing variables")

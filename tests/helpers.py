@@ -54,7 +54,7 @@ def alive(pid: int) -> bool:
 def rpc(url: str, method: str, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     """One JSON-RPC POST; the reply may come as JSON or as a one-event SSE stream."""
     response = httpx2.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=headers, timeout=60
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=headers, timeout=300
     )
     assert response.status_code == 200, response.text
     if response.headers["content-type"].startswith("text/event-stream"):
@@ -88,3 +88,39 @@ async def bearer_client(url: str, token: str) -> AsyncIterator[Client]:
         Client(streamable_http_client(url, http_client=http), read_timeout_seconds=120) as client,
     ):
         yield client
+
+
+async def until_requested(fake: Any, word: str, count: int = 1) -> None:
+    """Wait until ``count`` requests containing ``word`` reached the fake: the sign that the code sending them runs.
+
+    Tests act on a sign that something is in progress, never after a fixed time; the bound only keeps a broken
+    server from hanging the suite.
+    """
+    import anyio
+
+    with anyio.fail_after(300):
+        while sum(word in r.last_user_text for r in list(fake.requests)) < count:
+            await anyio.sleep(0.02)
+
+
+def cpu_ticks(pid: int) -> int:
+    """User and system clock ticks a process has used, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+async def until_spinning(server: int, ticks: int = 20) -> None:
+    """Wait until one of ``server``'s sandbox workers has burnt ``ticks`` more clock ticks: code is running in it."""
+    import anyio
+
+    start: dict[int, int] = {}
+    with anyio.fail_after(300):
+        while True:
+            for worker in children(server):
+                now = cpu_ticks(worker)
+                if now - start.setdefault(worker, now) >= ticks:
+                    return
+            await anyio.sleep(0.05)

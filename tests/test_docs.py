@@ -59,7 +59,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 elif "$(" not in line:
                     script.append(line)
     directory = tmp_path_factory.mktemp("guide")
-    subprocess.run(["bash", "-c", "\n".join(script)], cwd=directory, check=True, timeout=30)
+    subprocess.run(["bash", "-c", "\n".join(script)], cwd=directory, check=True, timeout=300)
     return {path.name: json.loads(path.read_text()) for path in directory.glob("*.json")}
 
 

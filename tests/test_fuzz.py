@@ -18,6 +18,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 import pytest
+from conftest import SHORT_LIMITS, server_env
 from helpers import call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -89,6 +90,12 @@ def tool_calls(draw: st.DrawFn, session_id: str, trajectory_id: str) -> tuple[st
     if tool == "close_session" and arguments.get("session_id") == session_id:
         arguments["session_id"] = "s_" + "B" * 16  # the reference session must survive to be checked
     return tool, arguments
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, fake) -> dict[str, str]:
+    """A one-second compute limit: the fuzzed code either ends at once or never (``while True``)."""
+    return server_env(tmp_path_factory.mktemp("data"), corpus_dir, fake.url, **SHORT_LIMITS)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def rlm(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Completed
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         cwd=cwd or home,
     )
 

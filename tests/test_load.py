@@ -24,7 +24,7 @@ from mcp import Client
 
 pytestmark = pytest.mark.anyio
 SESSIONS = 32
-IDLE_TIMEOUT_S = 8
+IDLE_TIMEOUT_S = 30
 MARKER = re.compile(r"M\d\dX", re.IGNORECASE)
 MB = 1024 * 1024
 
@@ -76,6 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake) -> Iterator[HttpServe
     running.stop()
 
 
+@pytest.mark.slow
 async def test_32_concurrent_sessions_are_isolated_bounded_and_evicted(server: HttpServer, fake) -> None:
     release = threading.Event()
     fake.respond = holding("HOLD", release)
@@ -107,7 +108,7 @@ async def test_32_concurrent_sessions_are_isolated_bounded_and_evicted(server: H
 
     async def at_capacity() -> dict[str, float]:
         """Once every session is inside a sub-call: the limit, the workers, and their memory."""
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # a hang guard: the held requests reaching the fake are the sign
         while sum("HOLD" in r.last_user_text for r in list(fake.requests)) < SESSIONS:
             assert time.monotonic() < deadline, "the sessions never all got to their held sub-call"
             await anyio.sleep(0.2)
@@ -121,7 +122,7 @@ async def test_32_concurrent_sessions_are_isolated_bounded_and_evicted(server: H
             "total_mb": (rss_bytes(server.process.pid) + sum(rss_bytes(pid) for pid in workers)) / MB,
         }
         release.set()
-        assert f"all {SESSIONS} sessions are busy" in refused and "RLM_MAX_SESSIONS" in refused
+        assert f"maximum of {SESSIONS} live sessions (RLM_MAX_SESSIONS)" in refused, refused
         return figures
 
     figures: dict[str, float] = {}
@@ -147,7 +148,7 @@ async def test_32_concurrent_sessions_are_isolated_bounded_and_evicted(server: H
         assert len({m.upper() for m in MARKER.findall(request.last_user_text)}) <= 1  # no prompt mixed sessions
 
     # Idle sessions are evicted and their workers exit.
-    deadline = time.monotonic() + IDLE_TIMEOUT_S + 30
+    deadline = time.monotonic() + IDLE_TIMEOUT_S + 300
     async with Client(server.url, read_timeout_seconds=60) as client:
         while (await call(client, "list_sessions"))["sessions"] or children_of(server.process.pid):
             assert time.monotonic() < deadline, "idle sessions were not evicted"

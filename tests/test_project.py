@@ -91,7 +91,7 @@ def test_the_flag_rule_is_in_one_place() -> None:
 
 def test_bad_setting_is_a_clear_error() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "rlm_mcp", "--max-iterations", "0"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "rlm_mcp", "--max-iterations", "0"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode != 0
     assert "invalid setting: --max-iterations / RLM_MAX_ITERATIONS:" in done.stderr
@@ -106,7 +106,7 @@ async def test_sse_transport(env: dict[str, str]) -> None:
         [sys.executable, "-m", "rlm_mcp", "serve", "--transport", "sse", "--port", str(port)], env=env
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 break
@@ -120,9 +120,10 @@ async def test_sse_transport(env: dict[str, str]) -> None:
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:
+    """The default run, then the tests marked slow: CI runs everything, a developer's default run is fast."""
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    command = 'python3 -m pip install -e ".[dev]" && python3 -m pytest'
+    command = 'python3 -m pip install -e ".[dev]" && python3 -m pytest && python3 -m pytest -m slow'
     assert f"```bash\n{command}\n```" in readme
     assert command in ci.splitlines()
 

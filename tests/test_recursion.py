@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import ROOT_MODEL, SUB_MODEL
-from helpers import call, call_error
+from helpers import call, call_error, until_requested
 
 from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, Responder, code, echo
 from sandbox import Sandbox, SandboxLimits, SubcallRefused
@@ -119,12 +119,18 @@ async def test_client_driven_sessions_explain_rlm_query(client) -> None:
 async def test_cancelling_stops_the_nested_run_too(client, fake, env) -> None:
     fake.respond = by_question({
         "top": [code("kept = 1\nFINAL(rlm_query('spin'))")],
-        "spin": [code("import time\nwhile True:\n    time.monotonic()", delay_s=0.2)],
+        "spin": [code("import time\nllm_query('SPINNING')\nwhile True:\n    time.monotonic()")],
     })  # fmt: skip
     sid = (await call(client, "load_context", content="abc"))["session_id"]
-    with anyio.move_on_after(2.5):
-        await client.call_tool("rlm_query", {"session_id": sid, "query": "top", "max_depth": 2})
-    with anyio.fail_after(20):
+    async with anyio.create_task_group() as tg:  # cancel once the nested run's code is in its endless loop
+
+        async def ask() -> None:
+            await client.call_tool("rlm_query", {"session_id": sid, "query": "top", "max_depth": 2})
+
+        tg.start_soon(ask)
+        await until_requested(fake, "SPINNING")
+        tg.cancel_scope.cancel()
+    with anyio.fail_after(300):
         while any(s["busy"] for s in (await call(client, "list_sessions"))["sessions"] if s["session_id"] == sid):
             await anyio.sleep(0.1)
     out = await call(client, "repl_exec", session_id=sid, code="kept")
@@ -155,7 +161,7 @@ async def test_the_sandbox_serves_named_requests_through_its_parent(tmp_path: Pa
             raise KeyError("oops")
         return f"answer to {args['prompt']}"
 
-    async with Sandbox(SandboxLimits(exec_timeout_s=5), workdir_parent=tmp_path) as box:
+    async with Sandbox(SandboxLimits(exec_timeout_s=600), workdir_parent=tmp_path) as box:
         result = await box.execute("print(rlm_query('p', context=['a', 'b']))", on_call=on_call)
         assert result.error is None and result.stdout == "answer to p\n"
         result = await box.execute(

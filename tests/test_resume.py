@@ -7,6 +7,7 @@ turns, picks the script up where it stopped, as a real model would.
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import subprocess
@@ -64,8 +65,21 @@ async def test_a_run_stopped_by_its_budget_resumes_where_it_stopped(client, fake
     assert "SubcallBudgetExceeded" in fake.requests_for(ROOT_MODEL)[2].all_text
     before = fake.requests_for(ROOT_MODEL)[-1].messages
 
-    out = await call(client, "rlm_query", resume=first["trajectory_id"], max_iterations=5, max_sub_calls=10)
-    assert out["status"] == "completed", out
+    reports: list[tuple[float, float | None, str]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        reports.append((value, total, message or ""))
+
+    arguments = {"resume": first["trajectory_id"], "max_iterations": 5, "max_sub_calls": 10}
+    reply = await client.call_tool("rlm_query", arguments, progress_callback=on_progress)
+    out = reply.structured_content
+    assert out is not None and out["status"] == "completed", out
+    # Progress runs over the continuation's own budget (MCP: it only increases, up to the total) while its
+    # messages count the turns of the whole run: the continuation's first turn is the run's fourth.
+    values = [value for value, _, _ in reports]
+    assert all(a < b for a, b in itertools.pairwise(values)) and values[-1] <= 1, values
+    assert {total for _, total, _ in reports} == {5}
+    assert reports[0][2] == "step 4: the root model is writing" and "step 4: 3/3 sub-calls" in [m for *_, m in reports]
     assert out["answer"] == "({'q1': 'HUM', 'q2': ('LOC', 2)}, [1, 2, 3], True, False, ['A', 'B', 'C'])"
     assert out["trajectory_id"] == first["trajectory_id"] and out["session_id"] == sid
     assert (out["iterations"], out["sub_calls"]) == (1, 3)  # this continuation's own figures

@@ -9,7 +9,7 @@ import threading
 import anyio
 import pytest
 from conftest import ROOT_MODEL, SUB_MODEL
-from helpers import call, call_error
+from helpers import call, call_error, holding, until_requested
 
 from rlm_mcp.fakes.bedrock import ConverseRequest, Fault, Reply, code, scripted, throttled
 
@@ -67,7 +67,14 @@ async def test_map_reduce_run_end_to_end(client, fake) -> None:
     assert out["usage"] == {"root_input_tokens": 400, "root_output_tokens": 40, "sub_input_tokens": 400,
                             "sub_output_tokens": 40}  # fmt: skip
     assert out["cost_usd"] is None  # fake models are not in the price table
-    assert steps[:3] == ["step 1: 0 sub-calls", "step 2: 0 sub-calls", "step 3: 1/8 sub-calls"]
+    assert steps[:5] == [
+        "step 1: the root model is writing",
+        "step 1 done: 0 sub-calls so far",
+        "step 2: the root model is writing",
+        "step 2 done: 0 sub-calls so far",
+        "step 3: the root model is writing",
+    ]
+    assert "step 3: 1/8 sub-calls" in steps and "step 3 done: 8 sub-calls so far" in steps
     assert all(a < b for a, b in itertools.pairwise(values)), values  # MCP: progress only increases
     assert values[-1] <= 4
 
@@ -115,10 +122,10 @@ async def test_syntax_error_is_shown_and_fixed(client, fake) -> None:
     assert "SyntaxError" in shown and "print(len(context)" in shown
 
 
-async def test_runaway_code_times_out_and_the_run_goes_on(client, fake) -> None:
+async def test_runaway_code_times_out_and_the_run_goes_on(short_client, fake) -> None:
     fake.respond = scripted(ROOT_MODEL, [code("x = 5\nwhile True:\n    pass"), code("FINAL(x * 2)")])
-    sid = (await call(client, "load_context", content="abc"))["session_id"]
-    out = await call(client, "rlm_query", session_id=sid, query="?")
+    sid = (await call(short_client, "load_context", content="abc"))["session_id"]
+    out = await call(short_client, "rlm_query", session_id=sid, query="?")
     assert out["status"] == "completed" and out["answer"] == "10"
     assert "TimeoutError" in fake.requests_for(ROOT_MODEL)[1].tool_results[0]
 
@@ -150,29 +157,40 @@ async def test_iteration_limit_gives_one_last_turn(client, fake) -> None:
 
 
 async def test_wait_false_then_poll_to_completion(client, fake) -> None:
-    fake.respond = scripted(ROOT_MODEL, [code("n = len(context)", delay_s=0.5), code("FINAL(n)", delay_s=0.5)])
+    release = threading.Event()
+    fake.respond = scripted(
+        ROOT_MODEL, [code("n = len(context)\nllm_query('HOLD')"), code("FINAL(n)")], sub=holding("HOLD", release)
+    )
     sid = (await call(client, "load_context", content="four"))["session_id"]
-    started = await call(client, "rlm_query", session_id=sid, query="?", wait=False)
-    assert started["status"] == "running" and started["answer"] is None
-    assert "already has a run in progress" in await call_error(client, "rlm_query", session_id=sid, query="again")
-    seen = set()
-    with anyio.fail_after(20):
-        while True:
-            view = await call(client, "get_trajectory", trajectory_id=started["trajectory_id"])
-            seen.add(view["status"])
-            if view["status"] != "running":
-                break
+    try:
+        started = await call(client, "rlm_query", session_id=sid, query="?", wait=False)
+        assert started["status"] == "running" and started["answer"] is None
+        assert "already has a run in progress" in await call_error(client, "rlm_query", session_id=sid, query="again")
+        view = await call(client, "get_trajectory", trajectory_id=started["trajectory_id"])
+        assert view["status"] == "running"  # its first step is held at the fake until released
+    finally:
+        release.set()
+    with anyio.fail_after(60):
+        while view["status"] == "running":
             await anyio.sleep(0.1)
-    assert view["status"] == "completed" and view["answer"] == "4" and "running" in seen
+            view = await call(client, "get_trajectory", trajectory_id=started["trajectory_id"])
+    assert view["status"] == "completed" and view["answer"] == "4"
     assert view["iterations"] == 2
 
 
 async def test_cancelled_request_stops_the_run_and_its_code(client, fake) -> None:
-    fake.respond = scripted(ROOT_MODEL, [code("kept = 7\nwhile True:\n    x = 1"), code("FINAL(1)")])
+    spinning = "kept = 7\nllm_query('SPINNING')\nwhile True:\n    x = 1"
+    fake.respond = scripted(ROOT_MODEL, [code(spinning), code("FINAL(1)")])
     sid = (await call(client, "load_context", content="abc"))["session_id"]
-    with anyio.move_on_after(1.0):
-        await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
-    with anyio.fail_after(10):
+    async with anyio.create_task_group() as tg:  # cancel the request once its code is in its endless loop
+
+        async def ask() -> None:
+            await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
+
+        tg.start_soon(ask)
+        await until_requested(fake, "SPINNING")
+        tg.cancel_scope.cancel()
+    with anyio.fail_after(60):
         while True:
             session = next(s for s in (await call(client, "list_sessions"))["sessions"] if s["session_id"] == sid)
             if not session["busy"]:
@@ -227,10 +245,10 @@ async def test_validation_error_fails_the_run_clearly(client, fake) -> None:
     assert trajectory["status"] == "failed" and len(trajectory["steps"]) == 1
 
 
-async def test_restarted_sandbox_is_reported_to_the_root(client, fake) -> None:
+async def test_restarted_sandbox_is_reported_to_the_root(short_client, fake) -> None:
     fake.respond = scripted(ROOT_MODEL, [code("v = 1\nsum(range(10**15))"), code("FINAL(len(context))")])
-    sid = (await call(client, "load_context", content="abcd"))["session_id"]
-    out = await call(client, "rlm_query", session_id=sid, query="?")
+    sid = (await call(short_client, "load_context", content="abcd"))["session_id"]
+    out = await call(short_client, "rlm_query", session_id=sid, query="?")
     assert out["status"] == "completed" and out["answer"] == "4"
     shown = fake.requests_for(ROOT_MODEL)[1].tool_results[0]
     assert "variables from earlier calls were lost" in shown

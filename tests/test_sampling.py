@@ -8,6 +8,7 @@ server sends ``sampling/createMessage`` mid-call. The SDK's default mode speaks
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import HttpServer, server_env
-from helpers import call, call_error
+from helpers import call, call_error, children, until_spinning
 from mcp import Client, StdioServerParameters
 from mcp_types import (
     CallToolResult,
@@ -203,20 +204,30 @@ async def test_input_required_rounds_on_the_wire(env) -> None:
 
 
 async def test_cancelling_a_round_stops_the_run(env) -> None:
-    """2026-07-28: the run lives between rounds; a client that cancels the call stops it."""
+    """2026-07-28: the run lives between rounds; a client that cancels the call while its code runs stops it."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "rlm_mcp"], env=env)
     model = ClientModel(["kept = 1\nwhile True:\n    kept = 1"])
+    before = children(os.getpid())
     async with Client(params, read_timeout_seconds=60, sampling_callback=model,
                       sampling_capabilities=SamplingCapability(tools=SamplingToolsCapability())) as client:  # fmt: skip
+        (server,) = [
+            pid for pid in children(os.getpid()) - before if b"rlm_mcp" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
         sid = (await call(client, "load_context", content="x"))["session_id"]
-        with anyio.move_on_after(1.0):
-            await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
-        assert len(model.root_turns) == 1  # the first round asked for the root's turn; its code is running
-        with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+
+            async def ask() -> None:
+                await client.call_tool("rlm_query", {"session_id": sid, "query": "?"})
+
+            tg.start_soon(ask)
+            await until_spinning(server)  # the root's answer arrived and its endless loop burns CPU
+            tg.cancel_scope.cancel()
+        assert len(model.root_turns) == 1  # the first round asked for the root's turn; its code was running
+        with anyio.fail_after(300):
             while True:
                 session = next(s for s in (await call(client, "list_sessions"))["sessions"] if s["session_id"] == sid)
                 if not session["busy"]:
                     break
                 await anyio.sleep(0.1)
         trajectory = await call(client, "get_trajectory", trajectory_id=session["runs"][-1])
-    assert trajectory["status"] == "cancelled"
+    assert trajectory["status"] == "cancelled", trajectory["message"]

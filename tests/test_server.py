@@ -38,7 +38,7 @@ async def test_tools_have_typed_schemas(client) -> None:
     assert tools["get_trajectory"].annotations.read_only_hint is True
 
 
-async def test_large_file_persistent_variables_and_timeout(client, big_file: Path) -> None:
+async def test_large_file_and_persistent_variables(client, big_file: Path) -> None:
     loaded = await call(client, "load_context", path=str(big_file))
     assert loaded["type"] == "str"
     assert loaded["chars"] >= 50 * 1024 * 1024
@@ -60,14 +60,20 @@ async def test_large_file_persistent_variables_and_timeout(client, big_file: Pat
     assert counted["error"] is None
     assert counted["stdout"] == f"{lines // 100} {lines}\n"
     assert {"name": "n", "type": "int", "size": None} in counted["variables"]
+    after = await call(client, "repl_exec", session_id=sid, code="n - len(errors)")
+    assert after["stdout"] == "0\n"
 
-    timed_out = await call(client, "repl_exec", session_id=sid, code="n += 1\nwhile True:\n    pass")
+
+async def test_timeout_keeps_variables(short_client) -> None:
+    """Code that never ends meets the compute limit; what it did before the loop survives."""
+    sid = (await call(short_client, "load_context", content="a corpus"))["session_id"]
+    await call(short_client, "repl_exec", session_id=sid, code="n = 41\nerrors = ['e']")
+    timed_out = await call(short_client, "repl_exec", session_id=sid, code="n += 1\nwhile True:\n    pass")
     assert timed_out["timed_out"] is True
     assert timed_out["error"]["type"] == "TimeoutError"
     assert timed_out["restarted"] is False
-
-    after = await call(client, "repl_exec", session_id=sid, code="n - len(errors)")
-    assert after["stdout"] == "1\n"  # the increment before the loop survived, and so did `errors`
+    after = await call(short_client, "repl_exec", session_id=sid, code="n - len(errors)")
+    assert after["stdout"] == "41\n"  # the increment before the loop survived, and so did `errors`
 
 
 async def test_code_errors_are_structured(client) -> None:

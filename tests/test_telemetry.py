@@ -66,7 +66,7 @@ async def app(tmp_path: Path, fake, monkeypatch: pytest.MonkeyPatch, spans: InMe
         allowed_roots=[tmp_path],
         root_model=ROOT_MODEL,
         sub_model=SUB_MODEL,
-        exec_timeout_s=5,
+        exec_timeout_s=600,
         bedrock_max_attempts=1,
     )
     service = RLMService(settings)
@@ -315,6 +315,6 @@ async def test_without_the_otel_extra_everything_works(tmp_path: Path, fake) -> 
 
 def test_asking_for_traces_without_the_otel_extra_says_how_to_get_it(tmp_path: Path, fake) -> None:
     env = server_env(tmp_path / "data", tmp_path, fake.url, RLM_TRACES="otlp")
-    done = subprocess.run([sys.executable, "-c", NO_SDK], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", NO_SDK], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stdout == ""
     assert "RLM_TRACES=otlp needs the OpenTelemetry SDK" in done.stderr and "pip install 'rlm-mcp[otel]'" in done.stderr

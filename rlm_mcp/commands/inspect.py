@@ -59,7 +59,14 @@ def _one_line(text: str | None, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _print_summary(t: Trajectory) -> None:
+def _cost_text(t: Trajectory, prices: PriceTable) -> str:
+    if t.cost_usd is not None:
+        return f"${t.cost_usd:.4f}"
+    models = [m for m in dict.fromkeys((t.root_model, t.sub_model)) if m and prices.lookup(m) is None]
+    return f"unknown (no price for {', '.join(models)})" if models else "unknown"
+
+
+def _print_summary(t: Trajectory, prices: PriceTable) -> None:
     u = t.usage
     print(f"{t.id}  {t.kind}  {t.status}  created {_when(t.created_at)}  session {t.session_id}")
     if t.parent_id:
@@ -70,11 +77,13 @@ def _print_summary(t: Trajectory) -> None:
         print(f"answer:   {t.answer}")
     if t.message:
         print(f"message:  {t.message}")
-    cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
+    cost = _cost_text(t, prices)
     print(
         f"{len(t.steps)} steps, {t.sub_calls} sub-calls, tokens root {u.root_input_tokens:,}/{u.root_output_tokens:,} "
         f"sub {u.sub_input_tokens:,}/{u.sub_output_tokens:,}, cost {cost}"
     )
+    for damage in t.damaged:
+        print(f"DAMAGED: {damage.where}: {damage.problem}")
     for step in t.steps:
         flags = (" ERROR " + step.error.type if step.error else "") + (" FINAL" if step.final is not None else "")
         nested = f" +{len(step.child_runs)} nested" if step.child_runs else ""
@@ -102,7 +111,7 @@ async def _trajectory(settings: Settings, args: argparse.Namespace) -> int:
         shown = trajectory if args.full else summarize(trajectory)
         print(shown.model_dump_json(indent=2))
     else:
-        _print_summary(trajectory)
+        _print_summary(trajectory, PriceTable(settings.prices_file))
     return 0
 
 
@@ -124,6 +133,7 @@ async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
             "last_used": r.get("last_used"),
             "documents": [d.get("name") for d in r.get("documents", [])],
             "runs": runs.get(r["id"], []),
+            **({"damaged": r["damaged"]} if "damaged" in r else {}),
         }
         for r in records
     ]
@@ -133,6 +143,9 @@ async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
     if not rows:
         print(f"no stored sessions in {settings.data_dir}")
     for row in sorted(rows, key=lambda r: r["last_used"] or 0, reverse=True):
+        if "damaged" in row:
+            print(f"{row['session_id']}  last used {_when(row['last_used'])}  DAMAGED: {row['damaged']}")
+            continue
         docs = row["documents"]
         shown = ", ".join(docs[:3]) + (f" and {len(docs) - 3} more" if len(docs) > 3 else "")
         print(f"{row['session_id']}  last used {_when(row['last_used'])}  {len(docs)} documents: {shown}")

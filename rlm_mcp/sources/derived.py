@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from rlm_mcp.errors import InvalidInput
 from rlm_mcp.files import write_atomically
+from rlm_mcp.store.failures import storing
 
 PART_SEPARATOR = "\x1e"
 """Between documents in one file (see sandbox.loader); never written inside a document."""
@@ -84,7 +85,8 @@ class DerivedStore:
             with contextlib.suppress(OSError):
                 os.utime(path)  # recently used: a future clean-up can go by mtime
             return path
-        write_atomically(path, make)
+        with storing(f"writing the converted copy of the source ({path.name})", self.directory, writing_only=True):
+            write_atomically(path, make)
         self.builds += 1
         return path
 

@@ -9,7 +9,9 @@ missing as one never loaded."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -19,10 +21,24 @@ from rlm_mcp.principals import LOCAL, directory_name
 from rlm_mcp.sources.paths import SNIFF_BYTES, is_binary
 from rlm_mcp.sources.resolved import ResolvedSource
 from rlm_mcp.store import KeyNotFound, Store
+from rlm_mcp.store.failures import storing
 from sandbox import Document
 
 _CORPUS_ID = re.compile(r"^[0-9a-f]{64}$")
 OWNERS = "owners"
+
+
+def corpus_key(corpus_id: str, owner: str) -> str:
+    """Where an owner's corpus lives, relative to the corpora folder (and in the shared store)."""
+    if owner == LOCAL:
+        return f"{corpus_id}.txt"
+    return f"{OWNERS}/{directory_name(owner)}/{corpus_id}.txt"
+
+
+def _touch(path: Path) -> None:
+    """Used again: retention goes by the time of last use."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 class InlineStore:
@@ -40,10 +56,7 @@ class InlineStore:
 
     @staticmethod
     def _key(corpus_id: str, owner: str) -> str:
-        """Where an owner's corpus lives, relative to the corpora folder (and in the shared store)."""
-        if owner == LOCAL:
-            return f"{corpus_id}.txt"
-        return f"{OWNERS}/{directory_name(owner)}/{corpus_id}.txt"
+        return corpus_key(corpus_id, owner)
 
     def put(self, content: str, name: str, owner: str = LOCAL) -> ResolvedSource:
         data = content.encode("utf-8", "replace")  # lone surrogates cannot be stored as UTF-8
@@ -53,7 +66,10 @@ class InlineStore:
         key = self._key(digest, owner)
         path = self.directory / key
         if not path.exists():
-            write_atomically(path, lambda f: f.write(data))
+            with storing(f"storing the inline content ({len(data):,} bytes)", self.directory):
+                write_atomically(path, lambda f: f.write(data))
+        else:
+            _touch(path)
         self._share(key, path)
         return ResolvedSource([Document(name=name, path=path)], "str", len(data))
 
@@ -77,6 +93,7 @@ class InlineStore:
         key = self._key(corpus_id, owner)
         path = self.directory / key
         if path.exists():
+            _touch(path)
             return path
         if self.store is not None and self.store.local_path(key) is None:
             try:

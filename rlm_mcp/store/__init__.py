@@ -10,11 +10,11 @@ from botocore.config import Config
 
 from rlm_mcp import aws
 from rlm_mcp.config import Settings
-from rlm_mcp.store.base import Entry, KeyNotFound, Store, StoreError
+from rlm_mcp.store.base import Entry, KeyNotFound, LogRecord, Store, StoreError
 from rlm_mcp.store.local import LocalStore
 from rlm_mcp.store.s3 import S3Store
 
-__all__ = ["Entry", "KeyNotFound", "LocalStore", "S3Store", "Store", "StoreError", "open_store"]
+__all__ = ["Entry", "KeyNotFound", "LocalStore", "LogRecord", "S3Store", "Store", "StoreError", "open_store"]
 
 
 def open_store(settings: Settings) -> Store:

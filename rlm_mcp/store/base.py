@@ -36,6 +36,13 @@ class Entry:
     """Unix time of the last write."""
 
 
+@dataclass(frozen=True)
+class LogRecord:
+    data: bytes
+    where: str
+    """Where the record lives, for a message about it: ``line 7 of /data/trajectories/t_x.jsonl``, an s3:// URL."""
+
+
 class Store(Protocol):
     url: str
     """Where this store keeps its data, for messages (a directory or an s3:// URL)."""
@@ -73,11 +80,19 @@ class Store(Protocol):
         ...
 
     def append(self, log: str, record: bytes) -> None:
-        """Add one record (a single line of JSON, no newline) to the log ``log``."""
+        """Add one record (a single line of JSON, no newline) to the log ``log``, whole or not at all: a
+        write that fails half-way (a full disk) leaves the log as it was."""
         ...
 
-    def read_log(self, log: str) -> list[bytes]:
-        """Every complete record of ``log`` in the order written; KeyNotFound if it has none."""
+    def read_log(self, log: str) -> list[LogRecord]:
+        """Every complete record of ``log`` in the order written, with where it is; KeyNotFound if it has none.
+
+        Records are returned as stored, damaged ones included: the reader says what is damaged and where.
+        """
+        ...
+
+    def delete_log(self, log: str) -> None:
+        """Remove every record of ``log``; a missing log is not an error."""
         ...
 
     def list_logs(self) -> list[Entry]:

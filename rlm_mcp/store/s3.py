@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rlm_mcp.store.base import Entry, KeyNotFound, StoreError, check_key
+from rlm_mcp.store.base import Entry, KeyNotFound, LogRecord, StoreError, check_key
+from rlm_mcp.store.failures import storing
 
 LOG_DIR = ".log/"
 _RECORD = re.compile(r"^(\d{10})\.json$")
@@ -73,8 +75,11 @@ class S3Store:
                 )
             elif code == "NoSuchBucket":
                 hint = f"; create the bucket {self.bucket!r} or fix RLM_STORE"
-            return StoreError(f"S3 store {self.url}: {action} {key!r} failed: {code} {message}{hint}".rstrip())
-        return StoreError(f"S3 store {self.url}: {action} {key!r} failed: {exc}")
+            return StoreError(
+                f"S3 store {self.url} (RLM_STORE): {action} {key!r} failed: {code} {message}{hint}".rstrip()
+            )
+        hint = f"; create the bucket {self.bucket!r} or fix RLM_STORE" if "NoSuchBucket" in str(exc) else ""
+        return StoreError(f"S3 store {self.url} (RLM_STORE): {action} {key!r} failed: {exc}{hint}")
 
     @contextlib.contextmanager
     def _calling(self, action: str, key: str, *, missing_is_absent: bool = False) -> Iterator[None]:
@@ -85,7 +90,7 @@ class S3Store:
             if missing_is_absent and _missing(exc):
                 raise KeyNotFound(key) from None
             raise self._fail(action, key, exc) from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, S3UploadFailedError, S3TransferFailedError) as exc:  # the last two: upload_file's own
             raise self._fail(action, key, exc) from None
 
     # -- objects ---------------------------------------------------------------------------
@@ -129,13 +134,15 @@ class S3Store:
             self.client.upload_file(str(source), self.bucket, self._key(key))
 
     def download(self, key: str, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        os.close(fd)
+        with storing(f"copying {key!r} from {self.url}", target.parent):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            os.close(fd)
         try:
-            with self._calling("downloading", key, missing_is_absent=True):
-                self.client.download_file(self.bucket, self._key(key), tmp)
-            os.replace(tmp, target)
+            with storing(f"copying {key!r} from {self.url}", target.parent):
+                with self._calling("downloading", key, missing_is_absent=True):
+                    self.client.download_file(self.bucket, self._key(key), tmp)
+                os.replace(tmp, target)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -182,7 +189,7 @@ class S3Store:
             return
         raise StoreError(f"S3 store {self.url}: could not append to {log!r}: other writers kept taking its next number")
 
-    def read_log(self, log: str) -> list[bytes]:
+    def read_log(self, log: str) -> list[LogRecord]:
         records = self._records(log)
         if not records:
             raise KeyNotFound(log)
@@ -202,7 +209,16 @@ class S3Store:
         else:
             with ThreadPoolExecutor(min(READ_THREADS, len(keys))) as pool:
                 bodies = list(pool.map(fetch, keys))
-        return [body for body in bodies if body]
+        return [LogRecord(body, f"s3://{self.bucket}/{key}") for key, body in zip(keys, bodies, strict=True) if body]
+
+    def delete_log(self, log: str) -> None:
+        keys = [key for _, key in self._records(log)]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            with self._calling("deleting", log):
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        with self._shared.lock:
+            self._shared.next_seq.pop(self._key(log), None)
 
     def list_logs(self) -> list[Entry]:
         logs: dict[str, Entry] = {}
