@@ -230,7 +230,12 @@ class Settings(BaseSettings):
     trajectories_max_age_days: float = Field(
         90.0, ge=0, description="trajectories unchanged for this many days are removed (0: no age limit)"
     )
-    trajectories_max_mb: int = Field(2048, ge=0, description="trajectories kept, in MB (0: no limit)")
+    trajectories_max_mb: int = Field(
+        2048,
+        ge=0,
+        description="trajectories kept, in MB, each run's transcript and snapshot (runs/) counted with its "
+        "trajectory (0: no limit)",
+    )
     gc_interval_s: float = Field(
         3600.0, gt=0, description="seconds between two clean-ups of the data directory (also one at start-up)"
     )

@@ -118,6 +118,11 @@ class Runs:
         return bool(self._active)
 
     @property
+    def resuming(self) -> set[str]:
+        """Stopped runs being prepared to go on (not yet running): their files must stay."""
+        return set(self._resuming)
+
+    @property
     def snapshot_bytes(self) -> int:
         return self.settings.snapshot_max_mb * MB
 

@@ -121,13 +121,17 @@ class KindUsage(BaseModel):
     bytes: int
     max_bytes: int | None = Field(None, description="size limit of this kind (the least recently used go first)")
     max_age_days: float | None = Field(None, description="removed after this many days unused")
+    goes_with: str | None = Field(
+        None, description="the kind whose items these go with (and whose limits count them too), if any"
+    )
 
 
 class StorageUsage(BaseModel):
     location: str = Field(description="the data directory or the S3 store")
     measured_at: float
     kinds: dict[str, KindUsage] = Field(
-        description="corpora (inline content), derived (converted sources), trajectories, sessions (records)"
+        description="corpora (inline content), derived (converted sources), trajectories, runs (what a resume "
+        "needs), subcalls (the sub-call cache), sessions (records)"
     )
 
 

@@ -52,7 +52,7 @@ from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
 from rlm_mcp.store import StoreError, open_store
-from rlm_mcp.subcall_cache import SubcallCache
+from rlm_mcp.subcall_cache import open_cache
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
@@ -60,8 +60,6 @@ from rlm_mcp.viewer.index import render_index
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 
 log = logging.getLogger(__name__)
-CACHE_PRUNE_S = 3600.0
-"""How often the sub-call cache is brought back within its size and age limits."""
 USAGE_TTL_S = 10.0
 """list_sessions measures the stored data again when its figures are older than this."""
 
@@ -95,12 +93,7 @@ class RLMService:
         self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
         self.prices = PriceTable(settings.prices_file)
-        self.cache = SubcallCache(
-            self.store.sub("subcalls"),
-            mode=settings.subcall_cache,
-            max_mb=settings.subcall_cache_max_mb,
-            max_age_days=settings.subcall_cache_max_age_days,
-        )
+        self.cache = open_cache(self.store, settings)
         self.broker = SubcallBroker(settings, self.router, self.prices, self.cache)
         self._background: anyio.abc.TaskGroup | None = None
         self.recursion = Recursion(
@@ -134,7 +127,6 @@ class RLMService:
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self._gc_loop)
                 tg.start_soon(self.trajectories.keep_leases)
-                tg.start_soon(self.cache.keep_pruned, CACHE_PRUNE_S)
                 tg.start_soon(self.trajectories.keep_writing)
                 try:
                     yield self
@@ -169,6 +161,7 @@ class RLMService:
             used.trajectories.update(session.runs)
             used.files.update(d.path for d in session.sandbox.documents)
         used.trajectories.update(self.trajectories.in_progress())
+        used.trajectories.update(self.runs.resuming)
         return used
 
     async def collect_garbage(self, *, dry_run: bool = False) -> Report:

@@ -25,8 +25,9 @@ itself. Entries hold the answer and token counts, never the prompt.
 Entries live in the store (``subcalls/<scope>/<key>.json``: the data directory, or
 S3 shared by replicas) and are bounded by ``RLM_SUBCALL_CACHE_MAX_MB`` and
 ``RLM_SUBCALL_CACHE_MAX_AGE_DAYS``: :meth:`SubcallCache.prune` removes the oldest
-entries past either limit (the server runs it at start-up and hourly; a garbage
-collector can call it too).
+entries past either limit. Retention (:mod:`rlm_mcp.retention`) calls it with the
+rest of the clean-up: at the server's start-up, every ``RLM_GC_INTERVAL_S`` and in
+``rlm-mcp gc``.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import anyio.to_thread
 
 from rlm_mcp.principals import directory_name
-from rlm_mcp.store import KeyNotFound, Store
+from rlm_mcp.store import Entry, KeyNotFound, Store
+
+if TYPE_CHECKING:
+    from rlm_mcp.config import Settings
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -89,10 +93,16 @@ class Occurrences:
 
 @dataclass(frozen=True)
 class Pruned:
-    removed: int
-    removed_bytes: int
+    removed: list[Entry]
+    """Entries removed (or, in a dry run, that would be)."""
     kept: int
     kept_bytes: int
+    failed: list[str] = field(default_factory=list)
+    """Entries that could not be removed, with why."""
+
+    @property
+    def removed_bytes(self) -> int:
+        return sum(entry.size for entry in self.removed)
 
 
 def _parse(raw: bytes) -> Answer | None:
@@ -169,38 +179,43 @@ class SubcallCache:
         except Exception:  # a cache that cannot be written costs a future hit, never this answer
             log.warning("the sub-call cache could not be written (%s)", key, exc_info=True)
 
-    def prune(self, now: float | None = None) -> Pruned:
+    def entries(self) -> list[Entry]:
+        """Every stored entry (blocking)."""
+        return [entry for entry in self.store.list() if entry.key.endswith(".json")]
+
+    def prune(self, now: float | None = None, *, dry_run: bool = False, entries: list[Entry] | None = None) -> Pruned:
         """Remove entries older than the age limit, then the oldest until the rest fit the size limit.
 
-        Blocking (run it in a worker thread); the one hook a garbage collector needs.
+        Blocking (run it in a worker thread). ``entries`` spares a listing the caller already made;
+        ``dry_run`` only says what would go.
         """
         now = time.time() if now is None else now
-        entries = sorted(
-            (e for e in self.store.list() if e.key.endswith(".json")), key=lambda e: e.modified, reverse=True
-        )
-        kept_bytes = kept = removed = removed_bytes = 0
-        for entry in entries:
+        newest_first = sorted(self.entries() if entries is None else entries, key=lambda e: e.modified, reverse=True)
+        kept_bytes = kept = 0
+        removed: list[Entry] = []
+        failed: list[str] = []
+        for entry in newest_first:
             too_old = self.max_age_s > 0 and now - entry.modified > self.max_age_s
-            if too_old or kept_bytes + entry.size > self.max_bytes:
-                try:
-                    self.store.delete(entry.key)
-                except Exception:
-                    log.warning("could not remove the cache entry %s", entry.key, exc_info=True)
-                    continue
-                removed += 1
-                removed_bytes += entry.size
-            else:
+            if not too_old and kept_bytes + entry.size <= self.max_bytes:
                 kept += 1
                 kept_bytes += entry.size
-        return Pruned(removed, removed_bytes, kept, kept_bytes)
+                continue
+            if not dry_run:
+                try:
+                    self.store.delete(entry.key)
+                except Exception as exc:
+                    log.warning("could not remove the cache entry %s", entry.key, exc_info=True)
+                    failed.append(f"{entry.key}: {exc}")
+                    continue
+            removed.append(entry)
+        return Pruned(removed, kept, kept_bytes, failed)
 
-    async def keep_pruned(self, period_s: float) -> None:
-        """:meth:`prune` now and every ``period_s`` for as long as the server runs (failures are logged)."""
-        while True:
-            try:
-                pruned = await anyio.to_thread.run_sync(self.prune)
-                if pruned.removed:
-                    log.info("sub-call cache: removed %d entries (%d bytes)", pruned.removed, pruned.removed_bytes)
-            except Exception:
-                log.warning("could not prune the sub-call cache", exc_info=True)
-            await anyio.sleep(period_s)
+
+def open_cache(store: Store, settings: Settings) -> SubcallCache:
+    """The cache under ``subcalls/`` of the store, with the settings' mode and limits."""
+    return SubcallCache(
+        store.sub("subcalls"),
+        mode=settings.subcall_cache,
+        max_mb=settings.subcall_cache_max_mb,
+        max_age_days=settings.subcall_cache_max_age_days,
+    )

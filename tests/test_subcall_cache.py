@@ -170,10 +170,13 @@ def test_prune_keeps_the_cache_within_its_age_and_size(tmp_path: Path) -> None:
         store.write(key, json.dumps({"text": "x" * 400_000, "input_tokens": 1, "output_tokens": 1}).encode())
         stamp = now - age * 3600 * 10  # 0, 10, 20, 30, 40, 50 hours old
         os.utime(store.local_path(key), (stamp, stamp))
+    planned = cache.prune(now, dry_run=True)
+    assert len(store.list()) == 6  # a dry run only says what would go
     pruned = cache.prune(now)
     # Past a day: the three oldest go; of the rest, the newest that fit in 1 MB stay (two of 400 KB).
     assert {e.key for e in store.list()} == set(keys[:2])
-    assert (pruned.removed, pruned.kept) == (4, 2)
+    assert {e.key for e in pruned.removed} == {e.key for e in planned.removed} == set(keys[2:])
+    assert (pruned.kept, pruned.failed) == (2, [])
     assert len(keys) == len(set(keys)) and sum(counts.values()) == 6
 
 
