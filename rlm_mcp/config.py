@@ -172,8 +172,9 @@ class Settings(BaseSettings):
     snapshot_max_mb: int = Field(
         4,
         ge=0,
+        le=64,  # far below the largest message the sandbox channel carries (256 MB), either way
         description="plain-data REPL variables saved after each step of an rlm_query run, so that it can be "
-        "resumed (0: none saved)",
+        "resumed (0: none saved; at most 64)",
     )
     subcall_concurrency: int = Field(8, ge=1, le=256, description="sub-calls of one batch running at once")
     subcall_timeout_s: float = Field(120.0, gt=0, description="seconds one sub-call may take, retries included")

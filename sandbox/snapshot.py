@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+from sandbox.names import is_user_name
+
 MAX_VARIABLES = 1000
 MAX_NODES = 250_000
 """Values in one snapshot at most: a bound on the time it takes, on either side of the channel."""
@@ -240,7 +242,7 @@ def encode(namespace: Mapping[str, object], reserved: Iterable[str], max_bytes: 
     skipped: list[list[str]] = []
     hidden = set(reserved)
     for name, value in list(namespace.items()):
-        if type(name) is not str or name.startswith("_") or name in hidden:
+        if not is_user_name(name) or name in hidden:  # the sandbox's own names are never saved
             continue
         if len(variables) + len(skipped) >= MAX_VARIABLES:
             skipped.append([name, f"more than {MAX_VARIABLES} variables"])
@@ -270,7 +272,7 @@ def decode(message: Mapping[str, Any], reserved: Iterable[str]) -> tuple[dict[st
     failed: list[list[str]] = []
     hidden = set(reserved)
     for name, ref in message["variables"].items():
-        if name in hidden or name.startswith("_"):
+        if name in hidden or not is_user_name(name):
             failed.append([name, "a reserved name"])
         elif ref in failed_nodes:
             failed.append([name, failed_nodes[ref]])

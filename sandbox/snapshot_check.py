@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.fields import Fields, clean_text
+from sandbox.names import is_user_name
 from sandbox.protocol import ProtocolError
 from sandbox.snapshot import FACTORIES, FLOATS, MAX_INT_BITS, MAX_NODES, MAX_REASON_CHARS, MAX_VARIABLES, TAGS
 
@@ -91,7 +92,7 @@ class Snapshot:
             raise ProtocolError(f"{what} is {size:,} bytes, over its limit of {max_bytes:,}")
         names: dict[str, int] = {}
         for name, ref in variables.items():
-            if not name.isidentifier() or name.startswith("_") or len(name) > 200:
+            if not name.isidentifier() or not is_user_name(name) or len(name) > 200:
                 raise ProtocolError(f"{what} names a variable {clean_text(name, 50)!r} that code could not have")
             if type(ref) is not int or not 0 <= ref < len(nodes):
                 raise ProtocolError(f"{what}: variable {name!r} refers to no node")

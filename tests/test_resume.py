@@ -214,12 +214,20 @@ async def test_only_the_owner_resumes_a_run(tmp_path: Path, fake, corpus_dir: Pa
             sid = (await call(client, "load_context", content="abc"))["session_id"]
             run = await call(client, "rlm_query", session_id=sid, query="?", max_iterations=1)
         assert run["status"] == "limit_reached"
+        ghost = "t_neverWrittenRun0"
         async with bearer_client(server.url, bob) as client:
             error = await call_error(client, "rlm_query", resume=run["trajectory_id"])
             assert f"no trajectory {run['trajectory_id']!r}" in error
+            # Exactly what a run that never existed gets: nothing tells bob that alice's run is there.
+            missing = await call_error(client, "rlm_query", resume=ghost)
+            assert error.replace(run["trajectory_id"], ghost) == missing
             bob_sid = (await call(client, "load_context", content="abc"))["session_id"]
             error = await call_error(client, "rlm_query", resume=run["trajectory_id"], session_id=bob_sid)
-            assert "no trajectory" in error
+            missing = await call_error(client, "rlm_query", resume=ghost, session_id=bob_sid)
+            assert error.replace(run["trajectory_id"], ghost) == missing and "no trajectory" in error
+            # Nor can bob read alice's run or her session's budget.
+            assert "no trajectory" in await call_error(client, "get_trajectory", trajectory_id=run["trajectory_id"])
+            assert "no session" in await call_error(client, "get_budget", session_id=sid)
         fake.respond = scripted(ROOT_MODEL, [code("FINAL(x + 1)")])
         async with bearer_client(server.url, alice) as client:
             out = await call(client, "rlm_query", resume=run["trajectory_id"])

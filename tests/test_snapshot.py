@@ -8,6 +8,7 @@ frame written on a worker's real channel.
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from escape import channel_of, frame
 
 from sandbox import Sandbox, SandboxError, SandboxLimits
 from sandbox.protocol import ProtocolError
-from sandbox.snapshot import MAX_NESTING
+from sandbox.repl import RESERVED
+from sandbox.snapshot import FACTORIES, MAX_NESTING, decode
 from sandbox.snapshot_check import Restored, Snapshot
 
 pytestmark = pytest.mark.anyio
@@ -45,6 +47,7 @@ odd = {frozenset({1, 2}), (1, (2, 3))}
 huge = 10 ** 5000
 weird = float('nan')
 text = '\\ud800 lone surrogate, and accents: é, 中'
+_cache = {'seen': [1, 2]}
 def helper():
     return 1
 class Box:
@@ -78,16 +81,56 @@ async def test_plain_data_survives_a_fresh_worker_and_the_rest_is_named_with_a_r
     async with Sandbox() as fresh:
         restored = await fresh.restore(stored)
         assert restored.failed == [] and "rows" in restored.names and "cursor" in restored.names
+        assert "_cache" in restored.names  # a private name is the code's own variable (as policy allows)
         check = await fresh.execute(
             "print(rows[0] is rows[1], rows[0]['tags'], rows[0]['raw'], rows[0][1], labels.most_common(1),\n"
             "      dict(groups), groups['new'], list(order), recent.maxlen, sorted(odd, key=str), weird != weird,\n"
-            "      text == '\\ud800 lone surrogate, and accents: é, 中', type(labels).__name__)"
+            "      text == '\\ud800 lone surrogate, and accents: é, 中', type(labels).__name__, _cache)"
         )
     assert check.error is None, check.error
     assert check.stdout == (
         "True ('a', 'b') b'\\x00\\xff' one [('a', 5)] {'x': [1]} [] ['z', 'a'] 3 "
-        "[(1, (2, 3)), frozenset({1, 2})] True True Counter\n"
+        "[(1, (2, 3)), frozenset({1, 2})] True True Counter {'seen': [1, 2]}\n"
     )
+    # What a fresh worker rebuilds is plain data of exact builtin types, all the way down: nothing the
+    # REPL's guards would refuse to hand out (no function, class, module, or object of a user class).
+    values, failed = decode(stored.to_message(), RESERVED)
+    assert failed == [] and set(values) == set(stored.variables)
+    assert_plain(list(values.values()))
+
+
+PLAIN = {type(None), bool, int, float, str, bytes, list, tuple, dict, set, frozenset}
+PLAIN |= {collections.Counter, collections.OrderedDict, collections.defaultdict, collections.deque}
+
+
+def assert_plain(root: object) -> None:
+    pending, seen = [root], set()
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        assert type(value) in PLAIN, type(value)
+        if isinstance(value, collections.defaultdict):
+            assert value.default_factory is None or any(value.default_factory is f for f in FACTORIES.values())
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple | set | frozenset | collections.deque):
+            pending.extend(value)
+
+
+async def test_a_snapshot_never_puts_the_sandbox_s_own_names_into_a_worker() -> None:
+    # Past the parent's check (built by hand here), the fresh worker refuses them too.
+    snapshot = Snapshot(
+        nodes=[["i", 1], ["s", "x"]], variables={"_getattr_": 0, "__builtins__": 0, "_print": 1, "_kept": 0}
+    )
+    async with Sandbox() as box:
+        restored = await box.restore(snapshot)
+        assert restored.names == ["_kept"]
+        assert dict(restored.failed) == dict.fromkeys(("_getattr_", "__builtins__", "_print"), "a reserved name")
+        result = await box.execute("print(_kept, len('abc'))\nprint([1, 2])")
+        assert result.error is None and result.stdout == "1 3\n[1, 2]\n"
 
 
 async def test_the_size_limit_skips_what_does_not_fit_and_keeps_the_rest() -> None:
@@ -114,7 +157,9 @@ async def test_the_size_limit_skips_what_does_not_fit_and_keeps_the_rest() -> No
         ({"nodes": [["D", "os.system", []]], "variables": {"a": 0}, "skipped": []}, "malformed"),
         ({"nodes": [["n"], ["d", [0]]], "variables": {"a": 1}, "skipped": []}, "key without a value"),
         ({"nodes": [["q", -1, []]], "variables": {"a": 0}, "skipped": []}, "malformed"),
-        ({"nodes": [["n"]], "variables": {"_hidden": 0}, "skipped": []}, "could not have"),
+        ({"nodes": [["n"]], "variables": {"_write_": 0}, "skipped": []}, "could not have"),  # the sandbox's
+        ({"nodes": [["n"]], "variables": {"__builtins__": 0}, "skipped": []}, "could not have"),
+        ({"nodes": [["n"]], "variables": {"_tmp0": 0}, "skipped": []}, "could not have"),
         ({"nodes": [["n"]], "variables": {"a b": 0}, "skipped": []}, "could not have"),
         ({"nodes": [["n"]], "variables": {"a": 1}, "skipped": []}, "refers to no node"),
         ({"nodes": [["n"]], "variables": {"a": 0}, "skipped": [["a"]]}, "a name and a reason"),
