@@ -6,6 +6,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks.savings import report_lines as savings_lines
+
 MB = 1024 * 1024
 
 
@@ -117,6 +119,23 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"root input tokens at {_mb(small['corpus_bytes'])} vs {_mb(large['corpus_bytes'])} differ < 10%",
                 f"{small['root_input_tokens']:,} vs {large['root_input_tokens']:,}: {change:.1%}",
                 _met(change < 0.10),
+            )
+        )
+    if "savings" in micro:
+        saved = micro["savings"]
+        rows.append(
+            (
+                "a second identical run sends zero sub-calls",
+                f"{saved['repeat']['sent']} sent, {saved['repeat']['cached']} from the cache",
+                _met(saved["repeat"]["sent"] == 0),
+            )
+        )
+        rows.append(
+            (
+                "a resumed run after a budget stop pays only the remaining sub-calls",
+                f"{saved['stopped']['sent']} before the stop + {saved['resumed']['sent']} after it = "
+                f"{saved['first']['sent']} for a whole run",
+                _met(saved["stopped"]["sent"] + saved["resumed"]["sent"] == saved["first"]["sent"]),
             )
         )
     return rows
@@ -357,6 +376,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             f"{p['speedup']}x faster.",
             "",
         ]
+    if "savings" in micro:
+        lines += savings_lines(micro["savings"])
     if micro.get("root_tokens"):
         lines += [
             "## Root cost against corpus size",

@@ -95,14 +95,15 @@ STEPS = (
 )
 
 LIMITS = """\
-Budget: {max_sub_calls} sub-calls per session (SubcallBudgetExceeded when spent), {exec_timeout:g} s of compute per \
+Budget: {max_sub_calls} sub-calls{limits} per session (a batch it cannot cover is refused whole with \
+SubcallBudgetExceeded; the get_budget tool shows what is left), {exec_timeout:g} s of compute per \
 repl_exec call (waiting for sub-calls does not count). SHOW_VARS() lists your variables. Available modules: \
 re, json, math, collections, itertools, functools, statistics, string, textwrap, datetime, difflib, heapq, \
 bisect, random, operator, csv, io, unicodedata, hashlib, base64, html, fractions, decimal, copy, time, pprint. \
 No files, network or processes. get_trajectory shows every step you took."""
 
 
-def numbers(settings: Settings) -> dict[str, float | int]:
+def numbers(settings: Settings) -> dict[str, float | int | str]:
     """The server's own figures that the text quotes."""
     sub_chars = settings.sub_context_tokens * prompts.CHARS_PER_TOKEN
     return {
@@ -110,11 +111,12 @@ def numbers(settings: Settings) -> dict[str, float | int]:
         "sub_tokens": settings.sub_context_tokens,
         "concurrency": settings.subcall_concurrency,
         "max_sub_calls": settings.max_sub_calls,
+        "limits": _limits(settings),
         "exec_timeout": settings.exec_timeout_s,
     }
 
 
-def _steps(values: dict[str, float | int], fenced: bool) -> str:
+def _steps(values: dict[str, float | int | str], fenced: bool) -> str:
     lines = []
     for number, step in enumerate(STEPS, 1):
         lines.append(f"{number}. {step.text.format(**values)}")
@@ -122,6 +124,12 @@ def _steps(values: dict[str, float | int], fenced: bool) -> str:
             example = "\n".join(f"   {line}" for line in step.example.format(**values).splitlines())
             lines.append(f"   ```python\n{example}\n   ```" if fenced else example)
     return "\n".join(lines)
+
+
+def _limits(settings: Settings) -> str:
+    """The token and dollar limits of a session, when set."""
+    tokens = f", {settings.max_tokens:,} tokens" if settings.max_tokens else ""
+    return tokens + (f", ${settings.max_cost_usd:g}" if settings.max_cost_usd else "")
 
 
 def guide_text(settings: Settings, corpus: LoadInfo | None = None, question: str | None = None) -> str:

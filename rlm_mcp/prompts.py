@@ -212,6 +212,7 @@ def refused_call(problem: str) -> str:
     return f'{problem}: the only tool is `python`, with input {{"code": "<python source>"}}'
 
 
+NOT_RUN_AT_LIMIT = "not run: the iteration limit was reached"
 SKIPPED_AFTER_FINAL = "not run: the run ended with FINAL in an earlier {what} of this reply"
 FINAL_NOT_USED = (
     "{written} in your reply was not used, because code before it failed. Fix the code; answer once you have "

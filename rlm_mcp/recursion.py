@@ -109,6 +109,7 @@ class Recursion:
                 depth=parent.depth + 1,
                 recursion=self,
                 budget=parent.budget,
+                owner=parent.owner,  # its sub-calls use its owner's cache, never another principal's
             )
             outcome = await child.run()
         except BaseException:

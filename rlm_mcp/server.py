@@ -34,6 +34,7 @@ from rlm_mcp.mcp_errors import RLMServer
 from rlm_mcp.progress import increasing
 from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
+    BudgetReport,
     CloseSessionResult,
     LoadContextResult,
     ReplExecResult,
@@ -191,8 +192,9 @@ def build_server(
     ) -> ReplExecResult | InputRequiredResult:
         """Run Python in the session's sandbox, where the corpus is `context`.
 
-        Variables persist between calls. Available: context, llm_query(prompt, model=None) -> str,
-        llm_query_batched(prompts, model=None) -> list[str] (runs concurrently), FINAL(answer),
+        Variables persist between calls. Available: context, llm_query(prompt, model=None, cache=True) -> str,
+        llm_query_batched(prompts, model=None, cache=True) -> list[str] (runs concurrently; an identical request
+        repeated later is answered from the server's cache unless cache=False), FINAL(answer),
         FINAL_VAR(name), SHOW_VARS(), print, and the modules re, json, math, collections, itertools,
         functools, statistics, string, textwrap, datetime, difflib, heapq, bisect, random, operator,
         csv, io, unicodedata, hashlib, base64, html, fractions, decimal, copy, time, pprint.
@@ -216,9 +218,22 @@ def build_server(
         )
     )
     async def rlm_query(
-        session_id: SessionId,
-        query: Annotated[str, Field(description="the question to answer over the session's corpus")],
         ctx: Context,
+        session_id: Annotated[
+            str | None,
+            Field(
+                description="the session_id returned by load_context (required, except with resume: then the run's "
+                "own session, or another of yours holding the same corpus)",
+                max_length=100,
+            ),
+        ] = None,
+        query: Annotated[
+            str | None,
+            Field(
+                description="the question to answer over the session's corpus (with resume: optional words for the "
+                "root, or the follow-up question to a completed run)"
+            ),
+        ] = None,
         root_model: Annotated[
             str | None,
             Field(
@@ -239,12 +254,31 @@ def build_server(
         max_sub_calls: Annotated[
             int | None, Field(description="sub-calls for the whole run (default: RLM_MAX_SUB_CALLS)", ge=0, le=100_000)
         ] = None,
+        max_tokens: Annotated[
+            int | None,
+            Field(
+                description="tokens (in + out, root and sub-calls) for the whole run (default: RLM_MAX_TOKENS)",
+                ge=1,
+            ),
+        ] = None,
+        max_cost_usd: Annotated[
+            float | None,
+            Field(description="dollars for the whole run, by the price table (default: RLM_MAX_COST_USD)", gt=0),
+        ] = None,
         max_depth: Annotated[
             int | None,
             Field(
                 description="2 or more lets the code start nested runs with rlm_query (default: RLM_MAX_DEPTH)",
                 ge=1,
                 le=5,
+            ),
+        ] = None,
+        resume: Annotated[
+            str | None,
+            Field(
+                description="the trajectory_id of a run that stopped (a limit, a cancel, a failure, a server "
+                "restart) to continue it with the budget given here; or of a completed run, with a follow-up query",
+                max_length=100,
             ),
         ] = None,
         wait: Annotated[
@@ -257,8 +291,11 @@ def build_server(
         A root model (on Bedrock, an OpenAI-compatible server, or your own model through sampling)
         writes Python against `context` (it sees only metadata about the corpus, never the corpus),
         fans chunks out to the sub-model and aggregates in code until it calls FINAL. You get the
-        answer, the status, token usage, an estimated cost and the trajectory id; progress
-        notifications report each step. Use wait=false for long runs (not with sampling).
+        answer, the status, token usage, an estimated cost, what is left of the budget and the
+        trajectory id; progress notifications report each step. Use wait=false for long runs (not
+        with sampling). A run that stopped short (status limit_reached, cancelled, failed, interrupted)
+        goes on where it stopped with resume=<trajectory_id>: its conversation and saved variables
+        come back and repeated sub-calls are answered from the cache.
         """
 
         settings = service.settings
@@ -273,7 +310,10 @@ def build_server(
                     sub_model=sub_model,
                     max_iterations=max_iterations,
                     max_sub_calls=max_sub_calls,
+                    max_tokens=max_tokens,
+                    max_cost_usd=max_cost_usd,
                     max_depth=max_depth,
+                    resume=resume,
                     wait=wait,
                     progress=progress,
                     owner=owner,
@@ -310,6 +350,13 @@ def build_server(
         """The live sessions with their corpus size, idle time and sub-call budget."""
         with _as_tool_errors():
             return await service.list_sessions(principals.current())
+
+    @mcp.tool(annotations=ToolAnnotations(title="What is left to spend", read_only_hint=True))
+    async def get_budget(session_id: SessionId) -> BudgetReport:
+        """What a session may still spend, and has spent: sub-calls, tokens and dollars of repl_exec, and of the
+        rlm_query run in progress on it, if any. Plan chunk sizes and batches to fit."""
+        with _as_tool_errors():
+            return await service.get_budget(session_id, principals.current())
 
     @mcp.tool(annotations=ToolAnnotations(title="Close a session", read_only_hint=False, destructive_hint=True))
     async def close_session(session_id: SessionId) -> CloseSessionResult:

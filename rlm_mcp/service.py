@@ -34,6 +34,7 @@ from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.retention import InUse, Report, Retention
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
+    BudgetReport,
     CloseSessionResult,
     LoadContextResult,
     ReplExecResult,
@@ -51,6 +52,7 @@ from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
 from rlm_mcp.store import StoreError, open_store
+from rlm_mcp.subcall_cache import open_cache
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
@@ -90,8 +92,9 @@ class RLMService:
         self.retention = Retention(settings, self.store, settings.data_dir / "corpora")
         self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
-        self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
+        self.cache = open_cache(self.store, settings)
+        self.broker = SubcallBroker(settings, self.router, self.prices, self.cache)
         self._background: anyio.abc.TaskGroup | None = None
         self.recursion = Recursion(
             new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs),
@@ -105,6 +108,7 @@ class RLMService:
             broker=self.broker,
             prices=self.prices,
             recursion=self.recursion,
+            runs_store=self.store.sub("runs"),
         )
 
     @contextlib.asynccontextmanager
@@ -157,6 +161,7 @@ class RLMService:
             used.trajectories.update(session.runs)
             used.files.update(d.path for d in session.sandbox.documents)
         used.trajectories.update(self.trajectories.in_progress())
+        used.trajectories.update(self.runs.resuming)
         return used
 
     async def collect_garbage(self, *, dry_run: bool = False) -> Report:
@@ -352,7 +357,12 @@ class RLMService:
                     finished += total
 
             handler = self.broker.handler(
-                budget=session.budget, log=sub_log, default_model=self.settings.sub_model, progress=on_progress
+                budget=session.budget,
+                log=sub_log,
+                default_model=self.settings.sub_model,
+                progress=on_progress,
+                owner=session.owner,
+                seen=session.seen,
             )
             started = time.time()
             try:
@@ -378,6 +388,7 @@ class RLMService:
                 sub_calls=SubCallSummary(
                     count=len(sub_log.records),
                     failed=sub_log.failed,
+                    cached=sub_log.cached,
                     input_tokens=sub_log.usage.input_tokens,
                     output_tokens=sub_log.usage.output_tokens,
                 ),
@@ -403,6 +414,7 @@ class RLMService:
             sub_call_count=len(sub_log.records),
             sub_input_tokens=sub_log.usage.input_tokens,
             sub_output_tokens=sub_log.usage.output_tokens,
+            cached_sub_calls=sub_log.cached,
             sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
             notes=notes,
         )
@@ -414,19 +426,17 @@ class RLMService:
 
     async def rlm_query(
         self,
-        session_id: str,
-        query: str,
+        session_id: str | None,
+        query: str | None,
         *,
-        root_model: str | None = None,
-        sub_model: str | None = None,
-        max_iterations: int | None = None,
-        max_sub_calls: int | None = None,
-        max_depth: int | None = None,
         wait: bool = True,
         progress: ProgressReporter | None = None,
         owner: str = LOCAL,
+        **options: Any,
     ) -> RLMQueryResult:
-        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth, owner)
+        """A run over a session's corpus; ``options`` are :class:`~rlm_mcp.runs.Query`'s (models, limits, and
+        ``resume``, the trajectory id of a stopped run to continue: :mod:`rlm_mcp.resume`)."""
+        asked = Query(session_id, query, owner=owner, **options)
         return await self.runs.start(asked, wait=wait, progress=progress)
 
     # -- sessions and trajectories ----------------------------------------------------------
@@ -451,6 +461,7 @@ class RLMService:
                     busy=s.busy > 0,
                     sub_calls_used=s.budget.used,
                     sub_call_budget=s.budget.limit,
+                    budget=s.budget.view(),
                     runs=list(s.runs),
                 )
             )
@@ -461,6 +472,17 @@ class RLMService:
             except (OSError, StoreError) as exc:
                 log.warning("could not measure the stored data: %s", exc)
         return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions, storage=storage)
+
+    async def get_budget(self, session_id: str, owner: str = LOCAL) -> BudgetReport:
+        """What the session's repl_exec sub-calls, and the run in progress on it, may still spend."""
+        session = await self.sessions.get(session_id, owner)
+        running = self.runs.budget_of(session.id)
+        return BudgetReport(
+            session_id=session.id,
+            session=session.budget.view(),
+            run_id=running[0] if running else None,
+            run=running[1] if running else None,
+        )
 
     async def close_session(self, session_id: str, owner: str = LOCAL) -> CloseSessionResult:
         check_id(session_id, "session")

@@ -300,6 +300,14 @@ class TrajectoryStore:
                     log.warning("could not drop the lease of %s (it lapses by itself)", trajectory_id, exc_info=True)
         return trajectory
 
+    async def reopen(self, trajectory_id: str, **fields: Any) -> Trajectory:
+        """A stopped run running again (resumed): leased and written to like a new one."""
+        self._live.pop(trajectory_id, None)
+        trajectory = await self._held(trajectory_id)
+        self._running.add(trajectory.id)
+        await self._write_lease(trajectory.id)
+        return await self.update(trajectory.id, status="running", **fields)
+
     def forget(self, trajectory_id: str) -> None:
         """Drop a finished trajectory from the cache (it stays in the store), once all of it is written."""
         if trajectory_id in self._unwritten:

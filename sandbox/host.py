@@ -22,10 +22,10 @@ next result says so.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 
@@ -46,9 +46,10 @@ from sandbox.results import (
     parse_variables,
 )
 from sandbox.serving import serve_call, serve_subcall
+from sandbox.snapshot_check import Restored, Snapshot
 
 _EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
-_VARS_FRAMES = frozenset({"vars", "internal_error"})
+T = TypeVar("T")
 
 
 class Sandbox:
@@ -381,18 +382,61 @@ class Sandbox:
                 await self._restart()
 
     async def variables(self) -> list[Variable]:
+        reply = await self._ask({"op": "vars"}, "vars", "listing variables")
+        return parse_variables(Fields(reply, "the variables").items("variables"))
+
+    async def snapshot(self, max_bytes: int) -> Snapshot:
+        """The variables that are plain data, encoded by the worker in at most ``max_bytes`` and checked here as
+        untrusted data (:mod:`sandbox.snapshot`); a reply that is not exactly well formed replaces the worker."""
+        message = {"op": "snapshot", "max_bytes": max_bytes}
+        return await self._ask(message, "snapshot", "saving variables", lambda r: Snapshot.parse(r, max_bytes))
+
+    async def restore(self, snapshot: Snapshot) -> Restored:
+        """Put a snapshot's variables into the namespace (over any of the same names)."""
+        message = {"op": "restore", **snapshot.to_message()}
+        return await self._ask(message, "restored", "restoring variables", lambda r: Restored.parse(r, snapshot))
+
+    async def reset(self) -> None:
+        """A fresh worker with the same corpus and no variables; SandboxError if the corpus did not reload."""
+        async with self._lock:
+            await self._ensure_running()
+            had = bool(self._documents)
+            notes = await self._restart()
+            self._pending_notes.clear()
+            if had and not self._documents:
+                raise SandboxError("; ".join(notes) or "the corpus could not be reloaded")
+
+    async def _ask(
+        self, message: dict[str, Any], op: str, what: str, parse: Callable[[dict[str, Any]], T] | None = None
+    ) -> Any:
+        """One request between executions, answered by ``op`` (parsed by ``parse``) within the execution timeout.
+
+        A worker that answers out of turn, sends a malformed reply or does not answer in time is replaced
+        (variables lost, said in the error and in the next result)."""
         async with self._lock:
             await self._ensure_running()
             worker = self._live
             deadline = anyio.current_time() + self.limits.exec_timeout_s + self.limits.kill_grace_s
+            ops = frozenset({op, "internal_error"})
+            request_id: int | None = None
             try:
-                request_id = await worker.request({"op": "vars"})
-                reply = await worker.reply(request_id, _VARS_FRAMES, "listing variables", deadline)
-                fields = Fields(reply, "the variables")
-                if reply["op"] == "vars":
-                    return parse_variables(fields.items("variables"))
-                raise SandboxError(f"the sandbox could not list its variables: {fields.text('message', 2000)}")
+                request_id = await worker.request(message)
+                reply = await worker.reply(request_id, ops, what, deadline)
+                if reply["op"] == op:
+                    return parse(reply) if parse is not None else reply
+                problem = Fields(reply, "the internal error").text("message", 2000)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):  # the answer must not be left for the next request to read
+                    try:
+                        if request_id is None:
+                            raise WorkerLost("protocol", "cancelled while sending")
+                        await worker.reply(request_id, ops, what, deadline)
+                    except (WorkerLost, ProtocolError, TimeoutError):
+                        await self._restart()
+                raise
             except (WorkerLost, ProtocolError) as lost:
                 notes = await self._restart()
-                message = f"{lost}; the sandbox was restarted and variables from earlier calls were lost"
-                raise SandboxError(message + "".join(f"; {note}" for note in notes)) from None
+                message_text = f"{lost}; the sandbox was restarted and variables from earlier calls were lost"
+                self._pending_notes.append(f"while {what}, {message_text}" + "".join(f"; {n}" for n in notes))
+                raise SandboxError(message_text + "".join(f"; {note}" for note in notes)) from None
+            raise SandboxError(f"the sandbox failed while {what}: {problem}")

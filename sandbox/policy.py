@@ -56,11 +56,13 @@ Private names (one leading underscore, as ordinary Python uses them):
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from types import CodeType
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer, copy_locations
+
+from sandbox.names import is_private_name, name_refusal
+from sandbox.names import is_user_name as is_user_name  # the one rule lives in names.py (snapshots use it too)
 
 # The module name of everything code in the REPL defines (classes, functions); the write guard and
 # the super() guard use it to tell the user's own objects from the sandbox's and the libraries'.
@@ -171,35 +173,9 @@ ECHO_HOOK = "__rlm_echo__"
 FINAL_VAR_BY_NAME = "__rlm_final_var__"
 INJECTED_NAMES = (WRITE_GUARD, READ_GUARD, PRIVATE_READ_GUARD, PRIVATE_WRITE_GUARD, ECHO_HOOK, FINAL_VAR_BY_NAME)
 
-# Names RestrictedPython's own transformer (the base class below) generates or reserves.
-_RESTRICTED_PYTHON_NAMES = re.compile(r"_print|_tmp[0-9]+")
-
 _READABLE_HINT = (
     "readable dunders: __name__, __qualname__, __doc__, __module__, __class__; __dict__ of the REPL's own objects"
 )
-
-
-def is_private_name(name: str) -> bool:
-    """``_x``: one leading underscore, then not another (``__x`` and dunders are not private names)."""
-    return len(name) > 1 and name[0] == "_" and name[1] != "_"
-
-
-def name_refusal(name: str) -> str | None:
-    """Why code may not use ``name`` as a variable, function, argument or class name; None if it may."""
-    if name == "_" or not name.startswith("_"):
-        if name.endswith("__roles__"):
-            return f'"{name}" is an invalid variable name because it ends with "__roles__"'
-        return None
-    if not is_private_name(name):
-        return f'"{name}" is an invalid variable name because it starts with "__"'
-    if name.endswith("_") or _RESTRICTED_PYTHON_NAMES.fullmatch(name):
-        return f'"{name}" is an invalid variable name because names like _name_ are reserved for the sandbox'
-    return None
-
-
-def is_user_name(name: object) -> bool:
-    """A name user code can define (and so may see in ``globals()``, ``vars()``, ``FINAL_VAR``)."""
-    return type(name) is str and name_refusal(name) is None
 
 
 class RestrictedCodeError(Exception):

@@ -224,23 +224,23 @@ class Repl:
             size = "" if row["size"] is None else f"  len={row['size']:,}"
             self.capture.write(f"{row['name']}: {row['type']}{size}\n")
 
-    def _llm_query(self, prompt: Any, model: Any = None) -> str:
+    def _llm_query(self, prompt: Any, model: Any = None, cache: Any = True) -> str:
         if not issubclass(type(prompt), str):
             raise TypeError(
                 f"llm_query(prompt) takes a str, not {type(prompt).__name__}; use llm_query_batched(prompts) for a list"
             )
-        outcome = self._request_llm([exact_str(prompt, "prompt")], model)[0]
+        outcome = self._request_llm([exact_str(prompt, "prompt")], model, cache)[0]
         if "error" in outcome:
             raise LLMError(outcome["error"])
         return str(outcome["text"])
 
-    def _llm_query_batched(self, prompts: Any, model: Any = None) -> list[str]:
+    def _llm_query_batched(self, prompts: Any, model: Any = None, cache: Any = True) -> list[str]:
         if issubclass(type(prompts), str):
             raise TypeError("llm_query_batched(prompts) takes a list of str; use llm_query(prompt) for one")
         prompts = _str_list(prompts, "prompts")
         if not prompts:
             return []
-        outcomes = self._request_llm(prompts, model)
+        outcomes = self._request_llm(prompts, model, cache)
         errors = {i: str(o["error"]) for i, o in enumerate(outcomes) if "error" in o}
         if errors:
             results = [None if "error" in o else str(o["text"]) for o in outcomes]
@@ -254,11 +254,13 @@ class Repl:
             )
         return [str(o["text"]) for o in outcomes]
 
-    def _request_llm(self, prompts: list[str], model: Any) -> list[dict[str, Any]]:
+    def _request_llm(self, prompts: list[str], model: Any, cache: Any = True) -> list[dict[str, Any]]:
         if model is not None:
             if not issubclass(type(model), str):
                 raise TypeError("model must be a model id string or None")
             model = exact_str(model, "model")
+        if type(cache) is not bool:
+            raise TypeError("cache must be True (reuse an earlier identical answer) or False (always ask the model)")
         self._request_id += 1
         request_id = self._request_id
         corpus = self._corpus_spans(prompts)  # before the clock pauses: it is this code's compute
@@ -266,7 +268,9 @@ class Repl:
         waited = time.monotonic()
         reply: dict[str, Any] = {}
         try:
-            self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model, "corpus": corpus})
+            self.channel.send(
+                {"op": "llm", "id": request_id, "prompts": prompts, "model": model, "corpus": corpus, "cache": cache}
+            )
             reply = self.channel.recv()
         finally:
             # A refused request (budget spent, no model) is answered at once: its round trip counts

@@ -169,9 +169,11 @@ class SubcallRefused(Exception):
 
 Spans = dict[int, list[tuple[int, int]]]
 """Corpus ranges found in the prompts of a batch, by prompt index (a prompt not in it has none)."""
-SubcallHandler = Callable[[list[str], str | None, Spans | None], Awaitable[list[SubcallReply]]]
-"""Serves ``llm_query``/``llm_query_batched``: prompts, an optional model id and the prompts' corpus spans
-(None when the worker could not tell) in, one reply per prompt out."""
+SubcallHandler = Callable[..., Awaitable[list[SubcallReply]]]
+"""Serves ``llm_query``/``llm_query_batched``: ``(prompts, model, spans)`` in (an optional model id, and the
+prompts' corpus spans or None when the worker could not tell), one reply per prompt out. When the code passed
+``cache=False`` it is called with that keyword too (``(prompts, model, spans, cache=False)``): a handler that
+caches answers must then ask the model."""
 
 
 CallHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]

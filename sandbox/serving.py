@@ -64,10 +64,12 @@ async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | No
     fields = Fields(message, "the sub-call request")
     request_id, prompts, model = fields.count("id"), fields.texts("prompts", None), fields.optional_text("model", 500)
     spans = parse_spans(fields.optional_items("corpus"), len(prompts))
+    cache = fields.flag("cache")
     if on_subcall is None:
         return {"op": "llm_result", "id": request_id, "error": "sub-calls are not available in this sandbox"}
     try:
-        replies = await on_subcall(prompts, model, spans)
+        # Handlers that know nothing of the cache are called as before; cache=False only when the code asked.
+        replies = await (on_subcall(prompts, model, spans) if cache else on_subcall(prompts, model, spans, cache=False))
     except SubcallRefused as exc:
         return {"op": "llm_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # a fault in the handler must not leave the worker waiting for ever

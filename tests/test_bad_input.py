@@ -84,7 +84,11 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     ("repl_exec", {"session_id": 7, "code": "1"}, "should be a valid string"),
     ("repl_exec", {"session_id": LONG, "code": "1"}, "at most 100 characters"),
     # rlm_query
-    ("rlm_query", {"session_id": UNKNOWN_SESSION}, "is required"),
+    ("rlm_query", {"session_id": UNKNOWN_SESSION}, "query is required"),
+    ("rlm_query", {"query": "q"}, "give session_id"),
+    ("rlm_query", {"resume": "../etc/passwd"}, "not a valid trajectory id"),
+    ("rlm_query", {"session_id": UNKNOWN_SESSION, "query": "q", "max_tokens": 0}, "greater than or equal to 1"),
+    ("rlm_query", {"session_id": UNKNOWN_SESSION, "query": "q", "max_cost_usd": -1}, "greater than 0"),
     ("rlm_query", {"session_id": UNKNOWN_SESSION, "query": "q"}, "no session"),
     ("rlm_query", {"session_id": UNKNOWN_SESSION, "query": "q", "max_iterations": 0}, "greater than or equal to 1"),
     ("rlm_query", {"session_id": UNKNOWN_SESSION, "query": "q", "max_sub_calls": -1}, "greater than or equal to 0"),
@@ -95,6 +99,10 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     ("get_trajectory", {"trajectory_id": "../../sessions/x"}, "is not a valid trajectory id"),
     ("get_trajectory", {"trajectory_id": UNKNOWN_TRAJECTORY}, UNKNOWN_TRAJECTORY),
     ("get_trajectory", {"trajectory_id": UNKNOWN_TRAJECTORY, "detail": "everything"}, "'summary' or 'full'"),
+    # get_budget
+    ("get_budget", {}, "is required"),
+    ("get_budget", {"session_id": "x"}, "is not a valid session id"),
+    ("get_budget", {"session_id": UNKNOWN_SESSION}, "no session"),
     # close_session
     ("close_session", {"session_id": UNKNOWN_SESSION}, "no session"),
     ("close_session", {"session_id": "x"}, "is not a valid session id"),

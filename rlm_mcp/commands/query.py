@@ -6,6 +6,11 @@ the full result), close the session. The run's trajectory stays in the data
 directory, so ``rlm-mcp trajectory ID --html page.html`` can show it later, or
 ``--html`` writes the page right away.
 
+A run that stops short (a limit, Ctrl-C, a failure) keeps its session record, so
+``rlm-mcp query --resume ID`` continues it on the same corpus (or, with
+``--context``, on the corpus named again), with the budget of this invocation's
+settings (``--max-iterations``, ``--max-sub-calls``, ``--max-tokens``, ...).
+
 Exit status: 0 when the run completed, 3 when it stopped at a limit (its best
 answer is still printed), 1 when it failed, 2 for bad input.
 """
@@ -33,7 +38,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="answer a question over files, directories or globs from the shell",
         description="Run the RLM loop over a corpus and print the answer. Paths named here may be read even "
         "outside RLM_ALLOWED_ROOTS: naming them is the permission.\n"
-        "\nexample:\n  rlm-mcp query --context ~/logs 'How many requests failed per service?' --html run.html\n",
+        "\nexamples:\n  rlm-mcp query --context ~/logs 'How many requests failed per service?' --html run.html\n"
+        "  rlm-mcp query --resume t_AbC... --max-sub-calls 200   (continue a run that stopped short)\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -41,9 +47,16 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "-c",
         nargs="+",
         action="extend",
-        required=True,
+        default=[],
         metavar="PATH",
-        help="a file, a directory, a glob such as 'logs/**/*.log', or - for standard input (repeatable)",
+        help="a file, a directory, a glob such as 'logs/**/*.log', or - for standard input (repeatable; "
+        "required unless --resume)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="TRAJECTORY_ID",
+        help="continue a run that stopped short (its session's corpus, or the one --context names); the question, "
+        "if given, is added for the root (required for a run that completed: a follow-up)",
     )
     parser.add_argument("question", nargs="?", help="the question to answer (after the paths, in quotes)")
     parser.add_argument(
@@ -125,11 +138,15 @@ async def _run(settings: Settings, args: argparse.Namespace) -> RLMQueryResult:
                 progress.note(f"loaded {raw}: {loaded.documents:,} documents, {loaded.chars:,} characters in all")
                 for skipped in loaded.skipped:
                     progress.note(f"  skipped {skipped}")
-            assert session_id is not None
+            result = None
             try:
-                result = await service.rlm_query(session_id, args.question, progress=progress)
+                result = await service.rlm_query(session_id, args.question, progress=progress, resume=args.resume)
             finally:
-                await service.close_session(session_id)
+                # A run that stopped short keeps its session (the record outlives this process) for --resume.
+                if result is None and session_id is not None:
+                    await service.close_session(session_id)
+                elif result is not None and result.status == "completed":
+                    await service.close_session(result.session_id)
         if args.html is not None:
             args.html.write_text(await service.trajectory_page(result.trajectory_id), encoding="utf-8")
     return result
@@ -149,6 +166,8 @@ def _split_question(args: argparse.Namespace) -> str | None:
     """
     if args.question is not None:
         return None
+    if not args.context:
+        return None if args.resume else "give the corpus with --context PATH... (or --resume a run)"
     last = args.context[-1] if len(args.context) > 1 else None
     if last is None or last == "-" or Path(last).expanduser().exists():
         return "the question is missing: put it after the paths, in quotes (rlm-mcp query --context PATH... 'question')"
@@ -196,7 +215,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif result.answer is not None:
         print(result.answer)
     if result.status != "completed" and not args.json:
-        print(f"rlm-mcp query: the run ended {result.status}: {result.message or 'no answer'}", file=sys.stderr)
+        print(
+            f"rlm-mcp query: the run ended {result.status}: {result.message or 'no answer'}. Continue it with: "
+            f"rlm-mcp query --resume {result.trajectory_id} (with a larger budget, e.g. --max-iterations)",
+            file=sys.stderr,
+        )
     if not args.json and not args.quiet and sys.stderr.isatty():
         cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
         print(

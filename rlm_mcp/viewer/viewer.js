@@ -49,7 +49,11 @@
       : stat(fmt.usd(total) + (t.nested ? " with nested" : ""), "estimated cost", "from the price table");
     return el("div", { "class": "stats" },
       stat(fmt.int(run.steps.length), run.kind === "run" ? "steps (" + run.iterations + " root turns)" : "executions"),
-      stat(fmt.int(run.sub_calls), "sub-calls" + (run.failed ? ", " + run.failed + " failed" : "")),
+      stat(fmt.int(run.sub_calls), "sub-calls" + (run.failed ? ", " + run.failed + " failed" : "") +
+        (run.cached_sub_calls ? ", " + run.cached_sub_calls + " cached" : ""),
+        run.cached_sub_calls ? "cached sub-calls were answered from the sub-call cache: nothing sent, nothing spent" +
+          (run.cost_saved !== null ? " (" + fmt.usd(run.cost_saved) + " saved)" : "") : null),
+      run.resumes.length ? stat(fmt.int(run.resumes.length), "resumes") : null,
       t.nested ? stat(fmt.int(t.nested), "nested runs") : null,
       stat(fmt.ms((run.elapsed_s || run.span_s) * 1000), "elapsed"),
       stat(fmt.int(u.root_input_tokens) + " / " + fmt.int(u.root_output_tokens), "root tokens in / out"),
@@ -96,12 +100,31 @@
       el("span", { "class": "muted keys" }, "keys: j / k or \u2193 / \u2191 move between steps, Enter opens one")]);
     list.appendChild(toolbar);
     run.steps.forEach(function (step, si) {
+      run.resumes.forEach(function (r) { if (r.after_step === si) list.appendChild(renderResume(r)); });
       var open = run.steps.length <= OPEN_ALL_UP_TO || si === 0 || si === run.steps.length - 1;
       var d = renderStep(run, step, prefix + "-s" + si, open);
       details.push(d);
       list.appendChild(d);
     });
+    run.resumes.forEach(function (r) { if (r.after_step >= run.steps.length) list.appendChild(renderResume(r)); });
     return list;
+  }
+
+  function renderResume(r) {
+    var box = el("div", { "class": "panel resume" },
+      el("b", null, "Resumed "), el("span", { "class": "muted" }, fmt.when(r.at)), " after ",
+      el("span", { "class": "badge " + r.from_status }, r.from_status),
+      r.from_message ? el("span", { "class": "muted" }, " " + r.from_message) : null);
+    if (r.query) box.appendChild(el("div", null, "Asked: " + r.query));
+    box.appendChild(el("div", null, "Variables restored" +
+      (r.snapshot_step === null ? ": none had been saved" : " (as after step " + (r.snapshot_step + 1) + "): " +
+        (r.restored.length ? r.restored.join(", ") : "none"))));
+    if (r.not_restored.length) {
+      box.appendChild(el("div", { "class": "muted" }, "Not restored: " + r.not_restored.map(function (n) {
+        return n.name + " (" + n.reason + ")";
+      }).join("; ")));
+    }
+    return box;
   }
 
   function renderStep(run, step, id, open) {
@@ -119,6 +142,7 @@
       run.kind === "run" ? el("span", { "class": "chip" }, "turn " + (step.turn + 1)) : null,
       el("span", { "class": "chip" }, timing),
       step.sub_count ? el("span", { "class": "chip" }, step.sub_count + " sub-calls" + (failed ? " (" + failed + " failed)" : "") +
+        (step.cached ? " (" + step.cached + " cached)" : "") +
         (step.share ? " · " + fmt.pct(step.share) + " of the corpus" : "")) : null,
       step.children.length ? el("span", { "class": "chip" }, step.children.length + " nested run(s)") : null,
       tokens.length ? el("span", { "class": "chip" }, "tokens " + tokens.join(", ")) : null,
@@ -189,7 +213,7 @@
         share === null ? null : fmt.pct(sub.share)),
       el("td", { "class": "num" }, fmt.int(sub.in) + " / " + fmt.int(sub.out)),
       el("td", { "class": "num" }, fmt.cost(sub.cost, sub.unpriced)),
-      el("td", null, sub.error ? "failed" : "ok"));
+      el("td", null, sub.error ? "failed" : sub.cached ? "cached" : "ok"));
     var detail = el("tr", { "class": "detail hidden" }, el("td", { colspan: 9 },
       el("div", { "class": "section-label" }, "Prompt"), el("pre", null, sub.prompt),
       el("div", { "class": "section-label" }, sub.error ? "Error" : "Response"),
