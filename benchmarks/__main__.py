@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks import corpora, crowd, guarded, harness, micro, report, run, starts
+from benchmarks import corpora, crowd, guarded, harness, mapreduce, micro, report, run, savings, starts
 from benchmarks.tasks import all_tasks
 from rlm_mcp.fakes.bedrock import ConverseFake
 
@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bedrock", action="store_true", help="real models on Amazon Bedrock (needs credentials)")
     parser.add_argument("--root-model", default=harness.ROOT_MODEL, help="root model id (with --bedrock)")
     parser.add_argument("--sub-model", default=harness.SUB_MODEL, help="sub-model id (with --bedrock)")
-    parser.add_argument("--only", choices=("tasks", "micro"), help="run one half of the suite")
+    parser.add_argument(
+        "--only", choices=("tasks", "micro", "savings"), help="run one half of the suite (or only the savings figures)"
+    )
     parser.add_argument("--sizes", help="corpus sizes in tokens, comma-separated (default 10K to 10M)")
     parser.add_argument("--sub-latency", type=float, default=0.1, help="simulated seconds per sub-call (offline)")
     parser.add_argument("--load-mb", type=int, help="size of the large-file loads (default 1024; not in --quick)")
@@ -106,6 +108,9 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     row = await run.run_task(task, tokens, work, target, fake, args.sub_latency)
                     log(f"  score {row['score']}, {row['sub_calls']} sub-calls, {row['wall_s']} s")
                     results["tasks"].append(row)
+        if args.only == "savings" and fake is not None:
+            log("micro: resuming and the sub-call cache")
+            results["micro"]["savings"] = await savings.measure(work, fake, target)
         if args.only in (None, "micro") and fake is not None:
             m = results["micro"]
             log("micro: starting a sandbox worker (forked, from nothing, a bare interpreter)")
@@ -128,6 +133,12 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             m["fan_out"] = await micro.fan_out(work, fake, target)
             log("micro: root tokens against corpus size")
             m["root_tokens"] = await micro.root_tokens(work, fake, target, (100, 10_240 if quick else 102_400))
+            log("micro: resuming and the sub-call cache")
+            m["savings"] = await savings.measure(work, fake, target)
+            log("micro: map-reduce helpers against hand-written fan-out")
+            m["map_reduce"] = await mapreduce.measure(
+                work, target, fake, trec, 10_000 if quick else 100_000, args.sub_latency
+            )
             if trec is not None:
                 log("micro: parallel speed-up")
                 m["speedup"] = await micro.parallel_speedup(work, fake, target, trec, 100_000 if quick else 1_000_000)

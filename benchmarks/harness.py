@@ -144,6 +144,7 @@ async def server(target: Target, roots: Path, **settings: str) -> AsyncIterator[
             "RLM_EXEC_TIMEOUT_S": "900",
             "RLM_RUN_TIMEOUT_S": "3600",
             "RLM_MAX_CORPUS_MB": "8192",
+            "RLM_SUBCALL_CACHE": "off",  # figures of repeated runs measure the work, not the cache (but see savings)
             **settings,
         }
         params = StdioServerParameters(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import goals
+from benchmarks.savings import report_lines as savings_lines
 from benchmarks.stats import shown
 
 MB = 1024 * 1024
@@ -122,6 +123,23 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 _met(change < 0.10),
             )
         )
+    if "savings" in micro:
+        saved = micro["savings"]
+        rows.append(
+            (
+                "a second identical run sends zero sub-calls",
+                f"{saved['repeat']['sent']} sent, {saved['repeat']['cached']} from the cache",
+                _met(saved["repeat"]["sent"] == 0),
+            )
+        )
+        rows.append(
+            (
+                "a resumed run after a budget stop pays only the remaining sub-calls",
+                f"{saved['stopped']['sent']} before the stop + {saved['resumed']['sent']} after it = "
+                f"{saved['first']['sent']} for a whole run",
+                _met(saved["stopped"]["sent"] + saved["resumed"]["sent"] == saved["first"]["sent"]),
+            )
+        )
     return rows
 
 
@@ -142,6 +160,31 @@ def _task_table(tasks: list[dict[str, Any]]) -> list[str]:
             f"{r['sub_input_tokens']:,} / {r['sub_output_tokens']:,} | {r['wall_s']:.2f} s | {speed} | "
             f"{_mb(r['peak'])} | {cost} |"
         )
+    return out
+
+
+def _map_reduce(rows: list[dict[str, Any]]) -> list[str]:
+    """The scripted tasks with hand-written fan-out against the same steps with ``split_chunks``/``llm_map``."""
+    out = [
+        "## Map-reduce helpers",
+        "",
+        f"Each scripted task at {_tokens(rows[0]['tokens'])} tokens, as written (its own chunking functions and "
+        "`llm_query_batched`) and with `split_chunks`/`llm_map` in their place, step for step, in a fresh session "
+        "each; then again with a sub-model whose first answer in a run is an error (Bedrock's "
+        "`ModelErrorException`). The scripted roots cannot react to an error, so a run that fails repeats its last "
+        "step up to the limit of 8 turns; a real root would spend at least one more turn retrying `e.failed`.",
+        "",
+        "| task | sub-model | variant | score | root turns | sub-calls (failed) | lines of root code | "
+        "root output tokens | finished |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['title']} | {'first answer fails' if r['flaky'] else 'exact'} | {r['variant']} | "
+            f"{r['score']:.3f} | {r['iterations']} | {r['sub_calls']} ({r['failed_sub_calls']}) | {r['code_lines']} | "
+            f"{r['root_output_tokens']:,} | {'no' if r['incomplete'] else 'yes'} |"
+        )
+    out.append("")
     return out
 
 
@@ -371,6 +414,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             f"{p['speedup']}x faster.",
             "",
         ]
+    if "savings" in micro:
+        lines += savings_lines(micro["savings"])
     if micro.get("root_tokens"):
         lines += [
             "## Root cost against corpus size",
@@ -383,6 +428,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             for r in micro["root_tokens"]
         ]
         lines.append("")
+    if micro.get("map_reduce"):
+        lines += _map_reduce(micro["map_reduce"])
     lines += [
         "## Real models (`--bedrock`)",
         "",

@@ -105,13 +105,19 @@ async def serve(settings: Settings, transport: str, host: str, port: int, statel
             http_app = app.streamable_http_app(
                 stateless_http=stateless, max_request_body_size=max_body, host=host, transport_security=security
             )
-            await _serve_http(http_app, settings, host, port)
+            await _serve_http(http_app, settings, host, port, "/mcp")
         else:
             sse_app = app.sse_app(max_request_body_size=max_body, host=host, transport_security=security)
-            await _serve_http(sse_app, settings, host, port)
+            await _serve_http(sse_app, settings, host, port, "/sse")
 
 
-async def _serve_http(app: Any, settings: Settings, host: str, port: int) -> None:
+def endpoint_url(host: str, port: int, path: str) -> str:
+    """The URL a client connects to (an IPv6 address in brackets), as the log line shows it."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"
+
+
+async def _serve_http(app: Any, settings: Settings, host: str, port: int, path: str) -> None:
     """Serve an ASGI app with uvicorn, its logs going through our handlers (stderr, text or JSON)."""
     import uvicorn
 
@@ -120,7 +126,12 @@ async def _serve_http(app: Any, settings: Settings, host: str, port: int) -> Non
     config = uvicorn.Config(
         TraceContextMiddleware(app), host=host, port=port, log_config=None, log_level=settings.log_level.lower()
     )
-    log.info("serving MCP on http://%s:%d (store: %s)", host, port, settings.store or settings.data_dir)
+    log.info(
+        "serving MCP on %s (trajectory pages: %s; store: %s)",
+        endpoint_url(host, port, path),
+        endpoint_url(host, port, "/trajectories/"),
+        settings.store or settings.data_dir,
+    )
     await uvicorn.Server(config).serve()
 
 

@@ -148,6 +148,34 @@ class Settings(BaseSettings):
     )
     max_iterations: int = Field(20, ge=1, description="root turns per rlm_query run")
     max_sub_calls: int = Field(50, ge=0, description="sub-calls per rlm_query run, or per session in repl_exec")
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="tokens (input + output) per rlm_query run, root turns included, or of sub-calls per session "
+        "in repl_exec; none by default",
+    )
+    max_cost_usd: float | None = Field(
+        None,
+        gt=0,
+        description="dollars (by the price table) per rlm_query run, or of sub-calls per session in repl_exec; "
+        "none by default. Models without a price are then refused",
+    )
+    subcall_cache: Literal["on", "off", "shared"] = Field(
+        "on",
+        description="reuse a sub-call's answer for the same model, prompt and parameters: 'on' (each principal "
+        "has its own cache), 'shared' (one cache for every principal) or 'off'",
+    )
+    subcall_cache_max_mb: int = Field(512, ge=0, description="size of the sub-call cache; the oldest entries go first")
+    subcall_cache_max_age_days: float = Field(
+        30.0, ge=0, description="sub-call cache entries older than this are removed (0: no age limit)"
+    )
+    snapshot_max_mb: int = Field(
+        4,
+        ge=0,
+        le=64,  # far below the largest message the sandbox channel carries (256 MB), either way
+        description="plain-data REPL variables saved after each step of an rlm_query run, so that it can be "
+        "resumed (0: none saved; at most 64)",
+    )
     subcall_concurrency: int = Field(8, ge=1, le=256, description="sub-calls of one batch running at once")
     subcall_timeout_s: float = Field(120.0, gt=0, description="seconds one sub-call may take, retries included")
     sub_max_tokens: int = Field(4096, ge=1, description="output token limit of one sub-call")
@@ -208,7 +236,12 @@ class Settings(BaseSettings):
     trajectories_max_age_days: float = Field(
         90.0, ge=0, description="trajectories unchanged for this many days are removed (0: no age limit)"
     )
-    trajectories_max_mb: int = Field(2048, ge=0, description="trajectories kept, in MB (0: no limit)")
+    trajectories_max_mb: int = Field(
+        2048,
+        ge=0,
+        description="trajectories kept, in MB, each run's transcript and snapshot (runs/) counted with its "
+        "trajectory (0: no limit)",
+    )
     gc_interval_s: float = Field(
         3600.0, gt=0, description="seconds between two clean-ups of the data directory (also one at start-up)"
     )

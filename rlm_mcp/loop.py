@@ -18,29 +18,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from rlm_mcp import budget as budgets
 from rlm_mcp import prompts, replies, telemetry, turns
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models import Block, Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult, Usage
 from rlm_mcp.models.base import TOOLS_UNSUPPORTED
-from rlm_mcp.pricing import PriceTable
+from rlm_mcp.pricing import PriceTable, run_cost
+from rlm_mcp.principals import LOCAL
+from rlm_mcp.progress import Progress, ProgressReporter, StepProgress
 from rlm_mcp.replies import Protocol, Reading
-from rlm_mcp.schemas import RunStatus, Step, SubCallRecord, code_error
+from rlm_mcp.schemas import RunStatus, SubCallRecord
 from rlm_mcp.store import StoreError
+from rlm_mcp.subcall_cache import Occurrences
 from rlm_mcp.subcalls import Budget, SubcallBroker, SubcallLog
 from rlm_mcp.trajectories import TrajectoryStore
-from sandbox import CallHandler, ExecResult, LoadInfo, Sandbox, SandboxError
+from sandbox import CallHandler, LoadInfo, Sandbox, SandboxError
 
 if TYPE_CHECKING:
+    from rlm_mcp.journal import RunJournal
     from rlm_mcp.recursion import Recursion
+    from rlm_mcp.resume import ResumePoint
 
 log = logging.getLogger(__name__)
-ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class RunConfig:
     """Nesting allowed for rlm_query inside the REPL: 1 means the code cannot start nested runs."""
     root_protocol: Literal["auto", "tools", "text"] = "auto"
     """``tools``, ``text`` or ``auto`` (tools unless the backend or model has none)."""
+    max_tokens: int | None = None
+    """Tokens (in and out, root and sub-calls) the run may use; None for no limit."""
+    max_cost_usd: float | None = None
+    """Dollars the run may spend, by the price table; None for no limit."""
 
 
 @dataclass
@@ -70,6 +78,7 @@ class RunOutcome:
     sub_calls: list[SubCallRecord] = field(default_factory=list)
     elapsed_s: float = 0.0
     cost_usd: float | None = None
+    cost_saved_usd: float | None = None
 
 
 class _RunEnded(Exception):
@@ -91,10 +100,13 @@ class RLMRun:
         broker: SubcallBroker,
         trajectories: TrajectoryStore,
         prices: PriceTable,
-        progress: ProgressFn | None = None,
+        progress: ProgressReporter | None = None,
         depth: int = 1,
         recursion: Recursion | None = None,
         budget: Budget | None = None,
+        owner: str = LOCAL,
+        journal: RunJournal | None = None,
+        resumed: ResumePoint | None = None,
     ):
         self.config = config
         self.trajectory_id = trajectory_id
@@ -108,14 +120,25 @@ class RLMRun:
         self.progress = progress
         self.depth = depth
         self.recursion = recursion
-        self.budget = budget if budget is not None else Budget(config.max_sub_calls)
+        self.budget = budget or Budget(config.max_sub_calls, max_tokens=config.max_tokens,
+                                       max_cost_usd=config.max_cost_usd)  # fmt: skip
         """Shared with nested runs, so the whole tree of runs stays within one budget."""
+        self.owner = owner
+        self.seen = Occurrences()
+        """Repeats of each sub-call request in this run, for the cache (:mod:`rlm_mcp.subcall_cache`)."""
+        self.journal = journal
+        """Where the transcript and REPL state are kept for a resume (None for nested runs)."""
+        self.resumed = resumed
+        self.first_turn = resumed.first_turn if resumed else 0
         self.outcome = RunOutcome(status="running")
         self.messages: list[Message] = []
         self._started = time.monotonic()
-        self._steps = 0
-        self._sub_progress = 0
-        """Sub-call progress reports in the current step (they move the progress value inside the step)."""
+        self.step_count = resumed.steps if resumed else 0
+        self.step_progress = StepProgress(0)
+        """Where the progress value stands inside the current step (sub-calls and nested runs move it).
+
+        Counted from this run's first turn, so a resumed run's value goes from 0 to its own
+        ``max_iterations`` as MCP's ``total`` says, while its messages name the turn of the whole run."""
         self._scope: anyio.CancelScope | None = None
         self._cancel_status: tuple[RunStatus, str] = ("cancelled", "the run was cancelled")
         self.protocol: Protocol = "tools"
@@ -125,6 +148,11 @@ class RLMRun:
         """Notes for the next recorded step (e.g. a switch to the text protocol)."""
         self._asked_for_final = False
         """In the text protocol, a plain-text reply is asked once for FINAL before it counts as the answer."""
+
+    def take_notes(self) -> list[str]:
+        """Notes waiting for the next recorded step (and clears them)."""
+        notes, self._notes = self._notes, []
+        return notes
 
     def on_cancel(self, status: RunStatus, message: str) -> None:
         """How a coming cancellation should be recorded (e.g. interrupted by a shutdown)."""
@@ -186,47 +214,51 @@ class RLMRun:
     async def _finish(self) -> None:
         outcome = self.outcome
         outcome.elapsed_s = round(time.monotonic() - self._started, 3)
-        outcome.cost_usd = self._cost()
+        costs = run_cost(self.prices, self.config.root_model, outcome.root_usage, outcome.sub_calls)
+        outcome.cost_usd, outcome.cost_saved_usd = costs
+        if self.journal is not None:
+            await self.journal.sync(self.messages, self.protocol)
+        totals = {
+            "cost_usd": outcome.cost_usd,
+            "cost_saved_usd": outcome.cost_saved_usd,
+            "elapsed_s": outcome.elapsed_s,
+        }
+        if self.resumed is not None:  # the trajectory's totals are the whole run's
+            totals = self.resumed.totals(outcome)
         try:
             await self.trajectories.update(
-                self.trajectory_id,
-                status=outcome.status,
-                answer=outcome.answer,
-                message=outcome.message,
-                cost_usd=outcome.cost_usd,
-                elapsed_s=outcome.elapsed_s,
+                self.trajectory_id, status=outcome.status, answer=outcome.answer, message=outcome.message, **totals
             )
         except StoreError as exc:  # kept in memory and written once there is room; the caller hears it now
             log.warning("run %s: %s", self.trajectory_id, exc)
             if outcome.status != "failed" or not (outcome.message or "").startswith("the run stopped because"):
                 outcome.message = f"{outcome.message + '; ' if outcome.message else ''}{exc}"
 
-    def _cost(self) -> float | None:
-        root = self.prices.cost(
-            self.config.root_model, self.outcome.root_usage.input_tokens, self.outcome.root_usage.output_tokens
-        )
-        if root is None:
-            return None
-        total = root
-        for call in self.outcome.sub_calls:
-            sub = self.prices.cost(call.model, call.input_tokens, call.output_tokens)
-            if sub is None:
-                return None
-            total += sub
-        return round(total, 6)
-
     # -- the loop --------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        self.messages.append(Message("user", [TextBlock(prompts.first_message(self.config.query, self.corpus))]))
-        self.protocol = self._choose_protocol()
-        for turn in range(self.config.max_iterations):
+        if self.resumed is None:
+            self.messages.append(Message("user", [TextBlock(prompts.first_message(self.config.query, self.corpus))]))
+            self.protocol = self._choose_protocol()
+        else:
+            self.messages, self.protocol = list(self.resumed.messages), self.resumed.protocol
+        await self._keep()
+        for index in range(self.config.max_iterations):
+            turn = self.first_turn + index
             with telemetry.iteration_span(turn + 1):
+                self.step_progress = StepProgress(index)
+                await self.report(self.step_progress.begin(), f"step {turn + 1}: the root model is writing")
                 reply = await self._ask_root()
-                self.outcome.iterations = turn + 1
+                self.outcome.iterations = index + 1
                 await self._turn(turn, reply)
+                await self._keep()
                 await self._report(turn)
         await self._last_turn()
+
+    async def _keep(self) -> None:
+        """The transcript so far, for a resume."""
+        if self.journal is not None:
+            await self.journal.sync(self.messages, self.protocol)
 
     def _choose_protocol(self) -> Protocol:
         setting = self.config.root_protocol
@@ -244,6 +276,12 @@ class RLMRun:
         )
 
     async def _ask_root(self) -> Completion:
+        model, max_tokens = self.config.root_model, self.config.root_max_tokens
+        chars = budgets.conversation_chars(self._system(), self.messages)
+        over = self.budget.overrun(budgets.estimate(self.prices, model, [chars], max_tokens))
+        if over is not None:
+            message = f"the run's budget cannot cover another root turn ({over}); {self.budget.left().lower()}"
+            raise _RunEnded("limit_reached", message=message)
         with telemetry.model_span(self.config.root_model, role="root", max_tokens=self.config.root_max_tokens) as span:
             try:
                 reply = await self._chat()
@@ -255,6 +293,8 @@ class RLMRun:
                 reply = await self._chat()
             span.completed(reply)
         self.outcome.root_usage = self.outcome.root_usage + reply.usage
+        usage = reply.usage
+        self.budget.charge(usage.input_tokens + usage.output_tokens, self.prices.cost(model, *astuple(usage)))
         return reply
 
     async def _chat(self) -> Completion:
@@ -278,6 +318,7 @@ class RLMRun:
         reading = replies.read(reply, self.protocol)
         self.unrecorded = (reply, reading)
         self._remember(reading)
+        await self._keep()
         words = prompts.protocol_text(self.protocol)
         if reading.overflow:
             await self.record(turn)
@@ -315,13 +356,17 @@ class RLMRun:
     def subcall_handler(self, turn: int, sub_log: SubcallLog) -> Any:
         async def on_progress(done: int, total: int) -> None:
             if self.progress is not None:
-                # MCP wants progress to increase: within step n it climbs from n - 1 towards n.
-                self._sub_progress += 1
-                value = turn + self._sub_progress / (self._sub_progress + 1)
-                await self.progress(value, self.config.max_iterations, f"step {turn + 1}: {done}/{total} sub-calls")
+                value = self.step_progress.batch(done, total)
+                message = f"step {turn + 1}: {done}/{total} sub-calls"
+                await self.report(value, message, done=done, of=total, running=len(sub_log.records))
 
         return self.broker.handler(
-            budget=self.budget, log=sub_log, default_model=self.config.sub_model, progress=on_progress
+            budget=self.budget,
+            log=sub_log,
+            default_model=self.config.sub_model,
+            progress=on_progress,
+            owner=self.owner,
+            seen=self.seen,
         )
 
     def call_handler(self, turn: int, children: list[str]) -> CallHandler | None:
@@ -330,11 +375,27 @@ class RLMRun:
             return None
         return self.recursion.handler(self, turn, children)
 
-    async def _report(self, turn: int) -> None:
-        self._sub_progress = 0
+    async def report(
+        self, value: float, message: str, *, done: int = 0, of: int | None = None, running: int = 0
+    ) -> None:
+        """A progress report for the current step; ``running`` counts sub-calls not yet in the outcome."""
         if self.progress is not None:
-            calls = len(self.outcome.sub_calls)
-            await self.progress(turn + 1, self.config.max_iterations, f"step {turn + 1}: {calls} sub-calls")
+            await self.progress(
+                Progress(
+                    value=value,
+                    total=self.config.max_iterations,
+                    message=message,
+                    step=self.first_turn + self.step_progress.step + 1,
+                    max_steps=self.first_turn + self.config.max_iterations,
+                    done=done,
+                    of=of,
+                    sub_calls=len(self.outcome.sub_calls) + running,
+                )
+            )
+
+    async def _report(self, turn: int) -> None:
+        calls = len(self.outcome.sub_calls)
+        await self.report(turn - self.first_turn + 1, f"step {turn + 1} done: {calls} sub-calls so far")
 
     async def _last_turn(self) -> None:
         """Out of iterations: one more turn, without running code, for the best answer so far."""
@@ -342,55 +403,21 @@ class RLMRun:
         reply = await self._ask_root()
         reading = replies.read(reply, self.protocol)
         self.unrecorded = (reply, reading)
+        self._remember(reading)  # kept for a resume, its tool calls answered as the APIs require
+        if self.protocol == "tools" and reading.calls:
+            self.messages.append(
+                Message("user", [ToolResult(c.id, prompts.NOT_RUN_AT_LIMIT, True) for c in reading.calls])
+            )
         self._notes.append("final turn after the iteration limit")
         answer = reading.text or None
+        turn = self.first_turn + self.config.max_iterations
         if reading.final is not None:
-            answer = (
-                await turns.resolve_final(self, self.config.max_iterations, reading.final, turns.Feedback()) or answer
-            )
+            answer = await turns.resolve_final(self, turn, reading.final, turns.Feedback()) or answer
         if self.unrecorded is not None:
-            await self.record(self.config.max_iterations, final=answer)
+            await self.record(turn, final=answer)
         message = f"the iteration limit ({self.config.max_iterations}) was reached"
         raise _RunEnded("limit_reached", answer=answer, message=message)
 
-    async def record(
-        self,
-        turn: int,
-        *,
-        code: str | None = None,
-        result: ExecResult | None = None,
-        sub_log: SubcallLog | None = None,
-        started: float | None = None,
-        final: str | None = None,
-        error_text: str | None = None,
-        notes: list[str] | None = None,
-        children: list[str] | None = None,
-    ) -> None:
-        """One step of the trajectory; the first step of a turn carries the root's reply and pending notes."""
-        reply, reading = self.unrecorded or (None, None)
-        self.unrecorded = None
-        pending, self._notes = self._notes, []
-        sub_log = sub_log or SubcallLog()
-        step = Step(
-            index=self._steps,
-            turn=turn,
-            started_at=started or time.time(),
-            elapsed_ms=result.elapsed_ms if result else 0.0,
-            root_text=reading.text if reading else None,
-            root_reasoning=(reading.reasoning or None) if reading else None,
-            root_input_tokens=reply.usage.input_tokens if reply else 0,
-            root_output_tokens=reply.usage.output_tokens if reply else 0,
-            root_latency_ms=reply.latency_ms if reply else 0.0,
-            code=code,
-            stdout=result.stdout if result else "",
-            error=code_error(result) if result else None,
-            final=result.final if result else final,
-            sub_call_count=len(sub_log.records),
-            sub_input_tokens=sub_log.usage.input_tokens,
-            sub_output_tokens=sub_log.usage.output_tokens,
-            sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
-            child_runs=list(children or []),
-            notes=pending + (notes or []) + (result.notes if result else []) + ([error_text] if error_text else []),
-        )
-        self._steps += 1
-        await self.trajectories.add_step(self.trajectory_id, step)
+    async def record(self, turn: int, **details: Any) -> None:
+        """One step of the trajectory (:func:`rlm_mcp.turns.record`)."""
+        await turns.record(self, turn, **details)

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rlm_mcp.models import Usage
+    from rlm_mcp.schemas import SubCallRecord
 
 # model id (without a cross-region prefix such as "us.") -> (input, output) USD per 1M tokens
 PRICES: dict[str, tuple[float, float]] = {
@@ -47,3 +53,21 @@ class PriceTable:
         if price is None:
             return None
         return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+
+
+def run_cost(
+    prices: PriceTable, root_model: str, root_usage: Usage, sub_calls: Iterable[SubCallRecord]
+) -> tuple[float | None, float | None]:
+    """A run's cost (root turns and the sub-calls really sent), and what its cached sub-calls would have cost.
+
+    Either is None when a model it needs has no price.
+    """
+    cost = prices.cost(root_model, root_usage.input_tokens, root_usage.output_tokens)
+    saved: float | None = 0.0
+    for call in sub_calls:
+        price = prices.cost(call.model, call.input_tokens, call.output_tokens)
+        if call.cached:
+            saved = None if saved is None or price is None else saved + price
+        else:
+            cost = None if cost is None or price is None else cost + price
+    return (None if cost is None else round(cost, 6)), (None if saved is None else round(saved, 6))

@@ -41,6 +41,10 @@ In the REPL:
 (~{sub_tokens:,} tokens) per prompt.
 - llm_query_batched(prompts) -> list[str] asks many prompts at once, in parallel; it is much faster \
 than a loop of llm_query.
+- split_chunks(context, size) -> list[str] cuts the corpus at line ends, keeping documents whole (or by \
+lines=, boundary=regex, with overlap=); llm_map(template, chunks, parse="lines") fills {{chunk}} in the template \
+for each chunk, sends them all at once, retries failures, and returns [{{"id", "value", "error"}}] in order \
+(parse may be "json", "int", "lines" or a function).
 - FINAL(answer) ends the run with your answer; FINAL_VAR("name") ends it with the value of a variable.
 - re, json, collections, itertools, math, statistics and similar modules can be imported.
 You have {max_iterations} {turns} and {max_sub_calls} sub-calls in all.
@@ -51,11 +55,10 @@ A typical run:
 2. Let code do what a pattern can do:
    import re; hits = re.findall(r"(?m)^.*refund.*$", context); print(len(hits), hits[:3])
 3. Split what needs reading into chunks the sub-model can take, and ask about all of them at once:
-   size = {chunk_chars}
-   chunks = [context[i:i + size] for i in range(0, len(context), size)]
-   answers = llm_query_batched([f"List each invoice number in this text, one per line.\\n\\n{{c}}" for c in chunks])
+   chunks = split_chunks(context, {chunk_chars})
+   results = llm_map("List each invoice number in this text, one per line.\\n\\n{{chunk}}", chunks, parse="lines")
 4. Combine the answers in code, check them, and finish:
-   numbers = {{n.strip() for a in answers for n in a.splitlines() if n.strip()}}
+   numbers = {{n for r in results for n in r["value"] or []}}
    FINAL(len(numbers))
 
 A sub-model sees only the prompt you pass it, so put the instruction and the text together and ask \
@@ -209,6 +212,7 @@ def refused_call(problem: str) -> str:
     return f'{problem}: the only tool is `python`, with input {{"code": "<python source>"}}'
 
 
+NOT_RUN_AT_LIMIT = "not run: the iteration limit was reached"
 SKIPPED_AFTER_FINAL = "not run: the run ended with FINAL in an earlier {what} of this reply"
 FINAL_NOT_USED = (
     "{written} in your reply was not used, because code before it failed. Fix the code; answer once you have "

@@ -25,6 +25,7 @@ import anyio.to_thread
 
 from rlm_mcp.errors import RLMError
 from rlm_mcp.loop import RLMRun
+from rlm_mcp.progress import Progress
 from rlm_mcp.sources import ResolvedSource
 from sandbox import CallHandler, Document, LoadInfo, Sandbox, SandboxError, SandboxLimits, SubcallRefused
 
@@ -89,9 +90,9 @@ class Recursion:
         await trajectories.update(record.id, parent_id=parent.trajectory_id, depth=parent.depth + 1)
         children.append(record.id)
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            if parent.progress is not None:
-                await parent.progress(turn + 1, parent.config.max_iterations, f"step {turn + 1}: nested run, {message}")
+        async def progress(report: Progress) -> None:
+            fraction = report.value / report.total if report.total else 0.0
+            await parent.report(parent.step_progress.nested(fraction), f"step {turn + 1}: nested run, {report.message}")
 
         sandbox = await self.new_sandbox()
         try:
@@ -111,6 +112,7 @@ class Recursion:
                 depth=parent.depth + 1,
                 recursion=self,
                 budget=parent.budget,
+                owner=parent.owner,  # its sub-calls use its owner's cache, never another principal's
             )
             outcome = await child.run()
         except BaseException:

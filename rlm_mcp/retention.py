@@ -1,12 +1,20 @@
 """Retention: what the data directory (or the shared store) holds, and removing what nobody needs any more.
 
-Four kinds of data grow with use: inline corpora (``corpora/<sha256>.txt``, and
+Six kinds of data grow with use: inline corpora (``corpora/<sha256>.txt``, and
 ``corpora/owners/<principal>/<sha256>.txt`` for each authenticated principal),
 derived files (``corpora/derived/``: decompressed, extracted, downloaded sources),
-trajectories, and session records. Each corpus and derived kind has an age limit
-(time since last use: a load touches the file) and a size limit, trajectories
-too; session records go when their session could no longer be revived (idle past
+trajectories, what runs keep for a resume (``runs/``: each run's transcript and
+last REPL snapshot, :mod:`rlm_mcp.journal`), the sub-call cache (``subcalls/``)
+and session records. Each corpus and derived kind has an age limit (time since
+last use: a load touches the file) and a size limit, trajectories too; session
+records go when their session could no longer be revived (idle past
 ``RLM_SESSION_IDLE_TIMEOUT_S``). Past a limit the least recently used go first.
+
+A run's files go with its trajectory, never on their own: a run stays resumable
+for as long as its trajectory is kept. So the trajectories' size limit counts a
+run's trajectory and its files together, and files whose trajectory is gone are
+removed. The sub-call cache has its own limits and its own policy
+(:meth:`~rlm_mcp.subcall_cache.SubcallCache.prune`, called from here).
 
 Never removed, whatever the limits: what a live session of this process uses
 (its corpus files, its trajectories), what a stored session record names (a
@@ -30,12 +38,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlm_mcp import journal
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import Damaged
 from rlm_mcp.schemas import KindUsage, StorageUsage
 from rlm_mcp.session_records import SessionRecord, parse_record
 from rlm_mcp.sources.inline import OWNERS, corpus_key
-from rlm_mcp.store import KeyNotFound, Store, StoreError
+from rlm_mcp.store import Entry, KeyNotFound, Store, StoreError
+from rlm_mcp.subcall_cache import open_cache
 
 log = logging.getLogger(__name__)
 GRACE_S = 600.0
@@ -49,7 +59,8 @@ _CORPUS = re.compile(r"^[0-9a-f]{64}\.txt$")
 class Item:
     kind: str
     name: str
-    """A file path (corpora, derived) or a store key (trajectories: the log's name; sessions: the record's key)."""
+    """A file path (corpora, derived), or a store key: the log's name (trajectories), the record's key (sessions,
+    subcalls), the trajectory id (runs: its transcript and snapshot)."""
     size: int
     used: float
     """Unix time of the last use (the file's modification time)."""
@@ -98,12 +109,17 @@ class Retention:
         self.derived_dir = corpora_dir / "derived"
         self.trajectories = store.sub("trajectories")
         self.records = store.sub("sessions")
+        self.runs = store.sub("runs")
+        self.cache = open_cache(store, settings)
         s = settings
         self.limits = {
             "corpora": (s.corpora_max_age_days, s.corpora_max_mb),
             "derived": (s.derived_max_age_days, s.derived_max_mb),
             "trajectories": (s.trajectories_max_age_days, s.trajectories_max_mb),
+            "subcalls": (s.subcall_cache_max_age_days, s.subcall_cache_max_mb),
         }
+        self.follows = {"runs": "trajectories"}
+        """Kinds whose items go with another kind's (whose limits count them too)."""
 
     # -- stock -----------------------------------------------------------------------------
 
@@ -117,12 +133,28 @@ class Retention:
             ],
             "derived": _files(self.derived_dir, "derived", lambda p: p.suffix == ".txt"),
             "trajectories": [Item("trajectories", e.key, e.size, e.modified) for e in self.trajectories.list_logs()],
+            "runs": self._runs(),
+            "subcalls": [Item("subcalls", e.key, e.size, e.modified) for e in self.cache.entries()],
             "sessions": [
                 Item("sessions", e.key, e.size, e.modified)
                 for e in self.records.list()
                 if e.key.startswith("s_") and e.key.endswith(".json")
             ],
         }
+
+    def _runs(self) -> list[Item]:
+        """One item per run: its transcript log and its snapshot, by trajectory id."""
+        found: dict[str, Item] = {}
+        entries = self.runs.list_logs() + [
+            Entry(e.key.removesuffix(journal.STATE_SUFFIX), e.size, e.modified)
+            for e in self.runs.list()
+            if e.key.endswith(journal.STATE_SUFFIX)
+        ]
+        for entry in entries:
+            seen = found.get(entry.key)
+            size, used = entry.size + (seen.size if seen else 0), max(entry.modified, seen.used if seen else 0.0)
+            found[entry.key] = Item("runs", entry.key, size, used)
+        return list(found.values())
 
     def usage(self, stock: dict[str, list[Item]] | None = None) -> StorageUsage:
         stock = self.inventory() if stock is None else stock
@@ -132,8 +164,10 @@ class Retention:
             kinds[name] = KindUsage(
                 count=len(items),
                 bytes=sum(i.size for i in items),
-                max_bytes=mb * MB if mb else None,
+                # 0 is "no limit", except for the cache, where it is "no cache": nothing is kept.
+                max_bytes=mb * MB if mb or (name == "subcalls" and mb == 0) else None,
                 max_age_days=age or None,
+                goes_with=self.follows.get(name),
             )
         return StorageUsage(location=self.store.url, measured_at=time.time(), kinds=kinds)
 
@@ -180,16 +214,25 @@ class Retention:
         doomed: list[Item] = []
         stale = now - self.settings.session_idle_timeout_s
         doomed += [i for i in stock["sessions"] if i.used < stale and i.name.removesuffix(".json") not in kept.sessions]
+        runs = {item.name: item for item in stock["runs"]}
         for kind in ("corpora", "derived", "trajectories"):
             max_age_days, max_mb = self.limits[kind]
             items = sorted(stock[kind], key=lambda i: i.used)
-            total = sum(i.size for i in items)
+            # A run's files count with its trajectory (they go together); orphans' are about to go.
+            with_files = {i.name: i.size + runs[i.name].size if i.name in runs else i.size for i in items}
+            total = sum(with_files.values()) if kind == "trajectories" else sum(i.size for i in items)
             for item in items:
                 old = bool(max_age_days) and now - item.used > max_age_days * DAY_S
                 big = bool(max_mb) and total > max_mb * MB
                 if (old or big) and not _kept(item, kept, now):
                     doomed.append(item)
-                    total -= item.size
+                    total -= with_files[item.name] if kind == "trajectories" else item.size
+        # A run's files go with its trajectory, or once it has none: never while a run is live or resumable.
+        gone = {item.name for item in doomed if item.kind == "trajectories"}
+        present = {item.name for item in stock["trajectories"]}
+        for item in stock["runs"]:
+            if item.name in gone or (item.name not in present and not _kept(item, kept, now)):
+                doomed.append(item)
         return doomed
 
     def remove(self, item: Item) -> None:
@@ -198,6 +241,8 @@ class Retention:
         elif item.kind == "trajectories":
             self.trajectories.delete_log(item.name)
             self.trajectories.delete(f"{item.name}.lease")
+        elif item.kind == "runs":
+            journal.drop(self.runs, item.name)
         else:
             self.records.delete(item.name)
 
@@ -207,15 +252,24 @@ class Retention:
         stock = self.inventory()
         doomed = self.plan(stock, self.in_use(live or InUse(), now), now)
         removed, failed = [], []
+        stuck: set[str] = set()  # trajectories that could not be removed: their runs' files stay with them
         for item in doomed:
             if dry_run:
                 removed.append(item)
+                continue
+            if item.kind == "runs" and item.name in stuck:
                 continue
             try:
                 self.remove(item)
                 removed.append(item)
             except (OSError, StoreError) as exc:
                 failed.append(f"{item.name}: {exc}")
+                if item.kind == "trajectories":
+                    stuck.add(item.name)
+        entries = [Entry(i.name, i.size, i.used) for i in stock["subcalls"]]
+        pruned = self.cache.prune(now, dry_run=dry_run, entries=entries)
+        removed += [Item("subcalls", e.key, e.size, e.modified) for e in pruned.removed]
+        failed += pruned.failed
         gone = {(i.kind, i.name) for i in removed}
         left = {kind: [i for i in items if (kind, i.name) not in gone] for kind, items in stock.items()}
         return Report(self.usage(left), removed, failed)
@@ -224,7 +278,7 @@ class Retention:
 def _kept(item: Item, kept: InUse, now: float) -> bool:
     if now - item.used < GRACE_S:
         return True
-    if item.kind == "trajectories":
+    if item.kind in ("trajectories", "runs"):
         return item.name in kept.trajectories
     return Path(item.name) in kept.files
 

@@ -51,13 +51,13 @@ from pydantic import ValidationError
 
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models.sampling import current_sampler
+from rlm_mcp.progress import ProgressReporter, increasing
 
 log = logging.getLogger(__name__)
 ROUNDS_VERSION = "2026-07-28"
 SETTLE_S = 0.05
 """How long a round waits for more requests once one is pending, so a batch of sub-calls travels together."""
 JOB_TTL_S = 600.0
-ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
 
 
@@ -65,11 +65,8 @@ def _result_type(params: CreateMessageRequestParams) -> type[CreateMessageResult
     return CreateMessageResultWithTools if params.tools else CreateMessageResult
 
 
-def _progress_of(ctx: Context) -> ProgressFn:
-    async def progress(done: float, total: float | None, message: str) -> None:
-        await ctx.report_progress(done, total, message)
-
-    return progress
+def _progress_of(ctx: Context) -> ProgressReporter:
+    return increasing(ctx.report_progress)
 
 
 def names_sampling(*values: str | None) -> bool:
@@ -122,6 +119,7 @@ class _Job:
         self._changed = anyio.Event()
         self._asks = 0
         self._scope = anyio.CancelScope()
+        self.progress = increasing(self._notify)
 
     # -- the run's side ------------------------------------------------------------------
 
@@ -143,7 +141,7 @@ class _Job:
             )
         return ask.result
 
-    async def progress(self, done: float, total: float | None, message: str) -> None:
+    async def _notify(self, done: float, total: float | None, message: str) -> None:
         """Progress goes to whichever round is open; between rounds there is nobody to tell."""
         if self.round is not None:
             try:
@@ -155,7 +153,7 @@ class _Job:
         """The client gave up on the call (it cancelled a round): stop the work it started."""
         self._scope.cancel()
 
-    async def run(self, fn: Callable[[ProgressFn], Awaitable[Any]]) -> None:
+    async def run(self, fn: Callable[[ProgressReporter], Awaitable[Any]]) -> None:
         token = current_sampler.set(self)
         try:
             with self._scope:
@@ -228,7 +226,7 @@ class SamplingRounds:
     async def call(
         self,
         ctx: Context,
-        fn: Callable[[ProgressFn], Awaitable[Any]],
+        fn: Callable[[ProgressReporter], Awaitable[Any]],
         *,
         uses_sampling: bool,
         background: bool = False,

@@ -43,8 +43,30 @@ class VariableInfo(BaseModel):
 class SubCallSummary(BaseModel):
     count: int = 0
     failed: int = 0
+    cached: int = Field(0, description="answered from the sub-call cache: no request sent, nothing spent")
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+class BudgetView(BaseModel):
+    """What a run or session may still spend, and what it spent; a limit of null means none is set."""
+
+    sub_calls_used: int
+    sub_calls_limit: int
+    sub_calls_remaining: int
+    tokens_used: int = Field(description="input + output tokens spent (root turns too, in a run)")
+    tokens_limit: int | None = None
+    tokens_remaining: int | None = None
+    cost_usd_spent: float | None = Field(None, description="null when a model without a price was used")
+    cost_usd_limit: float | None = None
+    cost_usd_remaining: float | None = None
+
+
+class BudgetReport(BaseModel):
+    session_id: str
+    session: BudgetView = Field(description="the session's budget, spent by repl_exec sub-calls")
+    run_id: str | None = Field(None, description="the rlm_query run in progress on this session, if any")
+    run: BudgetView | None = Field(None, description="that run's budget (root turns, sub-calls, nested runs)")
 
 
 class LoadContextResult(BaseModel):
@@ -90,6 +112,7 @@ class SessionInfo(BaseModel):
     busy: bool
     sub_calls_used: int
     sub_call_budget: int
+    budget: BudgetView | None = Field(None, description="calls, tokens and dollars of repl_exec sub-calls")
     runs: list[str] = Field(default_factory=list, description="trajectory ids of this session's rlm_query runs")
 
 
@@ -98,13 +121,17 @@ class KindUsage(BaseModel):
     bytes: int
     max_bytes: int | None = Field(None, description="size limit of this kind (the least recently used go first)")
     max_age_days: float | None = Field(None, description="removed after this many days unused")
+    goes_with: str | None = Field(
+        None, description="the kind whose items these go with (and whose limits count them too), if any"
+    )
 
 
 class StorageUsage(BaseModel):
     location: str = Field(description="the data directory or the S3 store")
     measured_at: float
     kinds: dict[str, KindUsage] = Field(
-        description="corpora (inline content), derived (converted sources), trajectories, sessions (records)"
+        description="corpora (inline content), derived (converted sources), trajectories, runs (what a resume "
+        "needs), subcalls (the sub-call cache), sessions (records)"
     )
 
 
@@ -119,6 +146,26 @@ class CloseSessionResult(BaseModel):
     closed: bool
 
 
+class NotRestored(BaseModel):
+    name: str
+    reason: str
+
+
+class Resumption(BaseModel):
+    """A stopped run continued (rlm_query with resume): where, from what, and what the REPL got back."""
+
+    at: float = Field(description="Unix time the run was resumed")
+    after_step: int = Field(description="steps recorded before it; the continuation's steps follow")
+    from_status: RunStatus
+    from_message: str | None = None
+    query: str | None = Field(None, description="the follow-up question or instruction given with resume, if any")
+    session_id: str
+    restored: list[str] = Field(default_factory=list, description="REPL variables restored from the snapshot")
+    not_restored: list[NotRestored] = Field(default_factory=list, description="variables that were not, and why")
+    snapshot_step: int | None = Field(None, description="the step after which the restored variables were saved")
+    notes: list[str] = Field(default_factory=list, description="what else happened (e.g. damaged records skipped)")
+
+
 class RLMQueryResult(BaseModel):
     status: RunStatus = Field(description="completed, failed, limit_reached, running (wait=false), cancelled")
     answer: str | None = None
@@ -130,6 +177,10 @@ class RLMQueryResult(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float | None = Field(None, description="estimate from the price table; null for an unknown model")
     elapsed_s: float = 0.0
+    cached_sub_calls: int = Field(0, description="sub-calls answered from the cache (in sub_calls, spending nothing)")
+    cost_saved_usd: float | None = Field(None, description="what the cached sub-calls would have cost")
+    budget: BudgetView | None = Field(None, description="the run's budget at the end: what is left")
+    resumed: Resumption | None = Field(None, description="with resume: what was restored, and what was not")
 
 
 class SubCallRecord(BaseModel):
@@ -142,6 +193,12 @@ class SubCallRecord(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     error: str | None = None
+    cached: bool = Field(False, description="answered from the sub-call cache: its tokens were spent once, earlier")
+    corpus_spans: list[list[int]] | None = Field(
+        None,
+        description="[start, end) character ranges of the corpus found verbatim in the prompt (instructions and "
+        "reworded text are not corpus text); null when not known",
+    )
 
 
 class Step(BaseModel):
@@ -163,6 +220,7 @@ class Step(BaseModel):
     sub_call_count: int = 0
     sub_input_tokens: int = 0
     sub_output_tokens: int = 0
+    cached_sub_calls: int = Field(0, description="sub-calls answered from the cache (counted in sub_call_count)")
     sub_calls: list[SubCallRecord] = Field(default_factory=list)
     child_runs: list[str] = Field(default_factory=list, description="trajectory ids of nested runs (rlm_query in code)")
     notes: list[str] = Field(default_factory=list)
@@ -195,7 +253,9 @@ class Trajectory(BaseModel):
     sub_calls: int = 0
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float | None = None
+    cost_saved_usd: float | None = Field(None, description="what sub-calls answered from the cache would have cost")
     elapsed_s: float = 0.0
+    resumes: list[Resumption] = Field(default_factory=list, description="each time the run was resumed")
     sub_prompt_chars: int = Field(0, description="characters sent to sub-models in prompts, over all steps")
     detail: Literal["full", "summary"] = "full"
     steps: list[Step] = Field(default_factory=list)
@@ -216,7 +276,15 @@ class Trajectory(BaseModel):
     def owner(self) -> str:
         return self._owner
 
-    @computed_field(description="sub_prompt_chars / corpus_chars: how much of the corpus went to sub-models")  # type: ignore[prop-decorator]
+    @computed_field(description="sub-calls answered from the cache, over all steps")  # type: ignore[prop-decorator]
+    @property
+    def cached_sub_calls(self) -> int:
+        return sum(step.cached_sub_calls for step in self.steps)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="sub_prompt_chars / corpus_chars: prompt sizes over the corpus size, instructions and repeats "
+        "included, so it can exceed 1 (the viewer shows the distinct corpus text sent)"
+    )
     @property
     def corpus_share(self) -> float | None:
         if not self.corpus_chars:

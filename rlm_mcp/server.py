@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.request_state import RequestStateSecurity
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
@@ -23,15 +23,18 @@ from mcp.types import ToolAnnotations
 from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from rlm_mcp import __version__, principals, viewer
 from rlm_mcp.auth import Authentication
 from rlm_mcp.auth.links import ViewerLinks
-from rlm_mcp.errors import NotFound, RLMError
+from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.health import Health
+from rlm_mcp.mcp_errors import RLMServer
+from rlm_mcp.progress import increasing
 from rlm_mcp.sampling import SamplingRounds, names_sampling
 from rlm_mcp.schemas import (
+    BudgetReport,
     CloseSessionResult,
     LoadContextResult,
     ReplExecResult,
@@ -40,6 +43,7 @@ from rlm_mcp.schemas import (
     Trajectory,
 )
 from rlm_mcp.service import RLMService
+from rlm_mcp.viewer.index import index_policy
 
 INSTRUCTIONS = """\
 rlm-mcp keeps a corpus far larger than your context window on the server, as the variable \
@@ -65,7 +69,7 @@ def build_server(
     /trajectories too (pass the same object to ``streamable_http_app``/``sse_app``).
     """
     keys = [key.get_secret_value() for key in service.settings.request_state_keys]
-    mcp = MCPServer(
+    mcp = RLMServer(
         "rlm-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -99,6 +103,7 @@ def build_server(
 
     @mcp.tool(annotations=ToolAnnotations(title="Load a corpus", read_only_hint=False, destructive_hint=False))
     async def load_context(
+        ctx: Context,
         path: Annotated[
             str | None,
             Field(
@@ -154,7 +159,9 @@ def build_server(
         everything else, or a second load into the same session, a list[str] of documents, each
         starting with a '==> name <==' line. Returns the session_id to use with repl_exec and
         rlm_query, sizes and a short preview, and for inline content a corpus_id that loads the same
-        text again later (on any replica sharing the store) without sending it.
+        text again later (on any replica sharing the store) without sending it. In a directory or glob,
+        files that are binary, empty or not valid in the encoding are left out and listed in `skipped`;
+        progress notifications report the files and bytes looked at, then read.
         """
         owner = principals.current()
         with _as_tool_errors():
@@ -169,6 +176,7 @@ def build_server(
                 exclude=exclude,
                 format=format,
                 corpus_id=corpus_id,
+                progress=increasing(ctx.report_progress),
                 owner=owner,
             )
 
@@ -184,8 +192,9 @@ def build_server(
     ) -> ReplExecResult | InputRequiredResult:
         """Run Python in the session's sandbox, where the corpus is `context`.
 
-        Variables persist between calls. Available: context, llm_query(prompt, model=None) -> str,
-        llm_query_batched(prompts, model=None) -> list[str] (runs concurrently), FINAL(answer),
+        Variables persist between calls. Available: context, llm_query(prompt, model=None, cache=True) -> str,
+        llm_query_batched(prompts, model=None, cache=True) -> list[str] (runs concurrently; an identical request
+        repeated later is answered from the server's cache unless cache=False), FINAL(answer),
         FINAL_VAR(name), SHOW_VARS(), print, and the modules re, json, math, collections, itertools,
         functools, statistics, string, textwrap, datetime, difflib, heapq, bisect, random, operator,
         csv, io, unicodedata, hashlib, base64, html, fractions, decimal, copy, time, pprint.
@@ -209,9 +218,22 @@ def build_server(
         )
     )
     async def rlm_query(
-        session_id: SessionId,
-        query: Annotated[str, Field(description="the question to answer over the session's corpus")],
         ctx: Context,
+        session_id: Annotated[
+            str | None,
+            Field(
+                description="the session_id returned by load_context (required, except with resume: then the run's "
+                "own session, or another of yours holding the same corpus)",
+                max_length=100,
+            ),
+        ] = None,
+        query: Annotated[
+            str | None,
+            Field(
+                description="the question to answer over the session's corpus (with resume: optional words for the "
+                "root, or the follow-up question to a completed run)"
+            ),
+        ] = None,
         root_model: Annotated[
             str | None,
             Field(
@@ -232,12 +254,31 @@ def build_server(
         max_sub_calls: Annotated[
             int | None, Field(description="sub-calls for the whole run (default: RLM_MAX_SUB_CALLS)", ge=0, le=100_000)
         ] = None,
+        max_tokens: Annotated[
+            int | None,
+            Field(
+                description="tokens (in + out, root and sub-calls) for the whole run (default: RLM_MAX_TOKENS)",
+                ge=1,
+            ),
+        ] = None,
+        max_cost_usd: Annotated[
+            float | None,
+            Field(description="dollars for the whole run, by the price table (default: RLM_MAX_COST_USD)", gt=0),
+        ] = None,
         max_depth: Annotated[
             int | None,
             Field(
                 description="2 or more lets the code start nested runs with rlm_query (default: RLM_MAX_DEPTH)",
                 ge=1,
                 le=5,
+            ),
+        ] = None,
+        resume: Annotated[
+            str | None,
+            Field(
+                description="the trajectory_id of a run that stopped (a limit, a cancel, a failure, a server "
+                "restart) to continue it with the budget given here; or of a completed run, with a follow-up query",
+                max_length=100,
             ),
         ] = None,
         wait: Annotated[
@@ -250,8 +291,11 @@ def build_server(
         A root model (on Bedrock, an OpenAI-compatible server, or your own model through sampling)
         writes Python against `context` (it sees only metadata about the corpus, never the corpus),
         fans chunks out to the sub-model and aggregates in code until it calls FINAL. You get the
-        answer, the status, token usage, an estimated cost and the trajectory id; progress
-        notifications report each step. Use wait=false for long runs (not with sampling).
+        answer, the status, token usage, an estimated cost, what is left of the budget and the
+        trajectory id; progress notifications report each step. Use wait=false for long runs (not
+        with sampling). A run that stopped short (status limit_reached, cancelled, failed, interrupted)
+        goes on where it stopped with resume=<trajectory_id>: its conversation and saved variables
+        come back and repeated sub-calls are answered from the cache.
         """
 
         settings = service.settings
@@ -266,7 +310,10 @@ def build_server(
                     sub_model=sub_model,
                     max_iterations=max_iterations,
                     max_sub_calls=max_sub_calls,
+                    max_tokens=max_tokens,
+                    max_cost_usd=max_cost_usd,
                     max_depth=max_depth,
+                    resume=resume,
                     wait=wait,
                     progress=progress,
                     owner=owner,
@@ -303,6 +350,13 @@ def build_server(
         """The live sessions with their corpus size, idle time and sub-call budget."""
         with _as_tool_errors():
             return await service.list_sessions(principals.current())
+
+    @mcp.tool(annotations=ToolAnnotations(title="What is left to spend", read_only_hint=True))
+    async def get_budget(session_id: SessionId) -> BudgetReport:
+        """What a session may still spend, and has spent: sub-calls, tokens and dollars of repl_exec, and of the
+        rlm_query run in progress on it, if any. Plan chunk sizes and batches to fit."""
+        with _as_tool_errors():
+            return await service.get_budget(session_id, principals.current())
 
     @mcp.tool(annotations=ToolAnnotations(title="Close a session", read_only_hint=False, destructive_hint=True))
     async def close_session(session_id: SessionId) -> CloseSessionResult:
@@ -343,10 +397,8 @@ def _add_guide_resources_and_viewer(
         mime_type="application/json",
     )
     async def trajectory_resource(trajectory_id: str) -> str:
-        try:
+        with _as_resource_errors(service):
             return (await service.get_trajectory(trajectory_id, "full", owner=principals.current())).model_dump_json()
-        except RLMError as exc:
-            raise ResourceError(service.scrub(str(exc))) from exc
 
     @mcp.resource(
         "rlm://sessions",
@@ -367,7 +419,38 @@ def _add_guide_resources_and_viewer(
         for session in (await service.list_sessions(principals.current())).sessions:
             if session.session_id == session_id:
                 return session.model_dump_json()
-        raise ResourceError(f"no live session {session_id!r}; rlm://sessions lists them")
+        raise ResourceNotFoundError(f"no live session {session_id!r}; rlm://sessions lists them")
+
+    @mcp.custom_route("/trajectories/", methods=["GET"], include_in_schema=False)
+    async def runs_page(request: Request) -> Response:
+        """The caller's runs, newest first, each linking to its page.
+
+        Same Host/Origin checks as every route. On a server that authenticates, only a bearer header opens it
+        (a signed link opens one trajectory, never a list), and each row links with a signed link for the caller,
+        so the pages open in a browser that sends no header.
+        """
+        refused = await checks.validate_request(request)
+        if refused is not None:
+            return refused
+        if authentication is not None and not isinstance(request.user, AuthenticatedUser):
+            return _authentication_required(authentication)
+        owner = principals.current()
+        signed = (lambda trajectory_id: links.sign(trajectory_id, owner)) if authentication is not None else None
+        try:
+            page = await service.runs_page(owner=owner, link=signed)
+        except RLMError as exc:
+            return PlainTextResponse(service.scrub(str(exc)), status_code=503)
+        headers = {
+            "Content-Security-Policy": index_policy(),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",  # the rows' signed links must not leak to another site
+        }
+        return HTMLResponse(page, headers=headers)
+
+    @mcp.custom_route("/trajectories", methods=["GET"], include_in_schema=False)
+    async def runs_page_redirect(request: Request) -> Response:
+        refused = await checks.validate_request(request)
+        return refused or RedirectResponse("/trajectories/", status_code=308)
 
     @mcp.custom_route("/trajectories/{trajectory_id}", methods=["GET"], include_in_schema=False)
     async def trajectory_page(request: Request) -> Response:
@@ -406,6 +489,20 @@ def _add_guide_resources_and_viewer(
             "Referrer-Policy": "no-referrer",
         }
         return HTMLResponse(page, headers=headers)
+
+
+@contextlib.contextmanager
+def _as_resource_errors(service: RLMService) -> Iterator[None]:
+    """A missing thing is 'not found' (its code follows the client's protocol), a malformed id invalid params;
+    every message without the server's own directories."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ResourceNotFoundError(service.scrub(str(exc))) from exc
+    except InvalidInput as exc:
+        raise MCPError(code=INVALID_PARAMS, message=service.scrub(str(exc))) from exc
+    except RLMError as exc:
+        raise ResourceError(service.scrub(str(exc))) from exc
 
 
 def _authentication_required(authentication: Authentication) -> Response:

@@ -24,14 +24,17 @@ from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import InvalidInput, NotFound, Redactor, RLMError
 from rlm_mcp.guide import guide_text
+from rlm_mcp.loading import LOAD_PROGRESS_INTERVAL_S, decode_skips, nothing_decoded, read_reporter, scan_watcher
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
+from rlm_mcp.progress import Progress, ProgressReporter
 from rlm_mcp.prompts import CHARS_PER_TOKEN
 from rlm_mcp.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.retention import InUse, Report, Retention
 from rlm_mcp.runs import Query, Runs
 from rlm_mcp.schemas import (
+    BudgetReport,
     CloseSessionResult,
     LoadContextResult,
     ReplExecResult,
@@ -46,19 +49,20 @@ from rlm_mcp.schemas import (
     code_error,
 )
 from rlm_mcp.sessions import Session, SessionManager, sandbox_limits
-from rlm_mcp.sources import LoadOptions, ResolvedSource, Sources, document_header
+from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
 from rlm_mcp.sources.resolved import too_large
 from rlm_mcp.store import StoreError, open_store
+from rlm_mcp.subcall_cache import open_cache
 from rlm_mcp.subcalls import SubcallBroker, SubcallLog
 from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
+from rlm_mcp.viewer.index import render_index
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 from sandbox.template import WorkerTemplate
 
 log = logging.getLogger(__name__)
 USAGE_TTL_S = 10.0
 """list_sessions measures the stored data again when its figures are older than this."""
-ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 
 
 class RLMService:
@@ -92,8 +96,9 @@ class RLMService:
         self.retention = Retention(settings, self.store, settings.data_dir / "corpora")
         self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
-        self.broker = SubcallBroker(settings, self.router)
         self.prices = PriceTable(settings.prices_file)
+        self.cache = open_cache(self.store, settings)
+        self.broker = SubcallBroker(settings, self.router, self.prices, self.cache)
         self._background: anyio.abc.TaskGroup | None = None
         self.recursion = Recursion(
             new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs, self.template),
@@ -107,6 +112,7 @@ class RLMService:
             broker=self.broker,
             prices=self.prices,
             recursion=self.recursion,
+            runs_store=self.store.sub("runs"),
         )
 
     @contextlib.asynccontextmanager
@@ -172,6 +178,7 @@ class RLMService:
             used.trajectories.update(session.runs)
             used.files.update(d.path for d in session.sandbox.documents)
         used.trajectories.update(self.trajectories.in_progress())
+        used.trajectories.update(self.runs.resuming)
         return used
 
     async def collect_garbage(self, *, dry_run: bool = False) -> Report:
@@ -224,8 +231,10 @@ class RLMService:
         exclude: list[str] | None = None,
         format: Literal["auto", "text"] = "auto",
         corpus_id: str | None = None,
+        progress: ProgressReporter | None = None,
         owner: str = LOCAL,
     ) -> LoadContextResult:
+        """Load a corpus; ``progress`` hears files and bytes as they are looked at, then as the sandbox reads them."""
         if sum(x is not None for x in (content, path, corpus_id)) != 1:
             raise InvalidInput(
                 "give exactly one of `content` (the text itself), `path` (a file, directory, glob or s3:// URL) "
@@ -251,13 +260,17 @@ class RLMService:
             check_id(session_id, "session")
         if session_id is not None and not await self.sessions.owns(session_id, owner):
             raise self.sessions.missing(session_id)  # before any work: another's session is no session
-        source = await self._resolve(content, path, name, options, corpus_id, owner)
+        tally = LoadTally(watch=scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
+        source = await self._resolve(content, path, name, options, corpus_id, owner, tally)
         if source.total_bytes == 0:
             raise InvalidInput("the corpus is empty: there is nothing to load")
+        reading = read_reporter(progress, tally.files, len(source.documents))
         if session_id is None:
             session = await self.sessions.create(owner, source.documents)
             try:
-                info = await session.sandbox.load(source.documents, shape=source.shape)
+                info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
+                if not info.documents:
+                    raise NotFound(nothing_decoded(path, encoding, source, info))
             except LoadError as exc:
                 with anyio.CancelScope(shield=True):
                     await self.sessions.close(session.id)
@@ -276,7 +289,9 @@ class RLMService:
                     d if d.header or d.parts else replace(d, header=document_header(d.name)) for d in source.documents
                 ]
                 try:
-                    info = await session.sandbox.load(added_docs, shape="list", append=True, first_header=first_header)
+                    info = await session.sandbox.load(
+                        added_docs, shape="list", append=True, first_header=first_header, progress=reading
+                    )
                 except LoadError as exc:
                     raise InvalidInput(str(exc)) from None
                 added = info.documents - before
@@ -310,7 +325,7 @@ class RLMService:
             preview=info.preview,
             added_documents=added,
             corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,
-            skipped=source.skipped[:50],
+            skipped=(source.skipped + decode_skips(source, info))[:50],
             notes=session.take_notes(),
         )
 
@@ -322,6 +337,7 @@ class RLMService:
         options: LoadOptions,
         corpus_id: str | None = None,
         owner: str = LOCAL,
+        tally: LoadTally | None = None,
     ) -> ResolvedSource:
         if corpus_id is not None:
             return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline", owner)
@@ -330,7 +346,7 @@ class RLMService:
                 raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
             return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline", owner)
         assert path is not None
-        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options)
+        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options, tally)
         if source.total_bytes > options.max_bytes:
             raise too_large(repr(path), source.total_bytes, options.max_bytes)
         return source
@@ -349,12 +365,21 @@ class RLMService:
             async def on_progress(done: int, total: int) -> None:
                 nonlocal finished
                 if progress is not None:
-                    await progress(finished + done, finished + total, f"{finished + done}/{finished + total} sub-calls")
+                    done_all, total_all = finished + done, finished + total
+                    message = f"{done_all}/{total_all} sub-calls"
+                    await progress(
+                        Progress(done_all, total_all, message, phase="exec", done=done, of=total, sub_calls=done_all)
+                    )
                 if done == total:
                     finished += total
 
             handler = self.broker.handler(
-                budget=session.budget, log=sub_log, default_model=self.settings.sub_model, progress=on_progress
+                budget=session.budget,
+                log=sub_log,
+                default_model=self.settings.sub_model,
+                progress=on_progress,
+                owner=session.owner,
+                seen=session.seen,
             )
             started = time.time()
             try:
@@ -380,6 +405,7 @@ class RLMService:
                 sub_calls=SubCallSummary(
                     count=len(sub_log.records),
                     failed=sub_log.failed,
+                    cached=sub_log.cached,
                     input_tokens=sub_log.usage.input_tokens,
                     output_tokens=sub_log.usage.output_tokens,
                 ),
@@ -405,6 +431,7 @@ class RLMService:
             sub_call_count=len(sub_log.records),
             sub_input_tokens=sub_log.usage.input_tokens,
             sub_output_tokens=sub_log.usage.output_tokens,
+            cached_sub_calls=sub_log.cached,
             sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
             notes=notes,
         )
@@ -416,19 +443,17 @@ class RLMService:
 
     async def rlm_query(
         self,
-        session_id: str,
-        query: str,
+        session_id: str | None,
+        query: str | None,
         *,
-        root_model: str | None = None,
-        sub_model: str | None = None,
-        max_iterations: int | None = None,
-        max_sub_calls: int | None = None,
-        max_depth: int | None = None,
         wait: bool = True,
         progress: ProgressReporter | None = None,
         owner: str = LOCAL,
+        **options: Any,
     ) -> RLMQueryResult:
-        asked = Query(session_id, query, root_model, sub_model, max_iterations, max_sub_calls, max_depth, owner)
+        """A run over a session's corpus; ``options`` are :class:`~rlm_mcp.runs.Query`'s (models, limits, and
+        ``resume``, the trajectory id of a stopped run to continue: :mod:`rlm_mcp.resume`)."""
+        asked = Query(session_id, query, owner=owner, **options)
         return await self.runs.start(asked, wait=wait, progress=progress)
 
     # -- sessions and trajectories ----------------------------------------------------------
@@ -453,6 +478,7 @@ class RLMService:
                     busy=s.busy > 0,
                     sub_calls_used=s.budget.used,
                     sub_call_budget=s.budget.limit,
+                    budget=s.budget.view(),
                     runs=list(s.runs),
                 )
             )
@@ -463,6 +489,17 @@ class RLMService:
             except (OSError, StoreError) as exc:
                 log.warning("could not measure the stored data: %s", exc)
         return SessionList(sessions=sessions, max_sessions=self.settings.max_sessions, storage=storage)
+
+    async def get_budget(self, session_id: str, owner: str = LOCAL) -> BudgetReport:
+        """What the session's repl_exec sub-calls, and the run in progress on it, may still spend."""
+        session = await self.sessions.get(session_id, owner)
+        running = self.runs.budget_of(session.id)
+        return BudgetReport(
+            session_id=session.id,
+            session=session.budget.view(),
+            run_id=running[0] if running else None,
+            run=running[1] if running else None,
+        )
 
     async def close_session(self, session_id: str, owner: str = LOCAL) -> CloseSessionResult:
         check_id(session_id, "session")
@@ -492,6 +529,29 @@ class RLMService:
             return await self.trajectories.get_owned(wanted, owner)
 
         return await viewer.render_trajectory(trajectory_id, load, self.prices)
+
+    async def run_list(self, *, owner: str = LOCAL, limit: int = 50) -> list[Trajectory]:
+        """The owner's runs a person would look for, newest first: top-level rlm_query runs and sessions with steps.
+
+        Another principal's runs are never read into the list, however recent (the same rule as
+        :meth:`get_trajectory`).
+        """
+
+        def wanted(t: Trajectory) -> bool:
+            shown = (t.kind == "run" and t.parent_id is None) or (t.kind == "session" and bool(t.steps))
+            return shown and t.owner == owner
+
+        runs = await self.trajectories.recent(limit, where=wanted, scan=limit * 10)
+        runs.sort(key=lambda t: t.created_at, reverse=True)
+        return runs
+
+    async def runs_page(self, *, owner: str = LOCAL, link: Callable[[str], str] | None = None) -> str:
+        """The index of the owner's runs (``/trajectories/``) as a self-contained HTML page.
+
+        ``link`` gives, for a trajectory id, what opens its page for this owner in a browser (the server's signed
+        link when it authenticates); without it the page links to the bare ``/trajectories/<id>``.
+        """
+        return render_index(await self.run_list(owner=owner), self.prices, link)
 
     async def guide(self, session_id: str | None = None, question: str | None = None, owner: str = LOCAL) -> str:
         """The rlm_guide prompt, with the session's corpus metadata when a session is named."""

@@ -34,6 +34,7 @@ from rlm_mcp.principals import LOCAL
 from rlm_mcp.retention import drop_private_corpora
 from rlm_mcp.session_records import RecordedDocument, SessionRecord, parse_record
 from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
+from rlm_mcp.subcall_cache import Occurrences
 from rlm_mcp.subcalls import Budget
 from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
 from sandbox import Document, LoadError, LoadInfo, Sandbox, SandboxLimits
@@ -47,6 +48,11 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 RESAVE_S = 30.0
 """A record is rewritten at most this often just to say the session is still in use."""
+
+
+def session_budget(settings: Settings) -> Budget:
+    """What repl_exec sub-calls of one session may spend."""
+    return Budget(settings.max_sub_calls, max_tokens=settings.max_tokens, max_cost_usd=settings.max_cost_usd)
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -78,6 +84,8 @@ class Session:
     """The principal that created it; no other can see or use it (:mod:`rlm_mcp.principals`)."""
     loaded_at: float = 0.0
     """When the corpus was last (re)loaded: a corpus file touched after that is someone else's too."""
+    seen: Occurrences = field(default_factory=Occurrences)
+    """Repeats of each sub-call request made by repl_exec, for the cache (:mod:`rlm_mcp.subcall_cache`)."""
 
     def record(self, corpora: InlineStore | None = None) -> dict[str, Any]:
         documents = []
@@ -262,7 +270,7 @@ class SessionManager:
                 trajectory_id=trajectory.id,
                 created_at=time.time(),
                 sandbox=sandbox,
-                budget=Budget(self.settings.max_sub_calls),
+                budget=session_budget(self.settings),
                 owner=owner,
             )
             self._live[session_id] = session
@@ -317,7 +325,7 @@ class SessionManager:
                 trajectory_id=record.trajectory_id,
                 created_at=record.created_at,
                 sandbox=sandbox,
-                budget=Budget(self.settings.max_sub_calls),
+                budget=session_budget(self.settings),
                 owner=owner,
             )
             if documents:

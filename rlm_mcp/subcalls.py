@@ -9,6 +9,11 @@ code can catch instead of an invoice.
 On top of the per-batch limit, every model has an :class:`AdaptiveLimit` shared
 by all sessions: when the provider throttles, fewer calls go out at once, and
 the limit climbs back as calls succeed.
+
+Before anything is sent, each prompt is looked up in the sub-call cache
+(:mod:`rlm_mcp.subcall_cache`); only the misses are sent, and only they are
+charged to the budget (:mod:`rlm_mcp.budget`), whose calls, tokens and dollars
+must cover the whole batch's worst case or the batch is refused whole.
 """
 
 from __future__ import annotations
@@ -21,41 +26,26 @@ from dataclasses import dataclass, field
 import anyio
 
 from rlm_mcp import telemetry
+from rlm_mcp.budget import Budget, estimate
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models import ModelClient, ModelRouter, Usage, pool_size
+from rlm_mcp.models import ModelClient, ModelRouter, Usage, parse_model, pool_size
+from rlm_mcp.pricing import PriceTable
+from rlm_mcp.principals import LOCAL
 from rlm_mcp.schemas import SubCallRecord
+from rlm_mcp.subcall_cache import Answer, Occurrences, Request, SubcallCache
 from sandbox import SubcallHandler, SubcallRefused, SubcallReply
+from sandbox.results import Spans
+
+__all__ = ["AdaptiveLimit", "Budget", "SubcallBroker", "SubcallLog"]
 
 log = logging.getLogger(__name__)
 PREVIEW_CHARS = 500
 CHARS_PER_BUDGET_TOKEN = 8
 """A prompt longer than this many characters per token of RLM_SUB_CONTEXT_TOKENS is refused unsent."""
-log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], Awaitable[None]]
 OVERLOAD_KINDS = frozenset({"throttled", "unavailable"})
 PROGRESS_INTERVAL_S = 0.1
-
-
-class Budget:
-    """A count of sub-calls that may still be made; shared by everything charged to it."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.used = 0
-
-    @property
-    def remaining(self) -> int:
-        return max(self.limit - self.used, 0)
-
-    def take(self, count: int) -> None:
-        if count > self.remaining:
-            raise SubcallRefused(
-                f"the sub-call budget is used up: {self.used} of {self.limit} made, {count} more requested. "
-                "Aggregate what you have, or use fewer, larger chunks",
-                error_type="SubcallBudgetExceeded",
-            )
-        self.used += count
 
 
 class AdaptiveLimit:
@@ -111,6 +101,26 @@ class SubcallLog:
     def failed(self) -> int:
         return sum(1 for r in self.records if r.error is not None)
 
+    @property
+    def cached(self) -> int:
+        return sum(1 for r in self.records if r.cached)
+
+
+@dataclass
+class _Batch:
+    """One admitted request of the code: where it goes, what the cache already had, and what to charge."""
+
+    client: ModelClient
+    model_id: str
+    prompts: list[str]
+    hits: list[Answer | None]
+    keys: list[str] | None
+    budget: Budget
+    log: SubcallLog
+    progress: ProgressFn | None
+    spans: Spans | None
+    """The corpus ranges the worker found in each prompt (None: it could not tell)."""
+
 
 def _preview(text: str | None) -> str | None:
     if text is None or len(text) <= PREVIEW_CHARS:
@@ -119,9 +129,17 @@ def _preview(text: str | None) -> str | None:
 
 
 class SubcallBroker:
-    def __init__(self, settings: Settings, router: ModelRouter):
+    def __init__(
+        self,
+        settings: Settings,
+        router: ModelRouter,
+        prices: PriceTable | None = None,
+        cache: SubcallCache | None = None,
+    ):
         self.settings = settings
         self.router = router
+        self.prices = prices or PriceTable(settings.prices_file)
+        self.cache = cache
         self._limits: dict[str, AdaptiveLimit] = {}
 
     def limit_for(self, model_id: str) -> AdaptiveLimit:
@@ -137,10 +155,16 @@ class SubcallBroker:
         log: SubcallLog,
         default_model: str | None,
         progress: ProgressFn | None = None,
+        owner: str = LOCAL,
+        seen: Occurrences | None = None,
     ) -> SubcallHandler:
-        """A handler for one execution: charges ``budget`` and writes to ``log``."""
+        """A handler for one execution: looks prompts up in ``owner``'s cache, charges ``budget`` for the rest,
+        writes to ``log``. ``seen`` counts repeats of a request over the run or session (see the cache)."""
+        occurrences = seen if seen is not None else Occurrences()
 
-        async def handle(prompts: list[str], model: str | None) -> list[SubcallReply]:
+        async def handle(
+            prompts: list[str], model: str | None, spans: Spans | None = None, *, cache: bool = True
+        ) -> list[SubcallReply]:
             if model is not None and model != default_model:
                 self._check_allowed(model, default_model)
             chosen = model or default_model
@@ -155,10 +179,33 @@ class SubcallBroker:
                 await client.check()
             except ModelError as exc:
                 raise SubcallRefused(str(exc)) from None
-            budget.take(len(prompts))
-            return await self._run_batch(client, model_id, prompts, log, progress)
+            request = self._request(chosen, model_id) if cache else None
+            keys = counts = None
+            hits: list[Answer | None] = [None] * len(prompts)
+            if request is not None and self.cache is not None:
+                keys, counts = self.cache.keys(owner, request, prompts, occurrences)
+                hits = await self.cache.get_many(keys)
+            missing = [len(p) for p, hit in zip(prompts, hits, strict=True) if hit is None]
+            if missing and (refusal := budget.needs_price(model_id, self.prices)):
+                raise SubcallRefused(refusal)
+            budget.admit(len(missing), estimate(self.prices, model_id, missing, self.settings.sub_max_tokens))
+            if counts is not None:
+                occurrences.commit(counts)  # only an admitted batch counts: a refused one is asked again as it was
+            batch = _Batch(client, model_id, prompts, hits, keys, budget, log, progress, spans)
+            return await self._run_batch(batch)
 
         return handle
+
+    def _request(self, chosen: str, model_id: str) -> Request | None:
+        """What decides this model's answers, for the cache; None when its answers are not to be reused."""
+        if self.cache is None or not self.cache.enabled:
+            return None
+        backend = parse_model(chosen)[0]
+        if backend == "sampling":  # the client picks the model behind it: the same name may not be the same model
+            return None
+        where = f"openai@{self.settings.openai_base_url}" if backend == "openai" else backend
+        request = Request(backend=where, model=model_id, max_tokens=self.settings.sub_max_tokens)
+        return request if request.deterministic else None
 
     def _check_allowed(self, model: str, default_model: str | None) -> None:
         """Code may pick another model only from ``RLM_ALLOWED_MODELS`` (by default, the configured ones).
@@ -175,73 +222,95 @@ class SubcallBroker:
                 "Leave model= out, or add it to RLM_ALLOWED_MODELS"
             )
 
-    async def _run_batch(
-        self, client: ModelClient, model_id: str, prompts: list[str], sub_log: SubcallLog, progress: ProgressFn | None
-    ) -> list[SubcallReply]:
+    async def _run_batch(self, batch: _Batch) -> list[SubcallReply]:
+        prompts, sub_log, model_id = batch.prompts, batch.log, batch.model_id
         replies: list[SubcallReply] = [SubcallReply(error="not run")] * len(prompts)
         limiter = anyio.CapacityLimiter(self.settings.subcall_concurrency)
         shared = self.limit_for(model_id)
         done = 0
         reported = 0.0
+        # Start and end of every call on one clock: the monotonic one, placed once on the wall clock. A call
+        # that starts as another ends then never seems to overlap it (the viewer counts calls in flight).
+        wall = time.time() - time.perf_counter()
 
         async def run(index: int, prompt: str) -> None:
             nonlocal done, reported
-            async with limiter, shared.limiter:
-                epoch = shared.epoch
-                started = time.time()
+            hit = batch.hits[index]
+            if hit is not None:
                 clock = time.perf_counter()
-                text = error = None
-                usage = Usage()
-                try:
-                    self._check_size(prompt)
-                    with (
-                        telemetry.model_span(
-                            model_id, role="sub", max_tokens=self.settings.sub_max_tokens, prompt_chars=len(prompt)
-                        ) as span,
-                        anyio.fail_after(self.settings.subcall_timeout_s),
-                    ):
-                        completion = await client.complete(model_id, prompt, max_tokens=self.settings.sub_max_tokens)
-                        span.completed(completion)
-                    text, usage = completion.text, completion.usage
-                    if completion.retries:
-                        shared.overloaded(epoch)
-                    else:
-                        shared.succeeded()
-                except ModelError as exc:
-                    error = str(exc)
-                    if exc.kind in OVERLOAD_KINDS:
-                        shared.overloaded(epoch)
-                except TimeoutError:
-                    error = f"no answer from {model_id} within {self.settings.subcall_timeout_s:g} s"
-                except Exception as exc:  # a fault costs this one answer, never the batch
-                    log.exception("sub-call to %s failed", model_id)
-                    error = f"the sub-call failed in the server ({type(exc).__name__}: {exc})"
-                replies[index] = SubcallReply(text=text, error=error)
+                started, latency_ms = wall + clock, 0.0
+                text, error, usage = hit.text, None, Usage(hit.input_tokens, hit.output_tokens)
+            else:
+                async with limiter, shared.limiter:
+                    clock = time.perf_counter()
+                    started = wall + clock
+                    text, error, usage = await self._call(batch.client, model_id, prompt, shared)
+                    latency_ms = (time.perf_counter() - clock) * 1000  # ended while still holding its place
                 sub_log.usage = sub_log.usage + usage
-                sub_log.records.append(
-                    SubCallRecord(
-                        model=model_id,
-                        started_at=started,
-                        latency_ms=(time.perf_counter() - clock) * 1000,
-                        prompt_chars=len(prompt),
-                        prompt_preview=_preview(prompt) or "",
-                        response_preview=_preview(text),
-                        input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens,
-                        error=error,
-                    )
+                tokens = usage.input_tokens + usage.output_tokens
+                batch.budget.charge(tokens, self.prices.cost(model_id, usage.input_tokens, usage.output_tokens))
+                if text is not None and batch.keys is not None and self.cache is not None:
+                    answer = Answer(text, usage.input_tokens, usage.output_tokens)
+                    await self.cache.put(batch.keys[index], answer, model_id)
+            replies[index] = SubcallReply(text=text, error=error)
+            # A cached answer still carries the spans of this prompt: the corpus text it stands for was
+            # read by this run all the same (the viewer's share of the corpus), only not paid for again.
+            spans = batch.spans
+            sub_log.records.append(
+                SubCallRecord(
+                    model=model_id,
+                    started_at=started,
+                    latency_ms=latency_ms,
+                    prompt_chars=len(prompt),
+                    prompt_preview=_preview(prompt) or "",
+                    response_preview=_preview(text),
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    error=error,
+                    cached=hit is not None,
+                    corpus_spans=[list(span) for span in spans.get(index, [])] if spans is not None else None,
                 )
+            )
             done += 1
             now = time.monotonic()
             # The first, the last, and at most ten a second between: each is a message to the client.
-            if progress is not None and (done in (1, len(prompts)) or now - reported >= PROGRESS_INTERVAL_S):
+            if batch.progress is not None and (done in (1, len(prompts)) or now - reported >= PROGRESS_INTERVAL_S):
                 reported = now
-                await progress(done, len(prompts))
+                await batch.progress(done, len(prompts))
 
         async with anyio.create_task_group() as tg:
             for index, prompt in enumerate(prompts):
                 tg.start_soon(run, index, prompt)
         return replies
+
+    async def _call(
+        self, client: ModelClient, model_id: str, prompt: str, shared: AdaptiveLimit
+    ) -> tuple[str | None, str | None, Usage]:
+        """One prompt sent: its text or its error, and what it used."""
+        epoch = shared.epoch
+        try:
+            self._check_size(prompt)
+            max_tokens = self.settings.sub_max_tokens
+            with (
+                telemetry.model_span(model_id, role="sub", max_tokens=max_tokens, prompt_chars=len(prompt)) as span,
+                anyio.fail_after(self.settings.subcall_timeout_s),
+            ):
+                completion = await client.complete(model_id, prompt, max_tokens=max_tokens)
+                span.completed(completion)
+        except ModelError as exc:
+            if exc.kind in OVERLOAD_KINDS:
+                shared.overloaded(epoch)
+            return None, str(exc), Usage()
+        except TimeoutError:
+            return None, f"no answer from {model_id} within {self.settings.subcall_timeout_s:g} s", Usage()
+        except Exception as exc:  # a fault costs this one answer, never the batch
+            log.exception("sub-call to %s failed", model_id)
+            return None, f"the sub-call failed in the server ({type(exc).__name__}: {exc})", Usage()
+        if completion.retries:
+            shared.overloaded(epoch)
+        else:
+            shared.succeeded()
+        return completion.text, None, completion.usage
 
     def _check_size(self, prompt: str) -> None:
         """Refuse, unsent, a prompt far beyond what the sub-model is said to take."""

@@ -28,6 +28,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,14 @@ class TrajectoryStore:
                     log.warning("could not drop the lease of %s (it lapses by itself)", trajectory_id, exc_info=True)
         return trajectory
 
+    async def reopen(self, trajectory_id: str, **fields: Any) -> Trajectory:
+        """A stopped run running again (resumed): leased and written to like a new one."""
+        self._live.pop(trajectory_id, None)
+        trajectory = await self._held(trajectory_id)
+        self._running.add(trajectory.id)
+        await self._write_lease(trajectory.id)
+        return await self.update(trajectory.id, status="running", **fields)
+
     def forget(self, trajectory_id: str) -> None:
         """Drop a finished trajectory from the cache (it stays in the store), once all of it is written."""
         if trajectory_id in self._unwritten:
@@ -352,22 +361,30 @@ class TrajectoryStore:
             raise NotFound(f"no trajectory {trajectory_id!r} in {self.store.url}") from None
         return fold(records, trajectory_id)
 
-    async def recent(self, limit: int = 20) -> list[Trajectory]:
-        """The most recently changed trajectories, newest first, read without side effects (see :meth:`read`)."""
+    async def recent(
+        self, limit: int = 20, *, where: Callable[[Trajectory], bool] | None = None, scan: int | None = None
+    ) -> list[Trajectory]:
+        """The most recently changed trajectories (those ``where`` keeps), newest first, read without side effects
+        (see :meth:`read`). At most ``scan`` records are read to find them (default: ``limit``)."""
 
-        def scan() -> list[Trajectory]:
+        def read_recent() -> list[Trajectory]:
             entries = sorted(self.store.list_logs(), key=lambda e: e.modified, reverse=True)
-            found = []
-            for entry in entries[:limit]:
+            found: list[Trajectory] = []
+            for entry in entries[: max(scan or limit, limit)]:
+                if len(found) >= limit:
+                    break
                 try:
-                    found.append(fold(self.store.read_log(entry.key), entry.key))
+                    trajectory = fold(self.store.read_log(entry.key), entry.key)
                 except (KeyNotFound, NotFound):
                     continue
                 except StoreError as exc:  # one unreadable file hides only itself
                     log.warning("trajectory %s cannot be read: %s", entry.key, exc)
+                    continue
+                if where is None or where(trajectory):
+                    found.append(trajectory)
             return found
 
-        return await anyio.to_thread.run_sync(scan)
+        return await anyio.to_thread.run_sync(read_recent)
 
     async def _mark_interrupted(self, trajectory: Trajectory) -> Trajectory:
         message = "the server stopped while this run was in progress; the steps above were completed"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rlm_mcp import prompts, replies, telemetry
 from rlm_mcp.models import Message, TextBlock, ToolResult
 from rlm_mcp.replies import Reading, Refuse
+from rlm_mcp.schemas import Step, code_error
 from rlm_mcp.subcalls import SubcallLog
 from sandbox import CodeTooLarge, ExecResult
 
@@ -144,4 +145,53 @@ async def execute(
     run.outcome.sub_calls.extend(sub_log.records)
     run.outcome.sub_usage = run.outcome.sub_usage + sub_log.usage
     await run.record(turn, code=code, result=result, sub_log=sub_log, started=started, children=children, notes=notes)
+    if run.journal is not None:  # the variables after this step, should the run stop and be resumed
+        await run.journal.save_state(run.sandbox, run.step_count - 1)
     return result, tool_result_text(result, sub_log)
+
+
+async def record(
+    run: RLMRun,
+    turn: int,
+    *,
+    code: str | None = None,
+    result: ExecResult | None = None,
+    sub_log: SubcallLog | None = None,
+    started: float | None = None,
+    final: str | None = None,
+    error_text: str | None = None,
+    notes: list[str] | None = None,
+    children: list[str] | None = None,
+) -> None:
+    """One step of the trajectory; the first step of a turn carries the root's reply and pending notes."""
+    reply, reading = run.unrecorded or (None, None)
+    run.unrecorded = None
+    pending = run.take_notes()
+    if run.journal is not None and run.journal.unsaved:
+        pending.append(run.journal.unsaved)
+        run.journal.unsaved = None
+    sub_log = sub_log or SubcallLog()
+    step = Step(
+        index=run.step_count,
+        turn=turn,
+        started_at=started or time.time(),
+        elapsed_ms=result.elapsed_ms if result else 0.0,
+        root_text=reading.text if reading else None,
+        root_reasoning=(reading.reasoning or None) if reading else None,
+        root_input_tokens=reply.usage.input_tokens if reply else 0,
+        root_output_tokens=reply.usage.output_tokens if reply else 0,
+        root_latency_ms=reply.latency_ms if reply else 0.0,
+        code=code,
+        stdout=result.stdout if result else "",
+        error=code_error(result) if result else None,
+        final=result.final if result else final,
+        sub_call_count=len(sub_log.records),
+        sub_input_tokens=sub_log.usage.input_tokens,
+        sub_output_tokens=sub_log.usage.output_tokens,
+        cached_sub_calls=sub_log.cached,
+        sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
+        child_runs=list(children or []),
+        notes=pending + (notes or []) + (result.notes if result else []) + ([error_text] if error_text else []),
+    )
+    run.step_count += 1
+    await run.trajectories.add_step(run.trajectory_id, step)

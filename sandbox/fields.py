@@ -75,6 +75,9 @@ class Fields:
     def items(self, key: str) -> list[Any]:
         return self._get(key, (list,), False)
 
+    def optional_items(self, key: str) -> list[Any] | None:
+        return self._get(key, (list,), True)
+
     def texts(self, key: str, limit: int | None) -> list[str]:
         values = self.items(key)
         if not all(type(v) is str for v in values):

@@ -15,17 +15,26 @@ descriptor, never through the class.
 from __future__ import annotations
 
 import builtins
-import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
 from sandbox import formatting
-from sandbox.policy import GUARDED_READS, SPECIAL_METHODS, USER_MODULE, attribute_refusal
+from sandbox.ownership import class_name, read_instance_dict, read_private, read_special
+from sandbox.policy import (
+    EXCEPTION_CHAIN,
+    GUARDED_READS,
+    NAMEDTUPLE_API,
+    SPECIAL_METHODS,
+    attribute_refusal,
+    is_private_name,
+)
 
 _MISSING = object()
-_CLASS_MODULE = type.__dict__["__module__"]
-_CLASS_NAME = type.__dict__["__name__"]
-_SELF_CLASS = super.__dict__["__self_class__"]
+# What ``type[int]`` and ``type | None`` give in the sandbox: typing's alias of ``type`` refuses to be
+# called (``type[int]`` is a types.GenericAlias that calls the real ``type``: the three-argument form).
+_UNCALLABLE_TYPE = typing.Type  # noqa: UP006
+_UNION = typing.Union
 
 
 def exact_str(value: object, what: str) -> str:
@@ -45,59 +54,71 @@ def exact_int(value: object, what: str) -> int:
     raise TypeError(f"{what} must be an int, not {type(value).__name__}")
 
 
-def class_module(cls: type) -> object:
-    """``cls.__module__`` as ``type`` stores it (a class cannot redefine how it is read)."""
-    return _CLASS_MODULE.__get__(cls)
-
-
-def is_user_class(cls: type) -> bool:
-    """Defined by code in the REPL (its module is the REPL's, as an exact str)."""
-    module = class_module(cls)
-    return type(module) is str and module == USER_MODULE
-
-
-def is_user_object(obj: object) -> bool:
-    """A class or function defined in the REPL, or an instance of such a class."""
-    kind = type(obj)
-    if issubclass(kind, type):
-        return is_user_class(obj)  # type: ignore[arg-type]
-    if kind is types.FunctionType:
-        module = types.FunctionType.__dict__["__module__"].__get__(obj)
-        return type(module) is str and module == USER_MODULE
-    return is_user_class(kind)
-
-
 # -- type() and x.__class__ ------------------------------------------------------------------------
 
 
-def sandbox_type(*args: Any, **kwargs: Any) -> type:
-    """One-argument ``type(x)``: the class of ``x``.
+class SandboxType:
+    """What code sees as ``type``: the class of an object, a class in ``isinstance``, an annotation.
 
-    The class of a class is a metaclass, which builds classes with any special
-    method from a dict (the three-argument form). So ``type(cls)`` answers with
-    this function for ordinary classes and refuses classes with another metaclass.
+    One-argument ``type(x)`` is the class of ``x``. The class of a class is a
+    metaclass, which builds classes with any special method from a dict (the
+    three-argument form), so ``type(cls)`` answers with this object for ordinary
+    classes and refuses classes with another metaclass. ``isinstance(x, type)``
+    and ``issubclass(c, type)`` answer as for the real ``type``; ``type[int]`` is
+    ``typing.Type[int]``, which cannot be called. Nothing else is exposed: the
+    real ``type`` is never handed out.
     """
-    if len(args) != 1 or kwargs:
-        raise PermissionError(
-            "type(name, bases, dict) is not available in the sandbox; define a class with a class statement"
-        )
-    kind = type(args[0])
-    if issubclass(kind, type):
-        if kind is type:
-            return sandbox_type  # type: ignore[return-value]
-        name = _CLASS_NAME.__get__(args[0])
-        raise PermissionError(f"the metaclass of {name!r} ({kind.__name__}) is not available in the sandbox")
-    return kind
+
+    __slots__ = ()
+    __module__ = "builtins"
+    __name__ = __qualname__ = "type"
+    __doc__ = type.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) != 1 or kwargs:
+            raise PermissionError(
+                "type(name, bases, dict) is not available in the sandbox; define a class with a class statement"
+            )
+        obj = args[0]
+        kind = type(obj)
+        if issubclass(kind, type):
+            if kind is type:
+                return self
+            name = class_name(obj)
+            raise PermissionError(f"the metaclass of {name!r} ({kind.__name__}) is not available in the sandbox")
+        return self if obj is self else kind
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        # The real class of obj, never obj.__class__ (which isinstance would consult).
+        return obj is self or issubclass(type(obj), type)
+
+    def __subclasscheck__(self, cls: Any) -> bool:
+        if cls is self:
+            return True
+        if not issubclass(type(cls), type):
+            raise TypeError("issubclass() arg 1 must be a class")
+        return issubclass(cls, type)
+
+    def __getitem__(self, item: Any) -> Any:
+        return _UNCALLABLE_TYPE[item]
+
+    def __or__(self, other: Any) -> Any:
+        return _UNION[_UNCALLABLE_TYPE, other]
+
+    def __ror__(self, other: Any) -> Any:
+        return _UNION[other, _UNCALLABLE_TYPE]
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("type cannot be copied or pickled in the sandbox")
+
+    def __repr__(self) -> str:
+        return "<class 'type'>"
 
 
-sandbox_type.__name__ = sandbox_type.__qualname__ = "type"
+sandbox_type = SandboxType()
 
 
 # -- attribute reads -------------------------------------------------------------------------------
-
-
-def _refuse(name: str, reason: str) -> AttributeError:
-    return AttributeError(f"attribute {name!r} is not accessible in the sandbox: {reason}")
 
 
 def _read_exception_obj(obj: Any, name: str) -> Any:
@@ -118,15 +139,13 @@ def _read_class(obj: Any, name: str) -> Any:
     return sandbox_type(obj)
 
 
-def _read_super_special(obj: Any, name: str) -> Any:
-    # super().__init__(...) and friends, for the user's own classes only: on anything else they
-    # would re-initialise or expose the internals of library and sandbox objects.
-    if type(obj) is not super:
-        raise _refuse(name, "only super().<special method> of a class defined in the REPL may be read")
-    owner = _SELF_CLASS.__get__(obj)
-    if owner is None or not is_user_class(owner):
-        raise _refuse(name, "only super().<special method> of a class defined in the REPL may be read")
-    return getattr(obj, name)
+def _read_exception_chain(obj: Any, name: str) -> Any:
+    # What an exception was raised from or during (another exception, under the same rules), and its
+    # notes; read through BaseException's own descriptors and the exception's own attributes.
+    if not issubclass(type(obj), BaseException):
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
+    descriptor = BaseException.__dict__.get(name)
+    return object.__getattribute__(obj, name) if descriptor is None else descriptor.__get__(obj)
 
 
 _READERS: dict[str, Callable[[Any, str], Any]] = {
@@ -134,7 +153,9 @@ _READERS: dict[str, Callable[[Any, str], Any]] = {
     "format": _read_str_method,
     "format_map": _read_str_method,
     "__class__": _read_class,
-    **{special: _read_super_special for special in SPECIAL_METHODS},
+    "__dict__": read_instance_dict,
+    **{chain: _read_exception_chain for chain in EXCEPTION_CHAIN},
+    **{special: read_special for special in SPECIAL_METHODS},
 }
 assert set(_READERS) == GUARDED_READS
 
@@ -144,6 +165,10 @@ def guarded_read(obj: Any, name: str) -> Any:
     return _READERS[name](obj, name)
 
 
+def _read_private_name(obj: Any, name: str) -> Any:
+    return getattr(obj, name) if name in NAMEDTUPLE_API else read_private(obj, name)
+
+
 def safe_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
     """``getattr`` under the same rules as ``obj.name`` in code, on the name's real characters."""
     key = exact_str(name, "attribute name")
@@ -151,7 +176,9 @@ def safe_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
     if refusal:
         raise AttributeError(refusal)
     try:
-        return guarded_read(obj, key) if key in _READERS else getattr(obj, key)
+        if key in _READERS:
+            return guarded_read(obj, key)
+        return _read_private_name(obj, key) if is_private_name(key) else getattr(obj, key)
     except AttributeError:
         if default is _MISSING:
             raise
@@ -161,21 +188,6 @@ def safe_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
 def safe_hasattr(obj: Any, name: Any) -> bool:
     """``hasattr`` for any name (``hasattr(x, '__iter__')`` is a common check): it hands out only a bool."""
     return builtins.hasattr(obj, exact_str(name, "attribute name"))
-
-
-# -- attribute writes ------------------------------------------------------------------------------
-
-
-def write_guard(obj: Any) -> Any:
-    """``_write_``: attribute writes go to the user's own objects only.
-
-    Modules (our proxies), classes that user code did not define, and builtin or
-    library callables are refused so that nothing the worker itself relies on can
-    be patched from the REPL.
-    """
-    if not is_user_object(obj):
-        raise AttributeError(f"{type(obj).__name__!r} objects are read-only in the sandbox")
-    return obj
 
 
 # What str.format/format_map in code run through: attribute walks under safe_getattr's rules.

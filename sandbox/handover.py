@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from sandbox.errors import LoadError, WorkerLost
@@ -22,17 +23,24 @@ from sandbox.protocol import FD_BATCH, ProtocolError
 from sandbox.results import Document, LoadInfo
 
 _LOAD_FRAMES = frozenset({"load_more", "loaded", "load_error"})
+LoadProgress = Callable[[int, int], Awaitable[None]]
+"""Told (documents read, bytes read) each time the worker has read a batch of documents, and at the end."""
+
+
+def document_sizes(documents: list[Document]) -> list[int]:
+    """Bytes on disk of each, without following a final symlink; a document that cannot be read is a LoadError."""
+    sizes = []
+    for doc in documents:
+        try:
+            sizes.append(os.stat(doc.path, follow_symlinks=False).st_size)
+        except OSError as exc:
+            raise LoadError(f"cannot open {doc.name}: {exc.strerror}") from None
+    return sizes
 
 
 def corpus_size(documents: list[Document]) -> int:
     """Bytes on disk, without following a final symlink; a document that cannot be read is a LoadError."""
-    total = 0
-    for doc in documents:
-        try:
-            total += os.stat(doc.path, follow_symlinks=False).st_size
-        except OSError as exc:
-            raise LoadError(f"cannot open {doc.name}: {exc.strerror}") from None
-    return total
+    return sum(document_sizes(documents))
 
 
 async def hand_over(
@@ -43,8 +51,13 @@ async def hand_over(
     append: bool,
     first_header: str,
     deadline: float,
+    progress: LoadProgress | None = None,
 ) -> LoadInfo:
     """Load ``documents`` into the worker by ``deadline`` (anyio's clock).
+
+    ``progress`` is told how far the worker has read whenever it asks for the next batch (a ``load_more``
+    frame, which must answer this load and name the position the parent expects, like any other) and once
+    the report is in.
 
     Raises :class:`LoadError` when the worker could not decode a document (it is
     still usable), :class:`~sandbox.errors.WorkerLost` when it broke the protocol,
@@ -58,11 +71,20 @@ async def hand_over(
             "first_header": first_header,
             "batch": FD_BATCH,
             "documents": [
-                {"name": d.name, "header": d.header, "encoding": d.encoding, "errors": d.errors, "parts": d.parts}
+                {
+                    "name": d.name,
+                    "header": d.header,
+                    "encoding": d.encoding,
+                    "errors": d.errors,
+                    "parts": d.parts,
+                    "skip_undecodable": d.skip_undecodable,
+                }
                 for d in documents
             ],
         }
     )
+    sizes = document_sizes(documents) if progress is not None else []
+    read_bytes = 0
     reply = None
     try:
         for start in range(0, len(documents), FD_BATCH):
@@ -72,11 +94,17 @@ async def hand_over(
                     break
                 if Fields(reply, "the request for more documents").count("done") != start:
                     raise ProtocolError(f"the sandbox asked for documents from a position other than {start}")
+                if progress is not None:
+                    read_bytes += sum(sizes[start - FD_BATCH : start])
+                    await progress(start, read_bytes)
             await _send_fds(worker, documents[start : start + FD_BATCH])
         if reply is None or reply["op"] == "load_more":
             reply = await worker.reply(request_id, _LOAD_FRAMES - {"load_more"}, "loading", deadline)
         if reply["op"] == "loaded":
-            return LoadInfo.parse(reply)
+            info = LoadInfo.parse(reply, len(documents))
+            if progress is not None:
+                await progress(len(documents), sum(sizes))
+            return info
         message = Fields(reply, "the load error").text("message", 2000)
     except ProtocolError as exc:
         raise WorkerLost("protocol", f"the sandbox sent a malformed reply while loading: {exc}") from None

@@ -22,16 +22,16 @@ next result says so.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
 from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerLost
 from sandbox.fields import Fields
-from sandbox.handover import corpus_size, hand_over
+from sandbox.handover import LoadProgress, corpus_size, hand_over
 from sandbox.limits import SandboxLimits
 from sandbox.process import WORKER_REQUESTS, WorkerProcess, describe_exit
 from sandbox.protocol import ProtocolError
@@ -46,12 +46,13 @@ from sandbox.results import (
     parse_variables,
 )
 from sandbox.serving import serve_call, serve_subcall
+from sandbox.snapshot_check import Restored, Snapshot
 
 if TYPE_CHECKING:
     from sandbox.template import WorkerTemplate
 
 _EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
-_VARS_FRAMES = frozenset({"vars", "internal_error"})
+T = TypeVar("T")
 
 
 class Sandbox:
@@ -201,12 +202,14 @@ class Sandbox:
         shape: Literal["str", "list"] = "list",
         append: bool = False,
         first_header: str = "",
+        progress: LoadProgress | None = None,
     ) -> LoadInfo:
         """Make ``documents`` the corpus (or add them to it, with ``append``).
 
         ``shape="str"`` with a single document makes ``context`` that document's
         text; anything else is a ``list[str]``. Appending to a ``str`` corpus turns
-        it into a list whose first document gets ``first_header``.
+        it into a list whose first document gets ``first_header``. ``progress`` hears
+        how far the worker has read, a batch of documents at a time.
         """
         documents = list(documents)
         async with self._lock:
@@ -219,7 +222,9 @@ class Sandbox:
                 reason = "the corpus needs more memory or CPU time than this sandbox process was started with"
                 await self._replace(reason, total, reload=append)
             try:
-                info = await self._load_locked(documents, shape, append=append, first_header=first_header)
+                info = await self._load_locked(
+                    documents, shape, append=append, first_header=first_header, progress=progress
+                )
             except WorkerLost as lost:
                 await self._restart()
                 raise LoadError(f"the sandbox failed while loading: {lost}") from None
@@ -231,19 +236,34 @@ class Sandbox:
             return info
 
     async def _load_locked(
-        self, documents: list[Document], shape: Literal["str", "list"], *, append: bool, first_header: str = ""
+        self,
+        documents: list[Document],
+        shape: Literal["str", "list"],
+        *,
+        append: bool,
+        first_header: str = "",
+        progress: LoadProgress | None = None,
     ) -> LoadInfo:
         total = corpus_size(documents) + (self.corpus_bytes if append else 0)
         # Bounded, like every wait on the worker: a load never turns into a hung request.
-        deadline = anyio.current_time() + self.limits.load_seconds(total)
+        deadline = anyio.current_time() + self.limits.load_seconds(total, len(documents))
         try:
             info = await hand_over(
-                self._live, documents, shape, append=append, first_header=first_header, deadline=deadline
+                self._live,
+                documents,
+                shape,
+                append=append,
+                first_header=first_header,
+                deadline=deadline,
+                progress=progress,
             )
         except LoadError:
             if not append:
                 self._documents = []
             raise
+        if info.skipped:  # a restart reloads what is in the corpus, not what was left out
+            left_out = {index for index, _ in info.skipped}
+            documents = [doc for index, doc in enumerate(documents) if index not in left_out]
         if append:
             if self._shape == "str" and self._documents:
                 self._documents[0] = replace(self._documents[0], header=first_header)
@@ -376,18 +396,61 @@ class Sandbox:
                 await self._restart()
 
     async def variables(self) -> list[Variable]:
+        reply = await self._ask({"op": "vars"}, "vars", "listing variables")
+        return parse_variables(Fields(reply, "the variables").items("variables"))
+
+    async def snapshot(self, max_bytes: int) -> Snapshot:
+        """The variables that are plain data, encoded by the worker in at most ``max_bytes`` and checked here as
+        untrusted data (:mod:`sandbox.snapshot`); a reply that is not exactly well formed replaces the worker."""
+        message = {"op": "snapshot", "max_bytes": max_bytes}
+        return await self._ask(message, "snapshot", "saving variables", lambda r: Snapshot.parse(r, max_bytes))
+
+    async def restore(self, snapshot: Snapshot) -> Restored:
+        """Put a snapshot's variables into the namespace (over any of the same names)."""
+        message = {"op": "restore", **snapshot.to_message()}
+        return await self._ask(message, "restored", "restoring variables", lambda r: Restored.parse(r, snapshot))
+
+    async def reset(self) -> None:
+        """A fresh worker with the same corpus and no variables; SandboxError if the corpus did not reload."""
+        async with self._lock:
+            await self._ensure_running()
+            had = bool(self._documents)
+            notes = await self._restart()
+            self._pending_notes.clear()
+            if had and not self._documents:
+                raise SandboxError("; ".join(notes) or "the corpus could not be reloaded")
+
+    async def _ask(
+        self, message: dict[str, Any], op: str, what: str, parse: Callable[[dict[str, Any]], T] | None = None
+    ) -> Any:
+        """One request between executions, answered by ``op`` (parsed by ``parse``) within the execution timeout.
+
+        A worker that answers out of turn, sends a malformed reply or does not answer in time is replaced
+        (variables lost, said in the error and in the next result)."""
         async with self._lock:
             await self._ensure_running()
             worker = self._live
             deadline = anyio.current_time() + self.limits.exec_timeout_s + self.limits.kill_grace_s
+            ops = frozenset({op, "internal_error"})
+            request_id: int | None = None
             try:
-                request_id = await worker.request({"op": "vars"})
-                reply = await worker.reply(request_id, _VARS_FRAMES, "listing variables", deadline)
-                fields = Fields(reply, "the variables")
-                if reply["op"] == "vars":
-                    return parse_variables(fields.items("variables"))
-                raise SandboxError(f"the sandbox could not list its variables: {fields.text('message', 2000)}")
+                request_id = await worker.request(message)
+                reply = await worker.reply(request_id, ops, what, deadline)
+                if reply["op"] == op:
+                    return parse(reply) if parse is not None else reply
+                problem = Fields(reply, "the internal error").text("message", 2000)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):  # the answer must not be left for the next request to read
+                    try:
+                        if request_id is None:
+                            raise WorkerLost("protocol", "cancelled while sending")
+                        await worker.reply(request_id, ops, what, deadline)
+                    except (WorkerLost, ProtocolError, TimeoutError):
+                        await self._restart()
+                raise
             except (WorkerLost, ProtocolError) as lost:
                 notes = await self._restart()
-                message = f"{lost}; the sandbox was restarted and variables from earlier calls were lost"
-                raise SandboxError(message + "".join(f"; {note}" for note in notes)) from None
+                message_text = f"{lost}; the sandbox was restarted and variables from earlier calls were lost"
+                self._pending_notes.append(f"while {what}, {message_text}" + "".join(f"; {n}" for n in notes))
+                raise SandboxError(message_text + "".join(f"; {note}" for note in notes)) from None
+            raise SandboxError(f"the sandbox failed while {what}: {problem}")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 _MIB = 1024**2
 _GIB = 1024**3
 _SLOWEST_LOAD_BYTES_PER_S = 5 * _MIB
+_SLOWEST_LOAD_FILES_PER_S = 100
+"""Small files cost per file, not per byte: 48,000 of them must not run into a deadline set by their size."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,13 @@ class SandboxLimits:
         """The most CPU one ``execute`` can use before the parent kills the worker."""
         return (timeout or self.exec_timeout_s) + self.kill_grace_s + 1
 
-    def load_seconds(self, corpus_bytes: int) -> float:
-        """How long a load of ``corpus_bytes`` may take (wall clock, and so CPU too)."""
-        return self.start_timeout_s + corpus_bytes / _SLOWEST_LOAD_BYTES_PER_S
+    def load_seconds(self, corpus_bytes: int, files: int = 0) -> float:
+        """How long a load of ``corpus_bytes`` in ``files`` files may take (wall clock, and so CPU too).
+
+        The CPU checks leave ``files`` out: opening and handing over a file is mostly the parent's and the
+        kernel's time, and counting it would make a fresh worker look too small for a folder of many files.
+        """
+        return self.start_timeout_s + corpus_bytes / _SLOWEST_LOAD_BYTES_PER_S + files / _SLOWEST_LOAD_FILES_PER_S
 
     def cpu_allowance(self) -> int:
         """The CPU-time limit (hard = soft) of a worker: ``cpu_seconds``, and never less than one

@@ -45,7 +45,11 @@ PART_SEPARATOR = "\x1e"
 
 
 class DocumentDecodeError(Exception):
-    """A document is not text in the declared encoding."""
+    """A document is not text in the declared encoding; ``reason`` says where and why, without the name."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class DocumentSpec:
     errors: str
     parts: bool = False
     """The file holds several documents separated by U+001E, each with its own header."""
+    skip_undecodable: bool = False
+    """Leave the document out (and report it) if it does not decode, instead of failing the whole load."""
 
     @classmethod
     def from_message(cls, raw: dict[str, Any]) -> DocumentSpec:
@@ -65,6 +71,7 @@ class DocumentSpec:
             encoding=str(raw.get("encoding", "utf-8")),
             errors=str(raw.get("errors", "strict")),
             parts=raw.get("parts") is True,
+            skip_undecodable=raw.get("skip_undecodable") is True,
         )
 
 
@@ -93,9 +100,9 @@ def _decoded_chunks(fd: int, spec: DocumentSpec) -> Iterator[str]:
                 text = decoder.decode(view[:n], final)
             except UnicodeDecodeError as exc:
                 position = offset - pending + exc.start
+                reason = f"not valid {spec.encoding} (byte {position}: {exc.reason})"
                 raise DocumentDecodeError(
-                    f"{spec.name} is not valid {spec.encoding} (byte {position}: {exc.reason}); "
-                    f"load it again with errors='replace' or the right encoding"
+                    f"{spec.name} is {reason}; load it again with errors='replace' or the right encoding", reason
                 ) from None
             offset += n
             if text:
@@ -139,12 +146,13 @@ def line_count(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") else 1)
 
 
-def describe(context: str | list[str]) -> dict[str, Any]:
-    """Sizes and a preview of the loaded corpus, computed where the corpus lives."""
+def describe(context: str | list[str], skipped: list[list[Any]] | None = None) -> dict[str, Any]:
+    """Sizes and a preview of the loaded corpus, computed where the corpus lives, and what was left out."""
     docs = [context] if isinstance(context, str) else context
     lengths = [len(d) for d in docs]
     first = docs[0] if docs else ""
     return {
+        "skipped": skipped or [],
         "type": "str" if isinstance(context, str) else "list[str]",
         "documents": len(docs),
         "chars": sum(lengths),

@@ -4,7 +4,8 @@ Real modules hand out other modules (``json.codecs``, ``re.enum``,
 ``statistics.sys``) and from there ``sys.modules['os']``. So code never sees a
 real module: ``import json`` returns a fresh read-only proxy that holds only the
 names listed here, checked when the proxy is built to contain no module, frame,
-code or other gadget object. Functions that read or write arbitrary attributes
+code or other gadget object (so ``collections.abc`` is reached only as ``from
+collections.abc import Iterable``). Functions that read or write arbitrary attributes
 (``functools.wraps``, ``operator.attrgetter``) or format strings against objects
 (``string.Formatter``) are left out on purpose. A name that is not there raises
 an ``AttributeError`` saying so, and what the module holds here. ``sys``,
@@ -117,6 +118,29 @@ SAFE_MODULES: Mapping[str, tuple[str, ...]] = {
         "ulp",
     ),
     "collections": ("Counter", "defaultdict", "OrderedDict", "deque", "namedtuple", "ChainMap"),
+    # The abstract classes typing already aliases (typing.Mapping is collections.abc.Mapping); only
+    # ``from collections.abc import ...`` reaches them: no proxy holds another module.
+    "collections.abc": (
+        "Hashable",
+        "Iterable",
+        "Iterator",
+        "Generator",
+        "Reversible",
+        "Sized",
+        "Container",
+        "Callable",
+        "Collection",
+        "Set",
+        "MutableSet",
+        "Mapping",
+        "MutableMapping",
+        "MappingView",
+        "KeysView",
+        "ItemsView",
+        "ValuesView",
+        "Sequence",
+        "MutableSequence",
+    ),
     "itertools": (
         "accumulate",
         "chain",
@@ -387,7 +411,8 @@ def make_import(proxies: Mapping[str, types.ModuleType]) -> Callable[..., types.
         if proxy is None:
             raise ImportError(f"import of {module!r} is not allowed in the sandbox; available modules: {available}")
         if fromlist is None:
-            return proxy
+            # `import a.b` binds `a`, as in CPython; its proxy holds no module, so `a.b` then says so.
+            return proxies.get(module.partition(".")[0], proxy)
         if type(fromlist) not in (tuple, list):
             raise TypeError("fromlist must be a tuple or list of names")
         for item in list(fromlist):

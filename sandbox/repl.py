@@ -17,12 +17,24 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import guards, loader, modules, protocol, safe_builtins, standins
+from sandbox import guards, loader, mapreduce, modules, protocol, safe_builtins, standins
 from sandbox.capture import OutputCapture
 from sandbox.describe import clip, describe_exception, describe_syntax_error
 from sandbox.guards import exact_str
 from sandbox.interrupts import ExecInterrupted, Interrupts
-from sandbox.policy import ECHO_HOOK, READ_GUARD, USER_MODULE, WRITE_GUARD, RestrictedCodeError, compile_cell
+from sandbox.ownership import read_private, write_guard, write_private
+from sandbox.policy import (
+    ECHO_HOOK,
+    FINAL_VAR_BY_NAME,
+    PRIVATE_READ_GUARD,
+    PRIVATE_WRITE_GUARD,
+    READ_GUARD,
+    USER_MODULE,
+    WRITE_GUARD,
+    RestrictedCodeError,
+    compile_cell,
+    is_user_name,
+)
 from sandbox.protocol import FD_BATCH, Channel
 
 HELPER_NAMES = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
@@ -104,11 +116,15 @@ class Repl:
         self.max_final_chars = max_final_chars
         self.cells = 0
         self.final: str | None = None
+        self.notes: list[str] = []
+        """What the current execution wants the caller to know (e.g. how FINAL_VAR read its argument)."""
         self.capture = OutputCapture(max_output_chars)
         self._request_id = 0
         self.parent_request: Any = None
         """The id of the parent's request being served, echoed in every frame that answers it."""
         self.context: str | list[str] = ""
+        self._locator: Any = None
+        """Finds corpus text in prompts; built at the first sub-call after a load."""
         proxies = modules.build_all(
             {"pprint": {"pprint": Helper("pprint", self._pprint)}, **standins.extras(self._write)}
         )
@@ -127,14 +143,19 @@ class Repl:
             "LLMBatchError": LLMBatchError,
             "SubcallBudgetExceeded": SubcallBudgetExceeded,
         }
+        mapper = mapreduce.Mapper(self._llm_query_batched, self._write, LLMBatchError, SubcallBudgetExceeded)
+        extra_builtins.update({name: Helper(name, f) for name, f in mapreduce.helpers(mapper).items()})
         self.ns: dict[str, Any] = {}
         self.ns.update(
             {
                 "__builtins__": safe_builtins.make_builtins(extra_builtins, self.ns),
                 "__name__": USER_MODULE,
-                WRITE_GUARD: guards.write_guard,
+                WRITE_GUARD: write_guard,
                 READ_GUARD: guards.guarded_read,
+                PRIVATE_READ_GUARD: read_private,
+                PRIVATE_WRITE_GUARD: write_private,
                 ECHO_HOOK: self._echo,
+                FINAL_VAR_BY_NAME: Helper("FINAL_VAR", self._final_var_by_name),
             }
         )
         self._restore_reserved()
@@ -168,11 +189,29 @@ class Repl:
         text = str(answer)  # the user's own __str__, if any, runs here, inside the cell's time
         self.final = clip(exact_str(text, "FINAL's answer"), self.max_final_chars)
 
-    def _final_var(self, name: Any) -> None:
-        if not issubclass(type(name), str):
-            raise TypeError("FINAL_VAR takes the name of a variable as a string, e.g. FINAL_VAR('answer')")
+    def _final_var(self, value: Any) -> None:
+        """``FINAL_VAR(answer)`` with an expression: models pass the variable as often as its name.
+
+        An exact str that names one of the code's own variables answers with that
+        variable; anything else (a str subclass included) is the answer itself,
+        converted as FINAL converts it. ``FINAL_VAR("answer")`` with the name in quotes
+        is compiled to :meth:`_final_var_by_name`, where the variable must exist.
+        """
+        if type(value) is str:
+            if value not in RESERVED and is_user_name(value) and value in self.ns:
+                self._final(self.ns[value])
+                return
+            if value.isidentifier():
+                self.notes.append(
+                    f"FINAL_VAR got the text {clip(value, 60)!r}, which names no variable: the text itself is "
+                    "the answer (FINAL_VAR('name'), with the name in quotes, requires the variable)"
+                )
+        self._final(value)
+
+    def _final_var_by_name(self, name: Any) -> None:
+        """``FINAL_VAR("answer")``: the variable of that name, which must exist."""
         key = exact_str(name, "FINAL_VAR's name")
-        if key.startswith("_") or key not in self.ns:
+        if not is_user_name(key) or key not in self.ns:
             known = ", ".join(v["name"] for v in self.variables()) or "none"
             raise NameError(f"FINAL_VAR: no variable named {key!r}; defined variables: {known}")
         self._final(self.ns[key])
@@ -185,23 +224,23 @@ class Repl:
             size = "" if row["size"] is None else f"  len={row['size']:,}"
             self.capture.write(f"{row['name']}: {row['type']}{size}\n")
 
-    def _llm_query(self, prompt: Any, model: Any = None) -> str:
+    def _llm_query(self, prompt: Any, model: Any = None, cache: Any = True) -> str:
         if not issubclass(type(prompt), str):
             raise TypeError(
                 f"llm_query(prompt) takes a str, not {type(prompt).__name__}; use llm_query_batched(prompts) for a list"
             )
-        outcome = self._request_llm([exact_str(prompt, "prompt")], model)[0]
+        outcome = self._request_llm([exact_str(prompt, "prompt")], model, cache)[0]
         if "error" in outcome:
             raise LLMError(outcome["error"])
         return str(outcome["text"])
 
-    def _llm_query_batched(self, prompts: Any, model: Any = None) -> list[str]:
+    def _llm_query_batched(self, prompts: Any, model: Any = None, cache: Any = True) -> list[str]:
         if issubclass(type(prompts), str):
             raise TypeError("llm_query_batched(prompts) takes a list of str; use llm_query(prompt) for one")
         prompts = _str_list(prompts, "prompts")
         if not prompts:
             return []
-        outcomes = self._request_llm(prompts, model)
+        outcomes = self._request_llm(prompts, model, cache)
         errors = {i: str(o["error"]) for i, o in enumerate(outcomes) if "error" in o}
         if errors:
             results = [None if "error" in o else str(o["text"]) for o in outcomes]
@@ -215,18 +254,23 @@ class Repl:
             )
         return [str(o["text"]) for o in outcomes]
 
-    def _request_llm(self, prompts: list[str], model: Any) -> list[dict[str, Any]]:
+    def _request_llm(self, prompts: list[str], model: Any, cache: Any = True) -> list[dict[str, Any]]:
         if model is not None:
             if not issubclass(type(model), str):
                 raise TypeError("model must be a model id string or None")
             model = exact_str(model, "model")
+        if type(cache) is not bool:
+            raise TypeError("cache must be True (reuse an earlier identical answer) or False (always ask the model)")
         self._request_id += 1
         request_id = self._request_id
+        corpus = self._corpus_spans(prompts)  # before the clock pauses: it is this code's compute
         self.interrupts.pause()
         waited = time.monotonic()
         reply: dict[str, Any] = {}
         try:
-            self.channel.send({"op": "llm", "id": request_id, "prompts": prompts, "model": model})
+            self.channel.send(
+                {"op": "llm", "id": request_id, "prompts": prompts, "model": model, "corpus": corpus, "cache": cache}
+            )
             reply = self.channel.recv()
         finally:
             # A refused request (budget spent, no model) is answered at once: its round trip counts
@@ -244,6 +288,17 @@ class Repl:
         if not isinstance(results, list) or len(results) != len(prompts):
             raise protocol.ProtocolError("sub-call reply does not match the request")
         return results
+
+    def _corpus_spans(self, prompts: list[str]) -> list[list[int]] | None:
+        """Where each prompt's corpus text comes from (see :mod:`sandbox.locate`); None if it cannot be told."""
+        try:
+            if self._locator is None:
+                from sandbox.locate import CorpusLocator  # on first use: a worker that never sub-calls never loads it
+
+                self._locator = CorpusLocator(self.context)
+            return self._locator.spans_of(prompts)
+        except Exception:  # the figure is a nicety: never let it cost the sub-call
+            return None
 
     def _rlm_query(self, prompt: Any, context: Any = None) -> str:
         if not issubclass(type(prompt), str):
@@ -309,23 +364,32 @@ class Repl:
             self.context = ""
             self._restore_reserved()
         batch = max(1, min(int(message.get("batch") or FD_BATCH), FD_BATCH))
+        skipped: list[list[Any]] = []
         for start in range(0, len(specs), batch):
             if start:
                 self.channel.send({"op": "load_more", "id": self.parent_request, "done": start})
-            self._read_batch(specs[start : start + batch], texts)
+            self._read_batch(specs[start : start + batch], texts, start, skipped)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
+        self._locator = None
         self._restore_reserved()
-        return loader.describe(self.context)
+        return loader.describe(self.context, skipped)
 
-    def _read_batch(self, specs: list[loader.DocumentSpec], texts: list[str]) -> None:
+    def _read_batch(
+        self, specs: list[loader.DocumentSpec], texts: list[str], start: int, skipped: list[list[Any]]
+    ) -> None:
         fds = self.channel.recv_fds(len(specs))
         try:
             for index, spec in enumerate(specs):
                 fd, fds[index] = fds[index], -1
-                if spec.parts:
-                    texts.extend(loader.read_parts(fd, spec))
-                else:
-                    texts.append(loader.read_document(fd, spec))
+                try:
+                    if spec.parts:
+                        texts.extend(loader.read_parts(fd, spec))
+                    else:
+                        texts.append(loader.read_document(fd, spec))
+                except loader.DocumentDecodeError as exc:
+                    if not spec.skip_undecodable:
+                        raise
+                    skipped.append([start + index, exc.reason])
         finally:
             for fd in fds:
                 if fd >= 0:
@@ -337,6 +401,7 @@ class Repl:
         filename = f"<cell-{self.cells}>"
         self.capture = OutputCapture(self.max_output_chars)
         self.final = None
+        self.notes = []
         error: dict[str, Any] | None = None
         started = time.perf_counter()
         try:
@@ -353,7 +418,7 @@ class Repl:
         else:
             linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
             error = self._run(cell.code, timeout)
-        notes = []
+        notes = self.notes
         restored = self._restore_reserved()
         if restored:
             notes.append(f"reserved name(s) restored: {', '.join(restored)}; store results under other names")

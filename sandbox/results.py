@@ -33,6 +33,8 @@ class Document:
     errors: str = "strict"
     parts: bool = False
     """The file holds several documents (PDF pages, JSON records) separated by U+001E, each with its header."""
+    skip_undecodable: bool = False
+    """One file of many (a folder): if it does not decode, it is left out and reported instead of failing the load."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,12 @@ class LoadInfo:
     lines: int
     document_chars: list[int]
     preview: str
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    """Documents of this load left out, as (position in the load, why): skip_undecodable ones that did not decode."""
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> LoadInfo:
+    def parse(cls, raw: dict[str, Any], sent: int) -> LoadInfo:
+        """The worker's report on a load of ``sent`` documents."""
         fields = Fields(raw, "the load report")
         kind = fields.text("type", 20)
         lengths = fields.items("document_chars")
@@ -125,7 +130,22 @@ class LoadInfo:
             lines=fields.count("lines"),
             document_chars=lengths,
             preview=fields.text("preview", 2000),
+            skipped=_parse_skipped(fields.items("skipped"), sent),
         )
+
+
+def _parse_skipped(raw: list[Any], sent: int) -> list[tuple[int, str]]:
+    """Documents left out, as ``[position, reason]`` pairs: positions among the ``sent`` documents, ascending
+    and each once (so there are never more of them than documents), reasons short texts."""
+    skipped: list[tuple[int, str]] = []
+    for item in raw:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not int or type(item[1]) is not str:
+            raise ProtocolError("the load report's skipped documents are not [position, reason] pairs")
+        position = item[0]
+        if not (skipped[-1][0] if skipped else -1) < position < sent:
+            raise ProtocolError("the load report skips a document that was not in the load, or one twice")
+        skipped.append((position, clean_text(item[1], 500)))
+    return skipped
 
 
 @dataclass(frozen=True)
@@ -147,8 +167,13 @@ class SubcallRefused(Exception):
         self.error_type = error_type
 
 
-SubcallHandler = Callable[[list[str], str | None], Awaitable[list[SubcallReply]]]
-"""Serves ``llm_query``/``llm_query_batched``: prompts and an optional model id in, one reply per prompt out."""
+Spans = dict[int, list[tuple[int, int]]]
+"""Corpus ranges found in the prompts of a batch, by prompt index (a prompt not in it has none)."""
+SubcallHandler = Callable[..., Awaitable[list[SubcallReply]]]
+"""Serves ``llm_query``/``llm_query_batched``: ``(prompts, model, spans)`` in (an optional model id, and the
+prompts' corpus spans or None when the worker could not tell), one reply per prompt out. When the code passed
+``cache=False`` it is called with that keyword too (``(prompts, model, spans, cache=False)``): a handler that
+caches answers must then ask the model."""
 
 
 CallHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]

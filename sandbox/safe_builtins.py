@@ -6,11 +6,13 @@ model reading the error knows what to do instead of guessing at a ``NameError``.
 
 Present in a sandboxed form (see :mod:`sandbox.guards`): ``getattr``,
 ``hasattr``, ``setattr`` and ``delattr`` follow the attribute rules of code on
-the name's real characters; ``type(x)`` is the class of ``x`` (the three-argument
-form is refused); ``globals()``, ``locals()`` and ``vars()`` return a read-only
-copy of the code's own names (none starting with ``_``), and ``vars(obj)`` the
-same of an instance of a class defined in the REPL; ``dir()`` lists the code's
-names. ``hasattr`` answers for any name: it hands out only a bool.
+the name's real characters; ``type`` is :class:`sandbox.guards.SandboxType`:
+``type(x)`` is the class of ``x`` (the three-argument form is refused) and
+``isinstance(x, type)`` works; ``globals()``, ``locals()`` and ``vars()`` return a
+read-only copy of the code's own names (those code can define: never a guard or
+``__builtins__``), and ``vars(obj)`` the same of an instance of a class defined
+in the REPL; ``dir()`` lists the code's names. ``hasattr`` answers for any name:
+it hands out only a bool.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from sandbox import guards
-from sandbox.policy import attribute_refusal
+from sandbox import guards, ownership
+from sandbox.policy import attribute_refusal, is_private_name, is_user_name
 
 _PLAIN = (
     "abs",
@@ -113,7 +115,10 @@ def _checked_name(obj: Any, name: Any) -> str:
     refusal = attribute_refusal(key, read=False, runtime=True)
     if refusal:
         raise AttributeError(refusal)
-    guards.write_guard(obj)
+    if is_private_name(key):
+        ownership.write_private(obj, key)
+    else:
+        ownership.write_guard(obj)
     return key
 
 
@@ -144,7 +149,8 @@ class NamespaceCopy(dict):  # type: ignore[type-arg]
 
 
 def _user_names(mapping: dict[Any, Any]) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if type(k) is str and not k.startswith("_")}
+    """The names code itself can define (``_tmp`` included): never a guard, hook or ``__builtins__``."""
+    return {k: v for k, v in mapping.items() if is_user_name(k)}
 
 
 def make_namespace_builtins(namespace: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +176,7 @@ def make_namespace_builtins(namespace: dict[str, Any]) -> dict[str, Any]:
         if len(args) > 1:
             raise TypeError(f"vars expected at most 1 argument, got {len(args)}")
         obj = args[0]
-        if issubclass(type(obj), type) or not guards.is_user_class(type(obj)):
+        if issubclass(type(obj), type) or not ownership.is_user_class(type(obj)):
             raise PermissionError(
                 "vars(obj) is available in the sandbox only for instances of classes defined in the REPL"
             )

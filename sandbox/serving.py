@@ -14,9 +14,39 @@ import logging
 from typing import Any
 
 from sandbox.fields import Fields, clean_text
-from sandbox.results import CallHandler, SubcallHandler, SubcallRefused, SubcallReply
+from sandbox.protocol import ProtocolError
+from sandbox.results import CallHandler, Spans, SubcallHandler, SubcallRefused, SubcallReply
 
 log = logging.getLogger(__name__)
+MAX_SPAN_NUMBERS = 32
+"""A prompt's corpus spans as sent by the worker: at most 16 (start, end) pairs."""
+MAX_OFFSET = 2**53
+"""No corpus offset reaches this (the corpus is capped in bytes far below it)."""
+
+
+def parse_spans(raw: list[Any] | None, count: int) -> Spans | None:
+    """The worker's corpus spans for ``count`` prompts, by prompt index; None when the worker could not tell.
+
+    On the wire they are sparse: ``[index, start, end, start, end, ...]`` for each prompt that has any, in
+    ascending prompt order; a prompt missing from the result has no corpus text. The worker's own code
+    never sends anything else, so a malformed entry is a protocol violation, not a figure to guess at.
+    """
+    if raw is None:
+        return None
+    out: Spans = {}
+    last = -1
+    for entry in raw:
+        if type(entry) is not list or not 3 <= len(entry) <= MAX_SPAN_NUMBERS + 1 or len(entry) % 2 == 0:
+            raise ProtocolError("the sub-call request's corpus spans are not [index, start, end, ...] lists")
+        if not all(type(x) is int and 0 <= x < MAX_OFFSET for x in entry):
+            raise ProtocolError("the sub-call request's corpus spans hold something other than offsets")
+        index = entry[0]
+        pairs = [(entry[i], entry[i + 1]) for i in range(1, len(entry), 2)]
+        if not last < index < count or any(end < start for start, end in pairs):
+            raise ProtocolError("the sub-call request's corpus spans do not match its prompts")
+        out[index] = pairs
+        last = index
+    return out
 
 
 def clean_json(value: Any) -> Any:
@@ -33,10 +63,13 @@ def clean_json(value: Any) -> Any:
 async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | None) -> dict[str, Any]:
     fields = Fields(message, "the sub-call request")
     request_id, prompts, model = fields.count("id"), fields.texts("prompts", None), fields.optional_text("model", 500)
+    spans = parse_spans(fields.optional_items("corpus"), len(prompts))
+    cache = fields.flag("cache")
     if on_subcall is None:
         return {"op": "llm_result", "id": request_id, "error": "sub-calls are not available in this sandbox"}
     try:
-        replies = await on_subcall(prompts, model)
+        # Handlers that know nothing of the cache are called as before; cache=False only when the code asked.
+        replies = await (on_subcall(prompts, model, spans) if cache else on_subcall(prompts, model, spans, cache=False))
     except SubcallRefused as exc:
         return {"op": "llm_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # a fault in the handler must not leave the worker waiting for ever

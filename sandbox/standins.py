@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sandbox import guards
+from sandbox import guards, ownership
 from sandbox.describe import describe_exception
 
 STANDIN_MODULES: Mapping[str, tuple[str, ...]] = {
@@ -104,6 +104,7 @@ HINTS: Mapping[str, str] = {
     "sys.setrecursionlimit": "the recursion limit is fixed",
     "sys.modules": "import one of the available modules instead",
     "sys.path": "import one of the available modules instead",
+    "collections.abc": "write `from collections.abc import Iterable` (or use typing.Iterable)",
     "typing.TypedDict": "use a dict, or a @dataclass",
     "dataclasses.make_dataclass": "define the class with a class statement and @dataclass",
 }
@@ -146,7 +147,7 @@ def dataclass(cls: Any = None, /, **options: Any) -> Any:
     """
 
     def wrap(target: Any) -> Any:
-        if type(target) is not type or not guards.is_user_class(target):
+        if type(target) is not type or not ownership.is_user_class(target):
             raise PermissionError("dataclass() applies in the sandbox only to classes defined in the REPL")
         namespace = type.__dict__["__dict__"].__get__(target)
         annotations = namespace.get("__annotations__", {})

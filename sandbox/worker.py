@@ -15,11 +15,11 @@ import socket
 import sys
 from typing import Any
 
-from sandbox import confine, loader
+from sandbox import confine, loader, snapshot
 from sandbox.capture import OutputCapture
 from sandbox.interrupts import Interrupts
 from sandbox.protocol import Channel
-from sandbox.repl import Repl
+from sandbox.repl import RESERVED, Repl
 
 
 def serve(channel: Channel, repl: Repl) -> None:
@@ -41,6 +41,12 @@ def serve(channel: Channel, repl: Repl) -> None:
                     reply = {"op": "load_error", "message": str(exc)}
             elif op == "vars":
                 reply = {"op": "vars", "variables": repl.variables()}
+            elif op == "snapshot":
+                reply = {"op": "snapshot", **snapshot.encode(repl.ns, RESERVED, int(message["max_bytes"]))}
+            elif op == "restore":
+                values, failed = snapshot.decode(message, RESERVED)
+                repl.ns.update(values)
+                reply = {"op": "restored", "restored": list(values), "failed": failed}
             elif op == "shutdown":
                 return
             else:

@@ -85,6 +85,9 @@ def server_env(data_dir: Path, roots: Path, fake_url: str, **overrides: str) -> 
         "RLM_KILL_GRACE_S": "1",
         "RLM_BEDROCK_MAX_ATTEMPTS": "3",
         "RLM_LOG_LEVEL": "WARNING",
+        # Tests count the requests the fake gets: answers reused across tests would hide them. The cache's own
+        # tests turn it on (test_subcall_cache.py).
+        "RLM_SUBCALL_CACHE": "off",
         "PATH": os.environ.get("PATH", ""),
         # A server started in another directory still runs this checkout, not whichever one is installed.
         "PYTHONPATH": str(CHECKOUT),

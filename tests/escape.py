@@ -183,6 +183,43 @@ def result_frame(request_id: object, stdout: str) -> bytes:
     return frame(json.dumps(message).encode())
 
 
+def llm_frame(corpus: object, prompts: list[str] | None = None) -> bytes:
+    """A sub-call request as the worker sends it while code runs, with ``corpus`` as its corpus spans."""
+    message = {"op": "llm", "id": 1, "prompts": prompts or ["a prompt"], "model": None, "corpus": corpus}
+    return frame(json.dumps(message).encode())
+
+
+def loaded_frame(request_id: int, skipped: object, documents: int = 1) -> bytes:
+    """A load report for ``documents`` one-character documents, with ``skipped`` as what it says was left out."""
+    message = {
+        "op": "loaded",
+        "id": request_id,
+        "skipped": skipped,
+        "type": "list[str]",
+        "documents": documents,
+        "chars": documents,
+        "lines": documents,
+        "document_chars": [1] * documents,
+        "preview": "x",
+    }
+    return frame(json.dumps(message).encode())
+
+
+def hostile_load_frames(request_id: int) -> dict[str, bytes]:
+    """What an escaped worker might answer to a load of one document (request ``request_id``), by name."""
+    without_skipped = json.loads(loaded_frame(request_id, [])[4:])
+    del without_skipped["skipped"]
+    return {
+        "asks-for-more-than-was-sent": frame(json.dumps({"op": "load_more", "id": request_id, "done": 200}).encode()),
+        "skips-a-document-not-in-the-load": loaded_frame(request_id, [[1, "not valid utf-8"]]),
+        "skips-a-document-twice": loaded_frame(request_id, [[0, "a"], [0, "b"]]),
+        "skips-with-a-mistyped-reason": loaded_frame(request_id, [[0, 5]]),
+        "skips-with-a-bool-position": loaded_frame(request_id, [[True, "a"]]),
+        "skipped-is-not-a-list": loaded_frame(request_id, {"0": "a"}),
+        "no-skipped-field": frame(json.dumps(without_skipped).encode()),
+    }
+
+
 def hostile_frames(last_id: int) -> dict[str, bytes]:
     """What an escaped worker might write on its channel, by name; ``last_id`` is the last request it answered."""
     nested = b'{"op":"result","id":%d,"stdout":' % (last_id + 1) + b"[" * 20_000 + b"]" * 20_000 + b"}"
@@ -200,4 +237,15 @@ def hostile_frames(last_id: int) -> dict[str, bytes]:
         "no-id": frame(b'{"op":"result","stdout":"x"}'),
         "wrong-kind": frame(json.dumps({"op": "loaded", "id": last_id + 1}).encode()),
         "mistyped-field": frame(json.dumps({"op": "result", "id": last_id + 1, "stdout": 5}).encode()),
+        # Sub-call requests whose corpus spans (sandbox.locate, checked by sandbox.serving) are not what the
+        # worker's own code sends: one prompt, so index 0 only, and [index, start, end, ...] with start <= end.
+        "spans-for-a-prompt-not-sent": llm_frame([[1, 0, 60]]),
+        "spans-out-of-order": llm_frame([[1, 0, 60], [0, 0, 60]], ["a prompt", "another"]),
+        "spans-backwards": llm_frame([[0, 60, 10]]),
+        "spans-half-a-pair": llm_frame([[0, 10]]),
+        "spans-not-offsets": llm_frame([[0, "10", 60]]),
+        "spans-negative": llm_frame([[0, -1, 60]]),
+        "spans-too-many-pairs": llm_frame([[0, *range(40)]]),
+        "spans-not-a-list": llm_frame({"0": [0, 60]}),
+        "spans-field-missing": frame(json.dumps({"op": "llm", "id": 1, "prompts": ["p"], "model": None}).encode()),
     }

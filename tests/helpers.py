@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, Responder, echo
 
@@ -94,6 +97,16 @@ def holding(word: str, release: threading.Event, then: Responder = echo) -> Resp
         return then(request)
 
     return respond
+
+
+@contextlib.asynccontextmanager
+async def bearer_client(url: str, token: str) -> AsyncIterator[Client]:
+    """A real MCP client over streamable HTTP whose every request carries ``Authorization: Bearer <token>``."""
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http,
+        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=120) as client,
+    ):
+        yield client
 
 
 async def until_requested(fake: Any, word: str, count: int = 1) -> None:

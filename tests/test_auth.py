@@ -322,6 +322,47 @@ async def test_the_viewer_needs_the_owner_or_a_signed_link(server: HttpServer) -
         assert forged.text == expired.text == nonsense.text  # one answer, whatever was wrong
 
 
+def index_runs(page: str) -> list[dict[str, Any]]:
+    """The rows the index page draws, from the data it embeds."""
+    data = page.split('<script type="application/json" id="rlm-data">', 1)[1].split("</script>", 1)[0]
+    return json.loads(data)["runs"]
+
+
+@pytest.mark.anyio
+async def test_the_index_lists_only_the_callers_runs_with_links_that_open(server: HttpServer) -> None:
+    async with principal(server, ALICE) as alice, principal(server, BOB) as bob:
+        hers = []
+        for text in ("alice's first", "alice's second"):
+            loaded = await call(alice, "load_context", content=text)
+            await call(alice, "repl_exec", session_id=loaded["session_id"], code="1")  # a session with steps: listed
+            hers.append(loaded["trajectory_id"])
+        loaded = await call(bob, "load_context", content="bob's")
+        await call(bob, "repl_exec", session_id=loaded["session_id"], code="2")
+        his = loaded["trajectory_id"]
+    index = f"{base(server)}/trajectories/"
+    async with httpx2.AsyncClient(timeout=60) as http:
+        as_alice = await http.get(index, headers={"Authorization": f"Bearer {ALICE}"})
+        as_bob = await http.get(index, headers={"Authorization": f"Bearer {BOB}"})
+        assert as_alice.status_code == as_bob.status_code == 200
+        assert as_alice.headers["referrer-policy"] == "no-referrer" and as_alice.headers["cache-control"] == "no-store"
+        alice_rows, bob_rows = index_runs(as_alice.text), index_runs(as_bob.text)
+        assert set(hers) <= {row["id"] for row in alice_rows} and his not in as_alice.text
+        assert his in {row["id"] for row in bob_rows} and not any(t in as_bob.text for t in hers)
+        # Each row links with a signed link: the page opens in a browser that sends no header, for the owner.
+        for row in alice_rows:
+            assert row["link"], row
+            opened = await http.get(f"{index}{row['id']}?link={row['link']}")
+            assert opened.status_code == 200 and row["id"] in opened.text
+        # A row's link opens its own run, not another's (bob's run, with alice's link, is missing).
+        stolen = await http.get(f"{index}{his}?link={alice_rows[0]['link']}")
+        assert stolen.status_code == 404
+        # Without a bearer header the index is refused as /mcp refuses (a link opens one page, never a list).
+        for refused_answer in (await http.get(index), await http.get(f"{index}?link={alice_rows[0]['link']}")):
+            assert refused_answer.status_code == 401
+            assert refused_answer.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+            assert "alice" not in refused_answer.text
+
+
 # -- JWTs -------------------------------------------------------------------------------------------
 
 
@@ -457,6 +498,7 @@ async def test_host_and_origin_are_checked_on_every_route(server: HttpServer) ->
         "/trajectories": lambda headers: httpx2.get(
             f"{base(server)}/trajectories/{trajectory_id}", headers={**auth, **headers}
         ),
+        "/trajectories/": lambda headers: httpx2.get(f"{base(server)}/trajectories/", headers={**auth, **headers}),
     }
     for route, send in routes.items():
         assert send({}).status_code == 200, route

@@ -37,6 +37,7 @@ from escape import (
     header_numbers,
     host_ipc_objects,
     hostile_frames,
+    hostile_load_frames,
     posix_queue_exists,
     result_frame,
     run_filter,
@@ -747,6 +748,34 @@ async def test_a_hostile_frame_gets_the_worker_replaced_and_nothing_shifts(tmp_p
         assert (await box.execute("len(context)")).stdout == "12\n"
         assert (await box.execute("'third'")).stdout == "'third'\n"
         assert (await box.execute("kept")).error.type == "NameError"  # the variables went with the worker, as said
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", list(hostile_load_frames(0)))
+async def test_a_hostile_answer_to_a_load_gets_the_worker_replaced(tmp_path: Path, name: str) -> None:
+    """Load progress (``load_more``) and the documents a load left out (``skipped``) are read like every frame:
+    answering the load in flight, field by field, within bounds; anything else replaces the worker."""
+    from sandbox import Document, LoadError
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("twelve chars")
+    heard: list[tuple[int, int]] = []
+
+    async def progress(documents: int, read: int) -> None:
+        heard.append((documents, read))
+
+    async with Sandbox(SandboxLimits(exec_timeout_s=5, kill_grace_s=1)) as box:
+        assert (await box.execute("kept = 1")).error is None  # request 1
+        old = box.pid
+        assert old is not None
+        inject(old, hostile_load_frames(request_id=2)[name])  # read as the answer to the load, request 2
+        with pytest.raises(LoadError, match=r"malformed|unexpected"):
+            await box.load([Document(name="c.txt", path=corpus)], shape="str", progress=progress)
+        assert heard == []  # nothing it said was taken for progress
+        assert box.pid != old and not Path(f"/proc/{old}").exists()
+        info = await box.load([Document(name="c.txt", path=corpus)], shape="str", progress=progress)
+        assert info.skipped == [] and heard == [(1, 12)]
+        assert (await box.execute("len(context)")).stdout == "12\n"
 
 
 @pytest.mark.anyio

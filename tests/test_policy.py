@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from attacks import ANY_ERROR, CATEGORIES, PWNED
 
-from sandbox import Sandbox, SandboxLimits, SubcallReply, formatting, guards, modules, safe_builtins
-from sandbox.policy import RestrictedCodeError, compile_cell
+from sandbox import Sandbox, SandboxLimits, SubcallReply, formatting, guards, modules, ownership, safe_builtins
+from sandbox.policy import INJECTED_NAMES, RestrictedCodeError, compile_cell, is_user_name, name_refusal
 
 
 class Evil(str):
@@ -134,11 +134,11 @@ def test_write_guard_owns_by_real_module() -> None:
     namespace: dict[str, Any] = {"__name__": "repl"}
     exec("class Mine:\n    pass\ndef mine():\n    pass", namespace)
     for own in (namespace["Mine"], namespace["Mine"](), namespace["mine"]):
-        assert guards.write_guard(own) is own
+        assert ownership.write_guard(own) is own
     fake_owner = collections.namedtuple("P", "x", module=alias("json", "repl"))  # type: ignore[misc]
     for foreign in (collections.Counter, collections.Counter(), json, json.loads, print, fake_owner, function):
         with pytest.raises(AttributeError, match="read-only"):
-            guards.write_guard(foreign)
+            ownership.write_guard(foreign)
 
 
 def test_type_gives_classes_but_no_metaclass() -> None:
@@ -149,6 +149,82 @@ def test_type_gives_classes_but_no_metaclass() -> None:
             guards.sandbox_type(cls)
     with pytest.raises(PermissionError, match="type\\(name, bases, dict\\)"):
         guards.sandbox_type("X", (), {})
+
+
+def test_type_is_a_standin_that_answers_isinstance() -> None:
+    standin = guards.sandbox_type
+    assert isinstance(int, standin) and isinstance(collections.ChainMap, standin) and isinstance(standin, standin)
+    assert not isinstance(1, standin) and not isinstance(Evil("x"), standin)
+    assert issubclass(standin, standin) and issubclass(type, standin) and not issubclass(int, standin)
+    assert standin(standin) is standin and standin(Evil("x")) is Evil
+    with pytest.raises(TypeError, match="must be a class"):
+        issubclass(1, standin)
+    assert standin[int] == typing.Type[int]  # noqa: UP006  # not type[int], which calls type
+    with pytest.raises(TypeError, match="cannot be instantiated"):
+        standin[int]("X", (), {})
+
+    class Liar:
+        @property
+        def __class__(self) -> type:  # type: ignore[override]  # isinstance would believe this
+            return type
+
+    assert isinstance(Liar(), type) and not isinstance(Liar(), standin)
+
+
+def _repl_namespace(code: str) -> dict[str, Any]:
+    """Run ``code`` as the REPL's own (its classes and functions get the REPL's module name)."""
+    namespace: dict[str, Any] = {"__name__": "repl"}
+    exec(code, namespace)
+    return namespace
+
+
+def test_private_names_are_the_repls_own_only() -> None:
+    import random
+
+    ns = _repl_namespace(
+        "import random\n"
+        "class Base:\n    _kind = 'base'\n    def _helper(self):\n        return 1\n"
+        "class Mine(Base):\n    def __init__(self):\n        self._n = 1\n"
+        "class Rand(random.Random):\n    pass\n"
+        "def fn():\n    pass\n"
+        "fn._calls = 2\n"
+    )
+    mine, rand = ns["Mine"](), ns["Rand"]()
+    assert ownership.read_private(mine, "_n") == 1 and ownership.read_private(mine, "_helper")() == 1
+    assert ownership.read_private(ns["Mine"], "_kind") == "base" and ownership.read_private(ns["fn"], "_calls") == 2
+    for obj in (mine, ns["Mine"], ns["fn"]):
+        assert ownership.write_private(obj, "_new") is obj
+    for obj, name in [
+        (rand, "_randbelow"),  # a library's method, on the REPL's subclass
+        (ns["Rand"], "_randbelow"),
+        (random.Random(), "_randbelow"),
+        (json, "_default_decoder"),
+        (print, "_x"),
+        (function, "_x"),  # a function, but not the REPL's
+        (collections.Counter(), "_keep_positive"),
+    ]:
+        with pytest.raises(AttributeError, match="not accessible"):
+            ownership.read_private(obj, name)
+        with pytest.raises(AttributeError, match="not accessible"):
+            ownership.write_private(obj, name)
+    with pytest.raises(AttributeError, match="has no attribute"):
+        ownership.read_private(ns["Mine"], "_missing")
+    # getattr and setattr go the same way, on the real characters of the name
+    assert guards.safe_getattr(mine, Evil("_n")) == 1
+    with pytest.raises(AttributeError, match="not accessible"):
+        guards.safe_getattr(rand, Evil("_randbelow"))
+    with pytest.raises(AttributeError, match="not accessible"):
+        safe_builtins.safe_setattr(rand, Evil("_randbelow"), print)
+    with pytest.raises(AttributeError, match="has no attribute '_helper'"):
+        guards.safe_getattr(rand, alias("_helper", "_randbelow"))  # its characters, not the hash it borrows
+
+
+def test_reserved_names_cannot_be_named() -> None:
+    for name in (*INJECTED_NAMES, "__builtins__", "__name__", "_getattr_", "_print", "_tmp0", "__x", "x__roles__"):
+        assert name_refusal(name) is not None and not is_user_name(name), name
+    for name in ("_", "_x", "_tmp", "_cache_dict", "x_", "printed", "_private1"):
+        assert name_refusal(name) is None and is_user_name(name), name
+    assert not is_user_name(Evil("_x")) and not is_user_name(1)
 
 
 def test_format_methods_are_swapped_wherever_they_come_from() -> None:
@@ -215,12 +291,18 @@ def test_namespace_builtins_hand_out_copies() -> None:
         "x.__class__ = int",
         "x.__name__ = 'y'",
         "del x.__doc__",
-        "x.__init__",
-        "x.__dict__",
-        "s = super\ns().__init__()",
+        "x.__init__ = f",
+        "x.__getattr__",
+        "x.__dict__ = {}",
+        "x.__weakref__",
         "class A:\n    __slots__ = ()",
         "__name__ = 'x'",
         "x.__globals__",
+        "_write_ = 1",
+        "x.__private",
+        "import _thread",
+        "e.__traceback__",
+        "e.__cause__ = None",
     ],
 )
 def test_compile_time_refusals_remain(code: str) -> None:
@@ -242,7 +324,7 @@ async def box(anyio_backend: str) -> AsyncIterator[Sandbox]:
         yield sandbox
 
 
-async def echo(prompts: list[str], model: str | None) -> list[SubcallReply]:
+async def echo(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
     return [SubcallReply(text=f"echo {len(p)}") for p in prompts]
 
 
@@ -263,6 +345,40 @@ async def test_attack_tables_directly(box: Sandbox, category: str) -> None:
             problems.append(f"{code!r} restarted the sandbox")
     assert not problems, "\n".join(problems)
     assert (await box.execute("len('ok')")).stdout == "2\n"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("code", "final", "error", "noted"),
+    [
+        ("answer = 'Paris'\nFINAL_VAR(answer)", "Paris", None, True),  # the value, as models often pass it
+        ("answer = 'a long answer.'\nFINAL_VAR(answer)", "a long answer.", None, False),
+        ("total = 6\nFINAL_VAR(total)", "6", None, False),
+        ("rows = [1, 2]\nFINAL_VAR(rows)", "[1, 2]", None, False),
+        ("y = 5\nname = 'y'\nFINAL_VAR(name)", "5", None, False),  # a str naming a variable: the variable
+        ("_kept = 'x'\nFINAL_VAR('_kept')", "x", None, False),
+        ("FINAL_VAR('missing')", None, "NameError", False),  # the name in quotes: the variable must exist
+        ("FINAL_VAR('__builtins__')", None, "NameError", False),
+        ("FINAL_VAR('_write_')", None, "NameError", False),
+        ("name = '__builtins__'\nFINAL_VAR(name)", "__builtins__", None, True),  # never an internal
+        ("name = '_write_'\nFINAL_VAR(name)", "_write_", None, True),
+        ("name = 'context'\nFINAL_VAR(name)", "context", None, True),  # a value names the code's own only
+        ("class Evil(str):\n    pass\nFINAL_VAR(Evil('__builtins__'))", "__builtins__", None, False),
+        ("class S:\n    def __str__(self):\n        return 'shown'\nFINAL_VAR(S())", "shown", None, False),
+        ("FINAL_VAR(llm_query)", "<function llm_query>", None, False),
+        ("FINAL_VAR(7)", "7", None, False),
+        ("FINAL_VAR('x', 'y')", None, "TypeError", False),
+        ("f = FINAL_VAR\nf('answer')", "Paris", None, False),  # not a literal at the call: by value
+    ],
+)
+async def test_final_var_takes_a_name_or_a_value(
+    box: Sandbox, code: str, final: str | None, error: str | None, noted: bool
+) -> None:
+    await box.execute("answer = 'Paris'")
+    result = await box.execute(code)
+    assert (result.error and result.error.type) == error, result.error
+    assert result.final == final
+    assert any("names no variable" in note for note in result.notes) is noted, result.notes
 
 
 @pytest.mark.anyio

@@ -1,8 +1,9 @@
 """The code examples in the prompts models read run in the sandbox, as models copy them.
 
 Examples are taken from the rendered prompts themselves (the root's system
-prompt in both protocols, and the rlm_guide prompt): the indented lines under a
-numbered step, and ```repl blocks. Each runs in a real sandbox after the
+prompt in both protocols, the rlm_guide prompt, and the Claude Code skill rendered
+from the same source): the indented lines under a numbered step (without the
+skill's ```python fences), and ```repl blocks. Each runs in a real sandbox after the
 examples before it (later steps use earlier variables), on a corpus the
 examples make sense for, with an oracle sub-model; the worked example's FINAL
 must come out right.
@@ -18,7 +19,7 @@ import pytest
 
 from rlm_mcp import prompts
 from rlm_mcp.config import Settings
-from rlm_mcp.guide import guide_text
+from rlm_mcp.guide import guide_text, skill_text
 from sandbox import Document, Sandbox, SandboxLimits, SubcallReply
 
 pytestmark = pytest.mark.anyio
@@ -38,6 +39,8 @@ def examples(text: str) -> list[str]:
         if re.match(r"^\d+\. ", line):
             current = []
             found.append("")
+        elif current is not None and re.match(r"^ {3}```", line):
+            continue  # the skill fences its examples; the code between the fences is the example
         elif current is not None and re.match(r"^ {3}\S", line):
             current.append(line[3:])
             found[-1] = "\n".join(current)
@@ -55,6 +58,7 @@ def prompt_texts() -> dict[str, str]:
         "system-tools": prompts.system_prompt(**shared),
         "system-text": prompts.system_prompt(**shared, protocol="text"),
         "rlm_guide": guide_text(settings),
+        "skill": skill_text(settings),
     }
 
 
@@ -67,7 +71,7 @@ def cases() -> list[object]:
 
 def test_every_prompt_shows_examples() -> None:
     counts = {name: len(examples(text)) for name, text in prompt_texts().items()}
-    assert counts == {"system-tools": 4, "system-text": 5, "rlm_guide": 1}, counts
+    assert counts == {"system-tools": 4, "system-text": 5, "rlm_guide": 5, "skill": 5}, counts
 
 
 @pytest.fixture
@@ -79,7 +83,7 @@ async def box(tmp_path: Path) -> AsyncIterator[Sandbox]:
         yield sandbox
 
 
-async def oracle(prompts_: list[str], model: str | None) -> list[SubcallReply]:
+async def oracle(prompts_: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
     """The sub-model: lists the invoice numbers in the text it was given, one per line."""
     return [SubcallReply(text="\n".join(re.findall(r"INV-\d{5}", p))) for p in prompts_]
 

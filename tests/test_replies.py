@@ -246,8 +246,9 @@ def test_text_protocol_prompt_and_tools_prompt_share_one_source() -> None:
     kwargs = {"sub_context_tokens": 1000, "max_iterations": 5, "max_sub_calls": 9}
     tools = prompts.system_prompt(**kwargs)
     text = prompts.system_prompt(**kwargs, protocol="text")
-    shared = prompts.SYSTEM_PROMPT.split("A typical run:")[1].split("{protocol_note}")[0].replace("{{", "{")
-    shared = shared.replace("}}", "}").split("size = ")[0]
+    example = prompts.SYSTEM_PROMPT.split("A typical run:")[1].split("{protocol_note}")[0]
+    shared = re.split(r"(?<!\{)\{[a-z_]+\}", example)[0].replace("{{", "{").replace("}}", "}")  # up to a placeholder
+    assert "print(type(context), len(context))" in shared
     assert shared in tools and shared in text
     assert "`python` tool" in tools and "```repl" not in tools
     assert "```repl" in text and not re.search(r"\btool\b", text)  # no tool is offered in the text protocol

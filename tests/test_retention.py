@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HttpServer, connect, server_env
+from conftest import ROOT_MODEL, HttpServer, connect, server_env
 from helpers import call
+
+from rlm_mcp.fakes.bedrock import Reply, code, scripted
 
 pytestmark = pytest.mark.anyio
 DAY = 86400
@@ -127,3 +129,80 @@ def test_the_server_logs_what_it_holds_at_start_up(tmp_path: Path, fake) -> None
     assert server.process.stderr is not None
     logged = server.process.stderr.read()
     assert f"stored data: {data}: corpora 1 (0.0 MB)" in logged, logged
+
+
+async def test_a_runs_files_go_with_its_trajectory_and_the_cache_keeps_its_own_limits(tmp_path: Path, fake) -> None:
+    data = tmp_path / "data"
+    env = server_env(data, tmp_path, fake.url, RLM_TRAJECTORIES_MAX_MB="1", RLM_SUBCALL_CACHE="on")
+    trajectories, runs, subcalls = data / "trajectories", data / "runs", data / "subcalls"
+    # Each run: one step that sends two sub-calls, then its last turn; a resume finishes it.
+    fake.respond = scripted(
+        ROOT_MODEL,
+        [code("words = ['a', 'b']\nanswers = llm_query_batched(words)"), Reply(text="not yet"),
+         code("FINAL(len(words) + len(answers))")],
+    )  # fmt: skip
+    server = HttpServer(env)
+    try:
+        async with connect("http", env, server) as client:
+            done = (await call(client, "load_context", content="a finished session"))["session_id"]
+            old = await call(client, "rlm_query", session_id=done, query="?", max_iterations=1)
+            await call(client, "close_session", session_id=done)
+            live = (await call(client, "load_context", content="a live session"))["session_id"]
+            kept = await call(client, "rlm_query", session_id=live, query="?", max_iterations=1)
+            assert old["status"] == kept["status"] == "limit_reached" and kept["cached_sub_calls"] == 2
+            old_id, kept_id = old["trajectory_id"], kept["trajectory_id"]
+            assert {p.name for p in runs.iterdir()} >= {f"{old_id}.jsonl", f"{old_id}.state.json"}
+            (scope,) = subcalls.iterdir()  # this principal's cache: the two answers, asked twice
+            assert len(list(scope.iterdir())) == 2
+
+            for path in [trajectories / f"{old_id}.jsonl", *runs.glob(f"{old_id}.*")]:
+                age(path, 100)  # past the trajectories' 90 days, the run's files too
+            big, leased, orphan, fresh = "t_bigResumable0", "t_leasedRun00000", "t_orphanRun0000", "t_freshOrphan00"
+            (trajectories / f"{big}.jsonl").write_text("{}\n")  # tiny, but its snapshot is 1.2 MB
+            (runs / f"{big}.state.json").write_text("x" * 1_200_000)
+            for path in (trajectories / f"{big}.jsonl", runs / f"{big}.state.json"):
+                age(path, 2)
+            for path in (trajectories / f"{leased}.jsonl", runs / f"{leased}.jsonl"):
+                path.write_text("{}\n")
+                age(path, 100)
+            lease = {"expires_at": time.time() + 600, "owner": {"machine": "elsewhere", "pid": 1}}
+            (trajectories / f"{leased}.lease").write_text(json.dumps(lease))
+            (runs / f"{orphan}.jsonl").write_text("{}\n")  # its trajectory is gone
+            age(runs / f"{orphan}.jsonl", 1)
+            (runs / f"{fresh}.jsonl").write_text("{}\n")  # just written: a run may be starting
+            stale_answer = scope / ("e" * 64 + ".json")
+            stale_answer.write_text('{"text": "old", "input_tokens": 1, "output_tokens": 1}')
+            age(stale_answer, 40)  # past RLM_SUBCALL_CACHE_MAX_AGE_DAYS (30)
+
+            planned = gc(env, "--dry-run", "--json")
+            assert planned.returncode == 0, planned.stderr
+            names = {(item["kind"], Path(item["name"]).name) for item in json.loads(planned.stdout)["removed"]}
+            assert names == {
+                ("trajectories", old_id),  # by age
+                ("runs", old_id),  # with it
+                ("trajectories", big),  # by size: a run's files count with its trajectory
+                ("runs", big),
+                ("runs", orphan),
+                ("subcalls", stale_answer.name),  # the cache's own age limit
+            }, names
+            assert stale_answer.exists() and (runs / f"{orphan}.jsonl").exists()  # a dry run removes nothing
+
+            removed = gc(env, "--json")
+            assert removed.returncode == 0, removed.stderr
+            usage = json.loads(removed.stdout)["usage"]["kinds"]
+            assert not list(runs.glob(f"{old_id}.*")) and not (trajectories / f"{old_id}.jsonl").exists()
+            assert not (runs / f"{big}.state.json").exists() and not (runs / f"{orphan}.jsonl").exists()
+            assert not stale_answer.exists() and len(list(scope.iterdir())) == 2
+            # Kept: the live session's resumable run, the run leased elsewhere, the file just written.
+            assert {p.name for p in runs.iterdir()} >= {f"{kept_id}.jsonl", f"{leased}.jsonl", f"{fresh}.jsonl"}
+            assert usage["runs"]["count"] == 3 and usage["runs"]["goes_with"] == "trajectories"
+            assert usage["subcalls"]["count"] == 2 and usage["subcalls"]["max_age_days"] == 30
+            storage = (await call(client, "list_sessions"))["storage"]["kinds"]
+            assert storage["runs"]["max_bytes"] is None and storage["runs"]["goes_with"] == "trajectories"
+            assert storage["subcalls"]["max_bytes"] == 512 * 1024 * 1024
+
+            resumed = await call(client, "rlm_query", resume=kept_id)  # still resumable, variables and all
+            assert (resumed["status"], resumed["answer"]) == ("completed", "4")
+            assert sorted(resumed["resumed"]["restored"]) == ["answers", "words"]
+    finally:
+        server.stop()

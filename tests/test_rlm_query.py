@@ -67,7 +67,14 @@ async def test_map_reduce_run_end_to_end(client, fake) -> None:
     assert out["usage"] == {"root_input_tokens": 400, "root_output_tokens": 40, "sub_input_tokens": 400,
                             "sub_output_tokens": 40}  # fmt: skip
     assert out["cost_usd"] is None  # fake models are not in the price table
-    assert steps[:3] == ["step 1: 0 sub-calls", "step 2: 0 sub-calls", "step 3: 1/8 sub-calls"]
+    assert steps[:5] == [
+        "step 1: the root model is writing",
+        "step 1 done: 0 sub-calls so far",
+        "step 2: the root model is writing",
+        "step 2 done: 0 sub-calls so far",
+        "step 3: the root model is writing",
+    ]
+    assert "step 3: 1/8 sub-calls" in steps and "step 3 done: 8 sub-calls so far" in steps
     assert all(a < b for a, b in itertools.pairwise(values)), values  # MCP: progress only increases
     assert values[-1] <= 4
 

@@ -76,12 +76,13 @@ REFUSED = [
     ("import sys\nsys.modules", "AttributeError", "sys.modules is not available in the sandbox"),
     ("from json import codecs", "ImportError", "cannot import name 'codecs'"),
     ("import statistics\nstatistics.sys", "AttributeError", "statistics.sys is not available"),
-    ("import collections\ncollections.abc", "AttributeError", "collections here holds: ChainMap, Counter"),
+    ("import collections\ncollections.UserDict", "AttributeError", "collections here holds: ChainMap, Counter"),
+    ("import collections\ncollections.abc", "AttributeError", "write `from collections.abc import Iterable`"),
     ("open('/etc/passwd')", "PermissionError", "open() is not available"),
     ("().__class__.__bases__[0].__subclasses__()", "RestrictedCodeError", '"__bases__"'),
     ("llm_query.__self__", "RestrictedCodeError", '"__self__"'),
     ("getattr(llm_query, '_call')", "AttributeError", "not accessible"),
-    ("'{0.__init__.__globals__}'.format(len)", "AttributeError", '"__init__" is not accessible'),
+    ("'{0.__init__.__globals__}'.format(len)", "AttributeError", "'__init__' is not accessible"),
     ("'{x.gi_frame}'.format_map({'x': (i for i in [1])})", "AttributeError", '"gi_frame"'),
     ("g = (i for i in [1])\ng.gi_frame.f_back", "RestrictedCodeError", '"gi_frame"'),
     ("exec('1')", "RestrictedCodeError", "exec() calls are not allowed"),
@@ -149,7 +150,7 @@ async def test_hard_kill_restarts_and_reloads(box: Sandbox) -> None:
 async def test_worker_crash_is_survived(box: Sandbox) -> None:
     running = anyio.Event()
 
-    async def signal_running(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def signal_running(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         running.set()  # the code asked: it is past its start, about to loop
         return [SubcallReply(text="go") for _ in prompts]
 
@@ -186,7 +187,7 @@ async def test_cancellation_stops_running_code(box: Sandbox) -> None:
 
     running = anyio.Event()
 
-    async def go_on(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def go_on(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         running.set()  # the code is running; it goes on into its endless loop
         return [SubcallReply(text="go") for _ in prompts]
 
@@ -200,11 +201,11 @@ async def test_cancellation_stops_running_code(box: Sandbox) -> None:
 
 
 async def test_cancellation_during_a_sub_call(box: Sandbox) -> None:
-    async def never(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def never(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         await anyio.sleep(60)
         return []
 
-    async def never_and_cancel(prompts: list[str], model: str | None) -> list[SubcallReply]:
+    async def never_and_cancel(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
         tg.cancel_scope.cancel()  # the code waits in its sub-call: cancel the call as its caller would
         return await never(prompts, model)
 

@@ -103,6 +103,7 @@ async def test_failed_item_does_not_lose_the_others(client, fake) -> None:
     assert out["sub_calls"] == {
         "count": 4,
         "failed": 2,
+        "cached": 0,
         "input_tokens": out["sub_calls"]["input_tokens"],
         "output_tokens": out["sub_calls"]["output_tokens"],
     }

@@ -15,12 +15,13 @@ import httpx2
 import pytest
 from big_trajectory import HOSTILE, build, nested
 from browser import Chromium, decode_png, find_chromium
-from conftest import ROOT_MODEL, connect
+from conftest import ROOT_MODEL, SUB_MODEL, HttpServer, connect
 from helpers import call
 
-from rlm_mcp.fakes.bedrock import code, scripted
+from rlm_mcp.fakes.bedrock import Reply, code, scripted
 from rlm_mcp.pricing import PriceTable
-from rlm_mcp.viewer import content_security_policy, render
+from rlm_mcp.schemas import Step, SubCallRecord, Trajectory
+from rlm_mcp.viewer import content_security_policy, render, view_model
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(
@@ -185,3 +186,152 @@ async def test_a_running_run_is_followed(browser: Chromium, env, fake, http_serv
         assert report.errors == [], report.errors
         assert browser.evaluate("document.querySelector('.badge').textContent") == "running"
         assert "reloads every 5 s" in browser.evaluate("document.getElementById('app').textContent")
+
+
+# -- what the page counts: calls in flight, corpus sent, costs; keys; the index of runs ---------------------
+
+
+def peak(intervals: list[tuple[float, float]]) -> int:
+    """Calls in flight at most, counted as the page does: at the same instant an end comes before a start."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    level = top = 0
+    for _, change in events:
+        level += change
+        top = max(top, level)
+    return top
+
+
+def test_in_flight_is_counted_from_exact_start_and_end() -> None:
+    """One call starts as another ends (concurrency 1): rounding start and length apart made them overlap."""
+    origin = 1000.0
+    first = SubCallRecord(model="m", started_at=origin + 0.00046, latency_ms=0.06, prompt_chars=1, prompt_preview="a")
+    second = SubCallRecord(model="m", started_at=origin + 0.00052, latency_ms=5.0, prompt_chars=1, prompt_preview="b")
+    trajectory = Trajectory(
+        id="t_inFlight000000", kind="session", session_id="s_x", status="closed", created_at=origin,
+        updated_at=origin + 1, steps=[Step(index=0, started_at=origin, elapsed_ms=10, sub_calls=[first, second])],
+    )  # fmt: skip
+    subs = view_model(trajectory, {}, PriceTable())["steps"][0]["subs"]
+    assert peak([(s["t"], s["end"]) for s in subs]) == 1
+    drawn_before = [(round(c.started_at - origin, 4), round(c.started_at - origin, 4) + round(c.latency_ms, 1) / 1000)
+                    for c in (first, second)]  # fmt: skip
+    assert peak(drawn_before) == 2  # what the page used to draw: one more than the configured concurrency
+
+
+@pytest.fixture(scope="module")
+def narrow_server(env: dict[str, str]) -> Iterator[HttpServer]:
+    """A server that runs at most three sub-calls at once."""
+    server = HttpServer({**env, "RLM_SUBCALL_CONCURRENCY": "3", "RLM_MAX_SUB_CALLS": "500"})
+    yield server
+    server.stop()
+
+
+CHUNKED = """
+chunks = [context[i:i + 2500] for i in range(0, len(context), 2500)]
+listed = llm_query_batched(['List the errors in this part of a log, one per line:\\n' + c for c in chunks])
+counted = llm_query_batched(['Count the errors in this part of a log; answer with a number:\\n' + c for c in chunks])
+print(len(chunks))
+"""
+
+
+def page_data(page: str) -> dict:
+    return json.loads(page.split('<script type="application/json" id="rlm-data">', 1)[1].split("</script>", 1)[0])
+
+
+@needs_chromium
+@pytest.mark.anyio
+async def test_a_served_run_counts_what_it_should(browser: Chromium, env, fake, narrow_server) -> None:
+    corpus = "".join(f"{i:05d} request served in {i % 97} ms by worker {i % 13}\n" for i in range(1500))
+    fake.respond = scripted(
+        ROOT_MODEL,
+        [code(CHUNKED), code("FINAL(llm_query('Add these counts: ' + ' + '.join(counted)))")],
+        sub=lambda request: Reply(text="3", delay_s=0.005),
+    )
+    async with connect("http", env, narrow_server) as client:
+        sid = (await call(client, "load_context", content=corpus))["session_id"]
+        out = await call(client, "rlm_query", session_id=sid, query="How many errors?")
+    assert out["status"] == "completed"
+    chunks = -(-len(corpus) // 2500)
+    assert out["sub_calls"] == 2 * chunks + 1
+    base = narrow_server.url.removesuffix("/mcp")
+    async with httpx2.AsyncClient() as http:
+        page = (await http.get(f"{base}/trajectories/{out['trajectory_id']}")).text
+    run = page_data(page)["run"]
+    subs = [sub for step in run["steps"] for sub in step["subs"]]
+    assert peak([(s["t"], s["end"]) for s in subs]) <= 3  # never more in flight than RLM_SUBCALL_CONCURRENCY
+    # Corpus text only: every chunk went out twice, with instructions; the corpus was read once, all of it.
+    assert run["totals"]["coverage"] == 1.0 and run["totals"]["corpus_sent"] == len(corpus)
+    assert run["totals"]["read_chars"] > 2 * len(corpus) and run["totals"]["prompt_ratio"] is None
+    assert {s["corpus"] for s in subs[:-1]} <= {2500, len(corpus) % 2500} and subs[-1]["corpus"] == 0
+    assert run["totals"]["unpriced"] == [ROOT_MODEL, SUB_MODEL] and run["totals"]["cost"] is None
+
+    report = browser.open(f"{base}/trajectories/{out['trajectory_id']}")
+    assert report.errors == [], report.errors
+    shown_peak = browser.evaluate(
+        "[...document.querySelectorAll('#r svg text')].map(t => t.textContent).find(t => t.startsWith('peak '))"
+    )
+    assert 1 <= int(shown_peak.split()[1]) <= 3
+    stats = browser.evaluate("document.querySelector('.stats').innerText")
+    assert "100.0%" in stats and "of the corpus sent to sub-calls" in stats
+    assert f"cost unknown (no price for {ROOT_MODEL}, {SUB_MODEL})" in stats
+    assert f"cost unknown (no price for {SUB_MODEL})" in browser.evaluate("document.querySelector('#r-s0').innerText")
+    # One scale for the run: every full chunk has the same bar, in both batches; the caption says what full means.
+    browser.evaluate("document.querySelector('#r-s0 table.subs').showAll(); true")
+    widths = browser.evaluate("[...document.querySelectorAll('#r-s0 .share i')].map(i => i.style.width)")
+    assert widths.count("100%") == 2 * (len(corpus) // 2500) and len(widths) == 2 * chunks
+    scale = f"a full bar is {2500 / len(corpus) * 100:.1f}%"
+    assert scale in browser.evaluate("document.querySelector('#r-s0 .scale-note').textContent")
+
+    # Keyboard: j / k anywhere, arrows on a step; the focused step is visibly outlined.
+    def key(name: str, code_: str, virtual: int) -> None:
+        for kind in ("rawKeyDown", "keyUp"):
+            browser.send("Input.dispatchKeyEvent", {"type": kind, "key": name, "code": code_,
+                                                     "windowsVirtualKeyCode": virtual})  # fmt: skip
+
+    def focused() -> str | None:
+        return browser.evaluate("document.activeElement.closest('details.step')?.id ?? null")
+
+    browser.evaluate("document.activeElement.blur(); window.scrollTo(0, 0); true")
+    key("j", "KeyJ", 74)
+    assert focused() == "r-s0"
+    key("j", "KeyJ", 74)
+    assert focused() == "r-s1"
+    key("ArrowUp", "ArrowUp", 38)
+    assert focused() == "r-s0"
+    key("k", "KeyK", 75)
+    assert focused() == "r-s0"  # stays on the first
+    key("ArrowDown", "ArrowDown", 40)
+    assert focused() == "r-s1"
+    outline = browser.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid" and browser.evaluate("document.activeElement.matches(':focus-visible')")
+    assert browser.evaluate("document.activeElement.getAttribute('aria-keyshortcuts')") == "j k ArrowDown ArrowUp"
+
+
+@needs_chromium
+@pytest.mark.anyio
+async def test_the_index_of_runs(browser: Chromium, env, fake, narrow_server) -> None:
+    base = narrow_server.url.removesuffix("/mcp")
+    ids = []
+    async with connect("http", env, narrow_server) as client:
+        for question, answer in [("first question?", "one"), ("second <b>question</b>?", "two " * 200)]:
+            fake.respond = scripted(ROOT_MODEL, [Reply(text=answer)])
+            sid = (await call(client, "load_context", content="some corpus"))["session_id"]
+            ids.append((await call(client, "rlm_query", session_id=sid, query=question))["trajectory_id"])
+    async with httpx2.AsyncClient() as http:
+        index = await http.get(f"{base}/trajectories/")
+        bare = await http.get(f"{base}/trajectories", follow_redirects=False)
+    assert index.status_code == 200 and "script-src 'sha256-" in index.headers["content-security-policy"]
+    assert bare.status_code == 308 and bare.headers["location"] == "/trajectories/"
+
+    report = browser.open(f"{base}/trajectories/")
+    assert report.errors == [], report.errors
+    rows = browser.evaluate("[...document.querySelectorAll('tr.run-row')].map(r => r.id)")
+    assert rows[:2] == [f"run-{ids[1]}", f"run-{ids[0]}"]  # newest first
+    newest = browser.evaluate(f"document.getElementById('run-{ids[1]}').innerText")
+    assert "second <b>question</b>?" in newest and "completed" in newest  # the markup stayed text
+    assert "two two" in newest and "…" in newest  # the answer, previewed
+    assert f"cost unknown (no price for {ROOT_MODEL}" in newest
+    link = browser.evaluate(f"document.querySelector('#run-{ids[1]} td.question a').href")
+    assert link == f"{base}/trajectories/{ids[1]}"
+    report = browser.open(link)
+    assert report.errors == [] and browser.evaluate("document.getElementById('answer').textContent").startswith("two")
+    assert browser.evaluate("new URL(document.querySelector('.back a').href).pathname") == "/trajectories/"

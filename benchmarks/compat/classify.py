@@ -29,7 +29,9 @@ class Error:
 
 _RESTRICTED_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r'"(?P<x>[^"]+)" is an invalid attribute name because it starts with "_"'), "attribute .{x}"),
-    (re.compile(r'"(?P<x>[^"]+)" is an invalid variable name because it starts with "_"'), "name {x}"),
+    (re.compile(r'"(?P<x>[^"]+)" is an invalid variable name because it starts with "_'), "name {x}"),
+    (re.compile(r'"(?P<x>[^"]+)" is an invalid variable name because names like _name_ are reserved'), "name {x}"),
+    (re.compile(r'"(?P<x>[^"]+)" is an invalid name to import'), "import {x}"),
     (re.compile(r'"(?P<x>[^"]+)" is an invalid variable name because it ends with "__roles__"'), "name {x}"),
     (re.compile(r'"(?P<x>[^"]+)" is not accessible in the sandbox'), "attribute .{x}"),
     (re.compile(r'"(?P<x>[^"]+)" is a reserved name'), "reserved name {x}"),
@@ -46,6 +48,7 @@ _RUNTIME_REASONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("AttributeError", re.compile(r"^(?P<x>\w+\.\w+) is not available in the sandbox"), "module attribute {x}"),
     ("AttributeError", re.compile(r"attribute '(?P<x>[^']+)' of exceptions"), "exception attribute .{x}"),
     ("AttributeError", re.compile(r"attribute '(?P<x>[^']+)' is not accessible"), "getattr(.., '{x}')"),
+    ("AttributeError", re.compile(r"attribute '(?P<x>_[^']+)' of '[^']+' objects is not accessible"), "attribute .{x}"),
     ("AttributeError", re.compile(r"'(?P<x>[^']+)' objects are read-only"), "attribute write on {x}"),
     ("AttributeError", re.compile(r"(?P<x>\w+) is read-only"), "attribute write on {x}"),
     (

@@ -114,7 +114,7 @@ def replay_cpython(trajectories: Sequence[Trajectory]) -> dict[str, list[Run | N
     return runs
 
 
-async def _answer_subcalls(prompts: list[str], model: str | None) -> list[SubcallReply]:
+async def _answer_subcalls(prompts: list[str], model: str | None, spans: object = None) -> list[SubcallReply]:
     return [SubcallReply(text=sub_answer(prompt, model)) for prompt in prompts]
 
 

@@ -21,9 +21,11 @@ from rlm_mcp.store import StoreError, open_store
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "gc",
-        help="remove stored corpora, derived files, trajectories and session records past their limits",
+        help="remove stored corpora, derived files, trajectories (with their runs' files), cached sub-call "
+        "answers and session records past their limits",
         description="Show what the data directory (or RLM_STORE) holds per kind, and remove what is past the "
-        "RLM_*_MAX_AGE_DAYS / RLM_*_MAX_MB limits and used by no session or run.",
+        "RLM_*_MAX_AGE_DAYS / RLM_*_MAX_MB limits (RLM_SUBCALL_CACHE_* for the sub-call cache) and used by no "
+        "session or run. A run's transcript and snapshot go with its trajectory.",
     )
     parser.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     parser.add_argument("--json", action="store_true", help="print the figures and the removals as JSON")
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if kind.max_age_days:
             limits.append(f"{kind.max_age_days:g} days unused")
         shown = f" (limits: {', '.join(limits)})" if limits else ""
+        if kind.goes_with:
+            shown = f" (go with their {kind.goes_with}, whose limits count them)"
         print(f"  {name:<13} {kind.count:>7,} items  {kind.bytes / MB:>10,.1f} MB{shown}")
     for item in report.removed:
         when = datetime.datetime.fromtimestamp(item.used).strftime("%Y-%m-%d %H:%M")

@@ -59,7 +59,14 @@ def _one_line(text: str | None, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _print_summary(t: Trajectory) -> None:
+def _cost_text(t: Trajectory, prices: PriceTable) -> str:
+    if t.cost_usd is not None:
+        return f"${t.cost_usd:.4f}"
+    models = [m for m in dict.fromkeys((t.root_model, t.sub_model)) if m and prices.lookup(m) is None]
+    return f"unknown (no price for {', '.join(models)})" if models else "unknown"
+
+
+def _print_summary(t: Trajectory, prices: PriceTable) -> None:
     u = t.usage
     print(f"{t.id}  {t.kind}  {t.status}  created {_when(t.created_at)}  session {t.session_id}")
     if t.parent_id:
@@ -70,7 +77,7 @@ def _print_summary(t: Trajectory) -> None:
         print(f"answer:   {t.answer}")
     if t.message:
         print(f"message:  {t.message}")
-    cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
+    cost = _cost_text(t, prices)
     print(
         f"{len(t.steps)} steps, {t.sub_calls} sub-calls, tokens root {u.root_input_tokens:,}/{u.root_output_tokens:,} "
         f"sub {u.sub_input_tokens:,}/{u.sub_output_tokens:,}, cost {cost}"
@@ -104,7 +111,7 @@ async def _trajectory(settings: Settings, args: argparse.Namespace) -> int:
         shown = trajectory if args.full else summarize(trajectory)
         print(shown.model_dump_json(indent=2))
     else:
-        _print_summary(trajectory)
+        _print_summary(trajectory, PriceTable(settings.prices_file))
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_mcp import install, launcher
+from rlm_mcp.commands import plugin as plugin_command
 from rlm_mcp.config import add_setting_flags
 from rlm_mcp.errors import InvalidInput
 
@@ -31,6 +32,7 @@ INSTALL_EXAMPLE = """
 example:
   rlm-mcp install --client claude-desktop --sub-model us.anthropic.claude-haiku-4-5-20251001-v1:0 \\
       --allowed-roots ~/Documents --env AWS_PROFILE=default
+  rlm-mcp install --client claude-code --plugin --allowed-roots ~/src --env AWS_PROFILE=default
 """
 UNINSTALL_EXAMPLE = """
 
@@ -50,6 +52,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", type=Path, help="the configuration file to edit (default: the client's own)")
     parser.add_argument("--dry-run", action="store_true", help="print the resulting file and change nothing")
+    parser.add_argument(
+        "--plugin",
+        nargs="?",
+        const=True,
+        metavar="DIR",
+        help="claude-code only: the server and its skill as a Claude Code plugin, written to DIR (default: "
+        "beside your settings) and registered with `claude plugin` (printed when claude is not on PATH)",
+    )
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -130,6 +140,19 @@ def _report(
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.plugin is not None and args.client != "claude-code":
+            raise InvalidInput("--plugin is for --client claude-code (other clients have no plugins)")
+        if args.plugin is not None:
+            if args.command == "uninstall":
+                return plugin_command.uninstall_plugin(args)
+            ask_for_roots(args)
+            entry_settings = server_env(args)
+            chosen = launcher.detect()
+            code = plugin_command.install_plugin(args, entry_settings, chosen)
+            _say(f"the plugin's server runs `{' '.join([chosen.command, *chosen.args, 'serve'])}`: {chosen.reason}")
+            for warning in entry_settings.warnings:
+                _say(f"warning: {warning}")
+            return code
         path = args.config or install.config_path(args.client, args.scope)
         if args.command == "uninstall":
             outcome = install.remove(args.client, path, args.name)

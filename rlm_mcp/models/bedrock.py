@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -28,6 +29,7 @@ from botocore.exceptions import (
 )
 
 from rlm_mcp import aws
+from rlm_mcp.config import describe_setting
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models.base import (
     TOOLS_UNSUPPORTED,
@@ -40,6 +42,7 @@ from rlm_mcp.models.base import (
     Usage,
     refuses_tools,
 )
+from rlm_mcp.models.endpoints import is_local
 
 _CONTEXT_HINTS = ("too long", "context length", "context window", "maximum context", "too many tokens", "max tokens")
 
@@ -60,6 +63,7 @@ class BedrockClient:
         self._read_timeout_s = read_timeout_s
         self._fallback_region = fallback_region
         self._client: Any = None
+        self._site = CallSite()
         self._client_lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(pool_size)
         self._no_tools: set[str] = set()
@@ -85,12 +89,18 @@ class BedrockClient:
             raise ModelError(f"{exc}, in the region where your Bedrock models are enabled", kind="config") from None
         except BotoCoreError as exc:
             raise ModelError(f"could not create the Bedrock client: {exc}", kind="config") from exc
-        if session.get_credentials() is None:
+        credentials = session.get_credentials()
+        if credentials is None:
             raise ModelError(
                 "no AWS credentials were found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, or run on a role (boto3's standard credential chain)",
                 kind="config",
             )
+        self._site = CallSite(region=client.meta.region_name, credentials=getattr(credentials, "method", None))
+        if is_local(client.meta.endpoint_url):
+            # Nothing listening on this machine will not be there in a second either: say so at once
+            # instead of letting botocore retry a refused connection for many seconds.
+            client.meta.events.register_first("needs-retry.bedrock-runtime", _no_retry_when_refused)
         return client
 
     def _get_client(self) -> Any:
@@ -109,13 +119,13 @@ class BedrockClient:
         try:
             return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
         except ClientError as exc:
-            raise _translate_client_error(exc, request["modelId"]) from exc
+            raise _translate_client_error(exc, request["modelId"], self._site) from exc
         except NoCredentialsError as exc:
             raise ModelError("no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID", "config") from exc
         except (ReadTimeoutError, ConnectTimeoutError) as exc:
             raise ModelError(f"Bedrock did not answer in time ({exc})", kind="timeout") from exc
         except EndpointConnectionError as exc:
-            raise ModelError(f"cannot reach Bedrock: {exc}", kind="unavailable") from exc
+            raise ModelError(_unreachable(exc), kind="unavailable") from exc
         except BotoCoreError as exc:
             raise ModelError(f"Bedrock call failed: {exc}", kind="error") from exc
         except ModelError:
@@ -182,6 +192,23 @@ class BedrockClient:
         return _parse_response(response, model, latency)
 
 
+def _no_retry_when_refused(caught_exception: BaseException | None = None, **_: Any) -> None:
+    """botocore's ``needs-retry`` hook: a refused connection to a local endpoint ends the call at once."""
+    if isinstance(caught_exception, EndpointConnectionError):
+        raise caught_exception
+
+
+def _unreachable(exc: EndpointConnectionError) -> str:
+    url = str(exc.kwargs.get("endpoint_url", "")) if hasattr(exc, "kwargs") else ""
+    if is_local(url):
+        return (
+            f"nothing answers at {url} (connection refused): start the server there, or fix or unset "
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+        )
+    where = url or "its endpoint"
+    return f"cannot reach Bedrock at {where} ({exc}): check the network, a proxy (HTTPS_PROXY) and the region"
+
+
 def _to_converse(message: Message) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     for block in message.content:
@@ -232,17 +259,87 @@ def _parse_response(response: dict[str, Any], model: str, latency_ms: float) -> 
         raise ModelError(f"Bedrock returned a response rlm-mcp cannot read ({exc!r})", kind="malformed") from exc
 
 
-def _translate_client_error(exc: ClientError, model: str) -> ModelError:
+_BAD_CREDENTIALS = {
+    "UnrecognizedClientException": "AWS does not know this access key id",
+    "InvalidClientTokenId": "AWS does not know this access key id",
+    "InvalidSignatureException": "the secret access key does not match the access key id",
+    "SignatureDoesNotMatch": "the secret access key does not match the access key id",
+    "ExpiredTokenException": "the temporary credentials have expired",
+    "ExpiredToken": "the temporary credentials have expired",
+    "IncompleteSignature": "the request signature is incomplete",
+    "MissingAuthenticationTokenException": "the request carried no credentials",
+}
+_UNKNOWN_MODEL_HINTS = ("model identifier is invalid", "model id is invalid", "model not found", "does not exist")
+_NEEDS_PROFILE_HINTS = ("on-demand throughput", "inference profile")
+_SET_MODEL = (
+    f"Set it with {describe_setting('root_model')}, {describe_setting('sub_model')} "
+    "or the root_model/sub_model argument"
+)
+_PROFILE_PREFIXES = {"us": "us", "eu": "eu", "ap": "apac", "ca": "us", "sa": "us"}
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """Where a call went and with which credentials: what an error message needs to say what to fix."""
+
+    region: str | None = None
+    credentials: str | None = None
+    """botocore's name for where the credentials came from: env, shared-credentials-file, sso, iam-role, ..."""
+
+
+def _credentials_fix(reason: str, site: CallSite) -> str:
+    source = f" (boto3 found them in: {site.credentials})" if site.credentials else ""
+    if "expired" in reason:
+        fix = "refresh them (`aws sso login`, or new keys from your identity provider) and try again"
+    else:
+        fix = (
+            "check AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws sts get-caller-identity` "
+            "shows which identity the same settings give)"
+        )
+    return f"AWS rejected the credentials: {reason}{source}. Fix: {fix}"
+
+
+def _profile_id(model: str, region: str | None) -> str:
+    """The cross-region inference profile id newer models are called by (``us.`` + the model id)."""
+    prefix = _PROFILE_PREFIXES.get((region or "us")[:2], "us")
+    return f"{prefix}.{model}"
+
+
+def _unknown_model(model: str, message: str, site: CallSite) -> ModelError:
+    where = f" in {site.region}" if site.region else ""
+    return ModelError(
+        f"model {model} was not found{where} (Bedrock says: {message}). Check the id against "
+        f"`aws bedrock list-foundation-models --region {site.region or '<region>'}` and that the model is enabled "
+        "for this account (Bedrock console, Model access); newer models are called through an inference profile "
+        f"such as {_profile_id(model, site.region)}. {_SET_MODEL}",
+        kind="config",
+    )
+
+
+def _translate_client_error(exc: ClientError, model: str, site: CallSite | None = None) -> ModelError:
+    site = site or CallSite()
     error = exc.response.get("Error", {})
     code = str(error.get("Code", "Error"))
     message = str(error.get("Message", exc))
+    lowered = message.lower()
     if code == "ThrottlingException":
         return ModelError(f"Bedrock kept throttling {model} after retries: {message}", kind="throttled")
+    if code in _BAD_CREDENTIALS:
+        fix = _credentials_fix(_BAD_CREDENTIALS[code], site)
+        return ModelError(f"{fix}. AWS said: {code}: {message}", kind="auth")
     if code == "ValidationException":
         if refuses_tools(message):
             return ModelError(f"{model} has no tool calling on Bedrock: {message}", kind=TOOLS_UNSUPPORTED)
-        if any(hint in message.lower() for hint in _CONTEXT_HINTS):
+        if any(hint in lowered for hint in _CONTEXT_HINTS):
             return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
+        if any(hint in lowered for hint in _UNKNOWN_MODEL_HINTS):
+            return _unknown_model(model, message, site)
+        if any(hint in lowered for hint in _NEEDS_PROFILE_HINTS) and not model.startswith(("arn:", "us.", "eu.")):
+            return ModelError(
+                f"{model} cannot be called by its bare id here (Bedrock says: {message}). Use its inference profile, "
+                f"{_profile_id(model, site.region)}. {_SET_MODEL}",
+                kind="config",
+            )
         return ModelError(f"Bedrock rejected the request to {model}: {message}", kind="validation")
     if code == "AccessDeniedException":
         return ModelError(
@@ -251,7 +348,7 @@ def _translate_client_error(exc: ClientError, model: str) -> ModelError:
             kind="auth",
         )
     if code == "ResourceNotFoundException":
-        return ModelError(f"model {model} was not found: {message}. Check RLM_ROOT_MODEL / RLM_SUB_MODEL", "config")
+        return _unknown_model(model, message, site)
     if code in (
         "ServiceUnavailableException",
         "InternalServerException",

@@ -11,14 +11,18 @@ else becomes a :class:`~rlm_mcp.errors.ModelError` that says what to fix.
 from __future__ import annotations
 
 import json
+import logging
 import random
+import re
 import time
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlparse
 
 import anyio
 import httpx2
 
+from rlm_mcp.config import describe_setting
 from rlm_mcp.errors import ModelError
 from rlm_mcp.models.base import (
     TOOLS_UNSUPPORTED,
@@ -31,11 +35,16 @@ from rlm_mcp.models.base import (
     Usage,
     refuses_tools,
 )
+from rlm_mcp.models.endpoints import is_local
+
+log = logging.getLogger(__name__)
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens", "content_filter": "content_filtered"}
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "context window")
 _RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 _MAX_BACKOFF_S = 20.0
+_VERSIONED_PATH = re.compile(r"/v\d+[a-z0-9]*(/|$)")
+"""``/v1``, ``/v1beta/openai``: where OpenAI-compatible servers put their API (Ollama, vLLM, LM Studio: /v1)."""
 
 
 class OpenAIClient:
@@ -153,12 +162,11 @@ class OpenAIClient:
                 await anyio.sleep(_backoff(attempt, None))
                 continue
             except httpx2.TransportError as exc:
-                if last:
-                    raise ModelError(
-                        f"cannot reach {self.base_url} ({exc!r}): is the server running, and is "
-                        "RLM_OPENAI_BASE_URL right?",
-                        kind="unavailable",
-                    ) from exc
+                refused = isinstance(exc, httpx2.ConnectError) and is_local(self.base_url)
+                if last or refused:
+                    raise ModelError(_unreachable(self.base_url, exc, refused), kind="unavailable") from exc
+                if attempt == 1:  # say at once what is going on; the retries can take a while
+                    log.warning("cannot reach %s (%r); retrying (%d attempts)", self.base_url, exc, self._max_attempts)
                 await anyio.sleep(_backoff(attempt, None))
                 continue
             if response.status_code == 200:
@@ -187,6 +195,22 @@ def _backoff(attempt: int, retry_after: str | None) -> float:
     return min(0.25 * 2**attempt, _MAX_BACKOFF_S) * random.uniform(0.5, 1.0)
 
 
+def _unreachable(base_url: str, exc: Exception, refused: bool) -> str:
+    if refused:
+        return (
+            f"nothing is listening at {base_url} (connection refused): start the server (Ollama: `ollama serve`; "
+            f"vLLM: `vllm serve MODEL`), or point {describe_setting('openai_base_url')} at the right port"
+        )
+    return (
+        f"cannot reach {base_url} ({exc!r}): is the server running, and is {describe_setting('openai_base_url')} right?"
+    )
+
+
+def _missing_version(base_url: str) -> bool:
+    """The base URL has no /v1 (or /v1beta...) path: the usual reason for a 404 on /chat/completions."""
+    return _VERSIONED_PATH.search(urlparse(base_url).path or "/") is None
+
+
 def _translate_error(response: httpx2.Response, model: str, base_url: str) -> ModelError:
     status = response.status_code
     try:
@@ -208,6 +232,12 @@ def _translate_error(response: httpx2.Response, model: str, base_url: str) -> Mo
         return ModelError(
             f"{base_url} refused the credentials for {model} ({status}): {message}. Check RLM_OPENAI_API_KEY",
             kind="auth",
+        )
+    if status == 404 and _missing_version(base_url):
+        return ModelError(
+            f"{base_url}/chat/completions does not exist (404: {message[:200]}). OpenAI-compatible servers serve "
+            f"their API under /v1: set {describe_setting('openai_base_url')} to {base_url}/v1",
+            kind="config",
         )
     if status == 404:
         return ModelError(

@@ -23,11 +23,11 @@ from pathlib import Path
 from rlm_mcp.sources.derived import DerivedStore, document_header
 from rlm_mcp.sources.inline import InlineStore
 from rlm_mcp.sources.local import resolve_local
-from rlm_mcp.sources.resolved import LoadOptions, ResolvedSource
+from rlm_mcp.sources.resolved import LoadOptions, LoadTally, ResolvedSource
 from rlm_mcp.sources.s3 import S3Reader
 from rlm_mcp.store import Store
 
-__all__ = ["InlineStore", "LoadOptions", "ResolvedSource", "Sources", "document_header"]
+__all__ = ["InlineStore", "LoadOptions", "LoadTally", "ResolvedSource", "Sources", "document_header"]
 
 
 class Sources:
@@ -50,8 +50,9 @@ class Sources:
         self.derived = DerivedStore(corpora_dir / "derived")
         self.s3 = S3Reader(self.derived, aws_region, allowed_s3)
 
-    def resolve(self, path: str, options: LoadOptions) -> ResolvedSource:
-        """Blocking (it may read, convert or download): call it in a worker thread."""
+    def resolve(self, path: str, options: LoadOptions, tally: LoadTally | None = None) -> ResolvedSource:
+        """Blocking (it may read, convert or download): call it in a worker thread; ``tally`` counts as it goes."""
+        tally = tally if tally is not None else LoadTally()
         if path.startswith("s3://"):
-            return self.s3.resolve(path, options)
-        return resolve_local(path, self.roots, options, self.derived, self.private)
+            return self.s3.resolve(path, options, tally)
+        return resolve_local(path, self.roots, options, self.derived, self.private, tally)

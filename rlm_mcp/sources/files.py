@@ -89,4 +89,7 @@ def _plain_or_converted(
         header=document_header(name) if with_header else "",
         encoding=options.encoding,
         errors=options.errors,
+        # One file of many: one that does not decode is left out and listed, as binary ones are; a file
+        # loaded on its own still fails with the reason.
+        skip_undecodable=with_header,
     )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
 from rlm_mcp.sources.derived import DerivedStore
 from rlm_mcp.sources.files import Binary, file_document
-from rlm_mcp.sources.paths import GLOB_CHARS, check_path, display_name, glob, walk
-from rlm_mcp.sources.resolved import LoadOptions, ResolvedSource
+from rlm_mcp.sources.paths import GLOB_CHARS, check_path, display_name, glob, relative_note, walk
+from rlm_mcp.sources.resolved import LoadOptions, LoadTally, ResolvedSource
 from sandbox import Document
 
 MAX_FILES = 100_000
@@ -20,22 +21,31 @@ def document_bytes(documents: list[Document]) -> int:
 
 
 def resolve_local(
-    raw: str, roots: list[Path], options: LoadOptions, derived: DerivedStore, private: Sequence[Path] = ()
+    raw: str,
+    roots: list[Path],
+    options: LoadOptions,
+    derived: DerivedStore,
+    private: Sequence[Path] = (),
+    tally: LoadTally | None = None,
 ) -> ResolvedSource:
-    """Turn a file, directory or glob into documents, checking every file it names.
+    """Turn a file, directory or glob into documents, checking every file it names; ``tally`` counts as it goes.
 
     A file found by walking or globbing is named, in what is skipped, by its path relative to its root.
     """
+    tally = tally if tally is not None else LoadTally()
+    candidates: Iterator[Path]
     if any(ch in GLOB_CHARS for ch in raw):
-        candidates = list(glob(raw, roots, private))
-        if not candidates:
-            raise NotFound(f"no files match {raw!r}")
+        matches = glob(raw, roots, private)
+        first = next(matches, None)
+        if first is None:
+            raise NotFound(f"no files match {raw!r}{relative_note(raw)}")
+        candidates = itertools.chain([first], matches)
     else:
         real = check_path(raw, roots, private)
         if real.is_file():
             doc = file_document(real, display_name(real, roots), options, derived, with_header=False)
             return ResolvedSource([doc], "list" if doc.parts else "str", document_bytes([doc]))
-        candidates = list(walk(real, options.include, options.exclude))
+        candidates = walk(real, options.include, options.exclude)
     documents: list[Document] = []
     skipped: list[str] = []
     total = 0
@@ -52,7 +62,9 @@ def resolve_local(
             continue
         name = display_name(real, roots)
         try:
-            if real.stat().st_size == 0:
+            size = real.stat().st_size
+            tally.add(size)
+            if size == 0:
                 skipped.append(f"{name}: empty")
                 continue
             doc = file_document(real, name, options, derived, with_header=True)

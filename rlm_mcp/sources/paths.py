@@ -64,6 +64,16 @@ def display_name(path: Path, roots: list[Path]) -> str:
     return str(relative) if str(relative) != "." else path.name
 
 
+def relative_note(raw: str) -> str:
+    """For a relative path: what it was read against (the first allowed root, not the server's directory).
+
+    The root itself is not named (messages never show the server's directories); the client can list its roots.
+    """
+    if Path(os.path.expanduser(raw)).is_absolute():
+        return ""
+    return " (a relative path is read from the first allowed root, not a working directory; give an absolute path)"
+
+
 def check_path(raw: str, roots: list[Path], private: Sequence[Path] = (), shown: str | None = None) -> Path:
     """The real path of ``raw`` if it is a regular file or directory inside a root (and outside the ``private``
     directories); else a clear error that names it as ``shown`` (default: ``raw`` as given)."""
@@ -86,7 +96,7 @@ def check_path(raw: str, roots: list[Path], private: Sequence[Path] = (), shown:
     try:
         mode = os.stat(real).st_mode
     except FileNotFoundError:
-        raise NotFound(f"{name} does not exist") from None
+        raise NotFound(f"{name} does not exist{relative_note(raw) if shown is None else ''}") from None
     except OSError as exc:
         raise PathRefused(f"{name} cannot be read: {exc.strerror}") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):

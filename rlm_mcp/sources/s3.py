@@ -22,7 +22,7 @@ from rlm_mcp.errors import InvalidInput, ModelError, NotFound, PathRefused, RLME
 from rlm_mcp.sources.derived import DerivedStore
 from rlm_mcp.sources.files import Binary, file_document
 from rlm_mcp.sources.paths import selected
-from rlm_mcp.sources.resolved import LoadOptions, ResolvedSource, too_large
+from rlm_mcp.sources.resolved import LoadOptions, LoadTally, ResolvedSource, too_large
 from sandbox import Document
 
 MAX_OBJECTS = 100_000
@@ -66,7 +66,7 @@ class S3Reader:
                     raise InvalidInput(f"cannot read from S3: {exc}") from None
             return self._client
 
-    def resolve(self, url: str, options: LoadOptions) -> ResolvedSource:
+    def resolve(self, url: str, options: LoadOptions, tally: LoadTally | None = None) -> ResolvedSource:
         check_allowed(url, self.allowed)
         bucket, key = aws.parse_s3_url(url)
         try:
@@ -75,7 +75,7 @@ class S3Reader:
                 obj = {"Key": key, "ETag": head.get("ETag", ""), "Size": head.get("ContentLength", 0)}
                 doc = self._document(bucket, obj, options, with_header=False)
                 return ResolvedSource([doc], "list" if doc.parts else "str", doc.path.stat().st_size)
-            return self._prefix(bucket, key, options, url)
+            return self._prefix(bucket, key, options, url, tally or LoadTally())
         except ClientError as exc:
             raise _client_error(exc, bucket, key) from None
         except NoCredentialsError:
@@ -86,7 +86,7 @@ class S3Reader:
         except BotoCoreError as exc:
             raise RLMError(f"S3 failed while reading {url}: {exc}") from None
 
-    def _prefix(self, bucket: str, prefix: str, options: LoadOptions, url: str) -> ResolvedSource:
+    def _prefix(self, bucket: str, prefix: str, options: LoadOptions, url: str, tally: LoadTally) -> ResolvedSource:
         objects = []
         skipped: list[str] = []
         listed = 0
@@ -113,6 +113,7 @@ class S3Reader:
         total = 0
         for obj in objects:
             name = f"s3://{bucket}/{obj['Key']}"
+            tally.add(int(obj.get("Size", 0)))
             try:
                 doc = self._document(bucket, obj, options, with_header=True)
             except Binary:

@@ -9,8 +9,13 @@ Content-Security-Policy with the script's own hash forbids every other script
 and every network request.
 
 The view model computed here adds what the trajectory does not store: cost per
-step from the price table, start offsets for the timeline, and each sub-call's
-share of the corpus (its prompt size over the corpus size).
+step from the price table (and which model has no price when it is unknown),
+start and end offsets for the timeline, and each sub-call's share of the
+corpus. That share counts corpus text only: the sandbox tells which ranges of
+the corpus each prompt holds verbatim (:mod:`sandbox.locate`), so instructions
+are not counted and text sent twice counts once in the run's total, which
+therefore never exceeds 100%. Trajectories recorded before that have only
+prompt sizes; their figure is shown as such, labelled.
 """
 
 from __future__ import annotations
@@ -38,15 +43,17 @@ _PLACEHOLDER = re.compile(r"\{\{(CSP|TITLE|CSS|DATA|JS)\}\}")
 
 
 SCRIPTS = ("base.js", "timeline.js", "viewer.js")
-"""Parts of the page's one script, in order; they share one function scope."""
+"""Parts of the trajectory page's one script, in order; they share one function scope."""
+INDEX_SCRIPTS = ("base.js", "index.js")
+"""Parts of the index page's script."""
 
 
 def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def _script() -> str:
-    return '(function () {\n  "use strict";\n' + "\n".join(_asset(name) for name in SCRIPTS) + "})();\n"
+def _script(parts: tuple[str, ...] = SCRIPTS) -> str:
+    return '(function () {\n  "use strict";\n' + "\n".join(_asset(name) for name in parts) + "})();\n"
 
 
 def _cost(prices: PriceTable, model: str | None, input_tokens: int, output_tokens: int) -> float | None:
@@ -61,16 +68,52 @@ def _add(total: float | None, part: float | None) -> float | None:
     return None if total is None or part is None else total + part
 
 
+OFFSET_DIGITS = 6
+"""Timeline offsets in microseconds. Start and end are each rounded from exact times (never end = rounded
+start + rounded length), and rounding keeps order, so a call that starts as another ends never overlaps it."""
+
+
+def _offset(when: float, origin: float) -> float:
+    return round(when - origin, OFFSET_DIGITS)
+
+
+def _spans(call: SubCallRecord, corpus_chars: int | None) -> list[tuple[int, int]] | None:
+    """The call's corpus ranges, clipped to the corpus (None when the record predates them)."""
+    if call.corpus_spans is None or not corpus_chars:
+        return None
+    clipped = [(max(0, s[0]), min(corpus_chars, s[1])) for s in call.corpus_spans if len(s) == 2]
+    return [(a, b) for a, b in clipped if b > a]
+
+
+def union_length(spans: list[tuple[int, int]]) -> int:
+    """Characters covered by a set of ranges, each counted once."""
+    covered, reach = 0, -1
+    for start, end in sorted(spans):
+        if end <= reach:
+            continue
+        covered += end - max(start, reach)
+        reach = end
+    return covered
+
+
 def _sub_view(call: SubCallRecord, origin: float, corpus_chars: int | None, prices: PriceTable) -> dict[str, Any]:
+    spans = _spans(call, corpus_chars)
+    corpus = union_length(spans) if spans is not None else None
+    cost = _cost(prices, call.model, call.input_tokens, call.output_tokens)
     return {
         "model": call.model,
-        "t": round(call.started_at - origin, 4),
+        "t": _offset(call.started_at, origin),
+        "end": _offset(call.started_at + call.latency_ms / 1000, origin),
         "ms": round(call.latency_ms, 1),
         "chars": call.prompt_chars,
-        "share": round(call.prompt_chars / corpus_chars, 5) if corpus_chars else None,
+        "corpus": corpus,
+        "share": round(corpus / corpus_chars, 6) if corpus is not None and corpus_chars else None,
         "in": call.input_tokens,
         "out": call.output_tokens,
-        "cost": _cost(prices, call.model, call.input_tokens, call.output_tokens),
+        # A cached answer cost nothing this time: its tokens are what it saved.
+        "cost": 0.0 if call.cached else cost,
+        "cached": call.cached,
+        "unpriced": [call.model] if cost is None and not call.cached else [],
         "error": call.error,
         "prompt": call.prompt_preview,
         "response": call.response_preview,
@@ -83,8 +126,13 @@ def _step_view(
     root_model = trajectory.root_model if trajectory.kind == "run" else None
     calls = [_sub_view(c, origin, trajectory.corpus_chars, prices) for c in step.sub_calls]
     cost = _cost(prices, root_model, step.root_input_tokens, step.root_output_tokens)
+    unpriced = [root_model or "the root model"] if cost is None else []
     for call in calls:
         cost = _add(cost, call["cost"])
+        unpriced.extend(m for m in call["unpriced"] if m not in unpriced)
+    spans = [_spans(c, trajectory.corpus_chars) for c in step.sub_calls]
+    known = [span for group in spans if group is not None for span in group]
+    corpus = union_length(known) if spans and all(group is not None for group in spans) else None
     return {
         "index": step.index,
         "turn": step.turn,
@@ -100,10 +148,14 @@ def _step_view(
         "final": step.final,
         "notes": step.notes,
         "sub_count": step.sub_call_count,
+        "cached": step.cached_sub_calls,
         "sub_in": step.sub_input_tokens,
         "sub_out": step.sub_output_tokens,
         "subs": calls,
+        "corpus": corpus,
+        "share": round(corpus / trajectory.corpus_chars, 6) if corpus is not None and trajectory.corpus_chars else None,
         "cost": cost,
+        "unpriced": unpriced,
         "children": children,
     }
 
@@ -127,7 +179,16 @@ def view_model(trajectory: Trajectory, children: dict[str, Trajectory], prices: 
         ends.extend(c.started_at + c.latency_ms / 1000 for c in step.sub_calls)
     if trajectory.status not in ("running", "open"):
         ends.append(trajectory.updated_at)
-    read_chars = sum(c.prompt_chars for s in trajectory.steps for c in s.sub_calls)
+    calls = [c for s in trajectory.steps for c in s.sub_calls]
+    read_chars = sum(c.prompt_chars for c in calls)
+    corpus_chars = trajectory.corpus_chars
+    spans = [_spans(c, corpus_chars) for c in calls]
+    exact = bool(calls) and all(group is not None for group in spans)
+    sent = union_length([span for group in spans if group is not None for span in group]) if exact else None
+    unpriced: list[str] = []
+    for view in steps:
+        unpriced.extend(m for m in view["unpriced"] if m not in unpriced)
+    shares = [sub["share"] for view in steps for sub in view["subs"] if sub["share"] is not None]
     return {
         "id": trajectory.id,
         "kind": trajectory.kind,
@@ -147,13 +208,20 @@ def view_model(trajectory: Trajectory, children: dict[str, Trajectory], prices: 
         "sub_calls": trajectory.sub_calls,
         "failed": sum(1 for s in trajectory.steps for c in s.sub_calls if c.error is not None),
         "usage": trajectory.usage.model_dump(),
+        "cached_sub_calls": trajectory.cached_sub_calls,
+        "cost_saved": trajectory.cost_saved_usd,
+        "resumes": [r.model_dump(mode="json") for r in trajectory.resumes],
         "steps": steps,
         "totals": {
             "cost": total_cost,
             "cost_with_nested": _add(total_cost, nested_cost),
             "recorded_cost": trajectory.cost_usd,
+            "unpriced": unpriced,
             "read_chars": read_chars,
-            "coverage": round(read_chars / trajectory.corpus_chars, 4) if trajectory.corpus_chars else None,
+            "corpus_sent": sent,
+            "coverage": round(sent / corpus_chars, 6) if sent is not None and corpus_chars else None,
+            "prompt_ratio": round(read_chars / corpus_chars, 4) if corpus_chars and not exact else None,
+            "share_scale": max(shares, default=None),
             "nested": sum(len(s["children"]) for s in steps),
         },
     }
@@ -190,28 +258,28 @@ def content_security_policy(script: str) -> str:
     )
 
 
-def page_policy() -> str:
+def page_policy(parts: tuple[str, ...] = SCRIPTS) -> str:
     """The policy the page declares, for servers to send as a header as well."""
-    return content_security_policy(_script())
+    return content_security_policy(_script(parts))
 
 
-def render(trajectory: Trajectory, children: dict[str, Trajectory], prices: PriceTable) -> str:
-    """The whole page, as one string."""
-    script = _script()
-    data = {
-        "generated_at": time.time(),
-        "version": __version__,
-        "run": view_model(trajectory, children, prices),
-    }
+def page(title: str, data: dict[str, Any], parts: tuple[str, ...] = SCRIPTS) -> str:
+    """A self-contained page: the data embedded as JSON, drawn by the script ``parts``."""
+    script = _script(parts)
     values = {
         "CSP": content_security_policy(script),
-        "TITLE": html.escape(f"rlm-mcp trajectory {trajectory.id}"),
+        "TITLE": html.escape(title),
         "CSS": _asset("viewer.css"),
-        "DATA": _embed(data),
+        "DATA": _embed({"generated_at": time.time(), "version": __version__, **data}),
         "JS": script,
     }
     # One pass, so nothing inserted (the data above all) is ever read as a placeholder.
     return _PLACEHOLDER.sub(lambda match: values[match[1]], _asset("page.html"))
+
+
+def render(trajectory: Trajectory, children: dict[str, Trajectory], prices: PriceTable) -> str:
+    """The whole page, as one string."""
+    return page(f"rlm-mcp trajectory {trajectory.id}", {"run": view_model(trajectory, children, prices)})
 
 
 async def render_trajectory(trajectory_id: str, load: Loader, prices: PriceTable) -> str:

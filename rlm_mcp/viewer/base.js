@@ -49,6 +49,12 @@
       if (x === 0) return "$0";
       return "$" + (x < 0.01 ? x.toFixed(5) : x.toFixed(4));
     },
+    // A cost, or why there is none: the models the price table does not know.
+    cost: function (x, unpriced) {
+      if (x !== null && x !== undefined) return fmt.usd(x);
+      return unpriced && unpriced.length ? "cost unknown (no price for " + unpriced.join(", ") + ")" : "cost unknown";
+    },
+    times: function (x) { return x.toFixed(x < 10 ? 2 : 1) + "×"; },
     pct: function (x) {
       if (x === null || x === undefined) return "–";
       return (x * 100).toFixed(x < 0.01 ? 2 : 1) + "%";

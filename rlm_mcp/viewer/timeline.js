@@ -15,7 +15,9 @@
     var calls = [];
     run.steps.forEach(function (step, si) {
       step.subs.forEach(function (sub, ci) {
-        calls.push({ start: sub.t, end: sub.t + sub.ms / 1000, sub: sub, step: si, index: ci });
+        // End as recorded (never start + rounded length), so back-to-back calls never seem to overlap.
+        var end = sub.end === undefined ? sub.t + sub.ms / 1000 : sub.end;
+        calls.push({ start: sub.t, end: end, sub: sub, step: si, index: ci });
       });
     });
     calls.sort(function (a, b) { return a.start - b.start; });
@@ -51,7 +53,7 @@
         var r = bar(x(c.start), subsY + c.lane * (laneH + gap), width(c.start, c.end), laneH,
           "bar-sub" + (c.sub.error ? " fail" : ""),
           "step " + (c.step + 1) + ", sub-call " + (c.index + 1) + ": " + fmt.ms(c.sub.ms) + ", " +
-          fmt.int(c.sub.chars) + " chars (" + fmt.pct(c.sub.share) + " of the corpus)" +
+          fmt.int(c.sub.chars) + " chars" + (c.sub.share === null ? "" : " (" + fmt.pct(c.sub.share) + " of the corpus)") +
           (c.sub.error ? ", failed: " + c.sub.error : ""));
         r.setAttribute("data-target", prefix + "-s" + c.step + "-c" + c.index);
         r.addEventListener("click", function () { reveal(prefix, c.step, c.index); });

@@ -44,18 +44,40 @@
 
   function renderStats(run) {
     var u = run.usage, t = run.totals;
-    var cost = t.nested ? fmt.usd(t.cost_with_nested) + " with nested" : fmt.usd(t.cost);
+    var total = t.nested ? t.cost_with_nested : t.cost;
+    var cost = total === null ? stat("unknown", fmt.cost(null, t.unpriced), "the price table has no price for these models")
+      : stat(fmt.usd(total) + (t.nested ? " with nested" : ""), "estimated cost", "from the price table");
     return el("div", { "class": "stats" },
       stat(fmt.int(run.steps.length), run.kind === "run" ? "steps (" + run.iterations + " root turns)" : "executions"),
-      stat(fmt.int(run.sub_calls), "sub-calls" + (run.failed ? ", " + run.failed + " failed" : "")),
+      stat(fmt.int(run.sub_calls), "sub-calls" + (run.failed ? ", " + run.failed + " failed" : "") +
+        (run.cached_sub_calls ? ", " + run.cached_sub_calls + " cached" : ""),
+        run.cached_sub_calls ? "cached sub-calls were answered from the sub-call cache: nothing sent, nothing spent" +
+          (run.cost_saved !== null ? " (" + fmt.usd(run.cost_saved) + " saved)" : "") : null),
+      run.resumes.length ? stat(fmt.int(run.resumes.length), "resumes") : null,
       t.nested ? stat(fmt.int(t.nested), "nested runs") : null,
       stat(fmt.ms((run.elapsed_s || run.span_s) * 1000), "elapsed"),
       stat(fmt.int(u.root_input_tokens) + " / " + fmt.int(u.root_output_tokens), "root tokens in / out"),
       stat(fmt.int(u.sub_input_tokens) + " / " + fmt.int(u.sub_output_tokens), "sub-call tokens in / out"),
-      stat(cost, "estimated cost", "from the price table; unknown when a model has no price"),
+      cost,
       stat(fmt.chars(run.corpus_chars), "corpus"),
-      stat(fmt.pct(t.coverage), "of the corpus sent to sub-calls",
-        "sum of sub-call prompt sizes over the corpus size (prompts include instructions)"));
+      coverageStat(run));
+  }
+
+  // Corpus text only: what the sandbox found verbatim in the prompts, each character once. Older
+  // trajectories have only prompt sizes; those are shown as a ratio, never as a share.
+  function coverageStat(run) {
+    var t = run.totals;
+    if (t.coverage !== null) {
+      return stat(fmt.pct(t.coverage), "of the corpus sent to sub-calls",
+        fmt.int(t.corpus_sent) + " distinct characters of corpus text found in sub-call prompts, over the corpus " +
+        "size; instructions are not counted, text sent twice counts once, reworded text is not found");
+    }
+    if (t.prompt_ratio !== null) {
+      return stat(fmt.times(t.prompt_ratio), "the corpus size in sub-call prompts",
+        "prompt sizes over the corpus size, instructions and repeats included: this trajectory was recorded " +
+        "before corpus text was told apart");
+    }
+    return stat("–", "of the corpus sent to sub-calls", "no sub-calls");
   }
 
   // -- steps --------------------------------------------------------------------------------
@@ -74,15 +96,35 @@
         d.classList.toggle("hidden", onlyErrors.checked && !d.classList.contains("has-error"));
       });
     });
-    append(toolbar, [openAll, closeAll, el("label", null, onlyErrors, " only steps with errors")]);
+    append(toolbar, [openAll, closeAll, el("label", null, onlyErrors, " only steps with errors"),
+      el("span", { "class": "muted keys" }, "keys: j / k or \u2193 / \u2191 move between steps, Enter opens one")]);
     list.appendChild(toolbar);
     run.steps.forEach(function (step, si) {
+      run.resumes.forEach(function (r) { if (r.after_step === si) list.appendChild(renderResume(r)); });
       var open = run.steps.length <= OPEN_ALL_UP_TO || si === 0 || si === run.steps.length - 1;
       var d = renderStep(run, step, prefix + "-s" + si, open);
       details.push(d);
       list.appendChild(d);
     });
+    run.resumes.forEach(function (r) { if (r.after_step >= run.steps.length) list.appendChild(renderResume(r)); });
     return list;
+  }
+
+  function renderResume(r) {
+    var box = el("div", { "class": "panel resume" },
+      el("b", null, "Resumed "), el("span", { "class": "muted" }, fmt.when(r.at)), " after ",
+      el("span", { "class": "badge " + r.from_status }, r.from_status),
+      r.from_message ? el("span", { "class": "muted" }, " " + r.from_message) : null);
+    if (r.query) box.appendChild(el("div", null, "Asked: " + r.query));
+    box.appendChild(el("div", null, "Variables restored" +
+      (r.snapshot_step === null ? ": none had been saved" : " (as after step " + (r.snapshot_step + 1) + "): " +
+        (r.restored.length ? r.restored.join(", ") : "none"))));
+    if (r.not_restored.length) {
+      box.appendChild(el("div", { "class": "muted" }, "Not restored: " + r.not_restored.map(function (n) {
+        return n.name + " (" + n.reason + ")";
+      }).join("; ")));
+    }
+    return box;
   }
 
   function renderStep(run, step, id, open) {
@@ -95,16 +137,16 @@
     var tokens = [];
     if (step.root_in || step.root_out) tokens.push("root " + fmt.int(step.root_in) + "→" + fmt.int(step.root_out));
     if (step.sub_in || step.sub_out) tokens.push("sub " + fmt.int(step.sub_in) + "→" + fmt.int(step.sub_out));
-    var share = step.subs.reduce(function (a, s) { return a + (s.share || 0); }, 0);
-    d.appendChild(el("summary", null,
+    d.appendChild(el("summary", { "aria-keyshortcuts": "j k ArrowDown ArrowUp" },
       el("span", { "class": "step-title" }, "Step " + (step.index + 1)),
       run.kind === "run" ? el("span", { "class": "chip" }, "turn " + (step.turn + 1)) : null,
       el("span", { "class": "chip" }, timing),
       step.sub_count ? el("span", { "class": "chip" }, step.sub_count + " sub-calls" + (failed ? " (" + failed + " failed)" : "") +
-        (share ? " · " + fmt.pct(share) + " of the corpus" : "")) : null,
+        (step.cached ? " (" + step.cached + " cached)" : "") +
+        (step.share ? " · " + fmt.pct(step.share) + " of the corpus" : "")) : null,
       step.children.length ? el("span", { "class": "chip" }, step.children.length + " nested run(s)") : null,
       tokens.length ? el("span", { "class": "chip" }, "tokens " + tokens.join(", ")) : null,
-      el("span", { "class": "chip" }, fmt.usd(step.cost)),
+      el("span", { "class": "chip" }, fmt.cost(step.cost, step.unpriced)),
       step.error ? el("span", { "class": "badge failed" }, step.error.type) : null,
       step.final !== null ? el("span", { "class": "badge completed" }, "FINAL") : null));
     var body = el("div", { "class": "step-body" });
@@ -123,7 +165,7 @@
     if (step.notes.length) {
       body.appendChild(section("Notes", el("ul", null, step.notes.map(function (n) { return el("li", null, n); }))));
     }
-    if (step.subs.length) body.appendChild(section("Sub-calls", renderSubs(step, id)));
+    if (step.subs.length) body.appendChild(section("Sub-calls", renderSubs(step, id, run.totals.share_scale)));
     else if (step.sub_count) body.appendChild(section("Sub-calls", el("p", { "class": "muted" }, step.sub_count +
       " sub-calls (details are left out of this view)")));
     step.children.forEach(function (child, ci) { body.appendChild(renderNested(child, id + "-n" + ci)); });
@@ -135,7 +177,7 @@
     return el("div", null, el("div", { "class": "section-label" }, title), content);
   }
 
-  function renderSubs(step, id) {
+  function renderSubs(step, id, scale) {
     var table = el("table", { "class": "subs" });
     table.appendChild(el("thead", null, el("tr", null,
       ["#", "start", "latency", "model", "prompt", "share of corpus", "tokens in/out", "cost", "status"].map(
@@ -143,10 +185,9 @@
     var body = el("tbody");
     table.appendChild(body);
     var shown = 0;
-    // Bars are scaled to the largest share in the step, so small chunks stay visible; the label is absolute.
-    var widest = step.subs.reduce(function (m, s) { return Math.max(m, s.share || 0); }, 0);
+    // One scale for the whole run (the largest share of any sub-call is a full bar), so bars compare across steps.
     function more(limit) {
-      for (; shown < Math.min(limit, step.subs.length); shown++) addRow(body, step.subs[shown], shown, id, widest);
+      for (; shown < Math.min(limit, step.subs.length); shown++) addRow(body, step.subs[shown], shown, id, scale);
       button.classList.toggle("hidden", shown >= step.subs.length);
       button.textContent = "Show all " + step.subs.length + " sub-calls";
     }
@@ -154,11 +195,14 @@
     button.addEventListener("click", function () { more(Infinity); });
     table.showAll = function () { more(Infinity); };
     more(PAGE_ROWS);
-    return el("div", { "class": "subs-wrap" }, table, button);
+    var caption = scale ? "Share of corpus: corpus text in the prompt over the corpus size. Bars share one scale " +
+      "for the whole run: a full bar is " + fmt.pct(scale) + "." : null;
+    return el("div", { "class": "subs-wrap" }, caption ? el("p", { "class": "muted scale-note" }, caption) : null,
+      table, button);
   }
 
-  function addRow(body, sub, i, id, widest) {
-    var share = sub.share === null || !widest ? null : Math.min(sub.share / widest, 1);
+  function addRow(body, sub, i, id, scale) {
+    var share = sub.share === null || !scale ? null : Math.min(sub.share / scale, 1);
     var row = el("tr", { "class": "sub-row" + (sub.error ? " fail" : ""), id: id + "-c" + i },
       el("td", { "class": "num" }, i + 1),
       el("td", { "class": "num" }, "+" + fmt.ms(sub.t * 1000)),
@@ -168,8 +212,8 @@
       el("td", null, share === null ? "–" : el("span", { "class": "share" }, el("i", { style: "width:" + (share * 100).toFixed(1) + "%" })),
         share === null ? null : fmt.pct(sub.share)),
       el("td", { "class": "num" }, fmt.int(sub.in) + " / " + fmt.int(sub.out)),
-      el("td", { "class": "num" }, fmt.usd(sub.cost)),
-      el("td", null, sub.error ? "failed" : "ok"));
+      el("td", { "class": "num" }, fmt.cost(sub.cost, sub.unpriced)),
+      el("td", null, sub.error ? "failed" : sub.cached ? "cached" : "ok"));
     var detail = el("tr", { "class": "detail hidden" }, el("td", { colspan: 9 },
       el("div", { "class": "section-label" }, "Prompt"), el("pre", null, sub.prompt),
       el("div", { "class": "section-label" }, sub.error ? "Error" : "Response"),
@@ -204,9 +248,44 @@
     setTimeout(function () { row.classList.remove("flash"); }, 1500);
   }
 
+  // -- keyboard: j / k (anywhere) and the arrow keys (on a step) move between visible steps ----------
+
+  function visibleSteps() {
+    return Array.prototype.filter.call(document.querySelectorAll("details.step > summary"), function (summary) {
+      return summary.getClientRects().length > 0;  // not inside a closed step or a hidden one
+    });
+  }
+
+  function moveBetweenSteps(delta) {
+    var steps = visibleSteps();
+    if (!steps.length) return;
+    var at = steps.indexOf(document.activeElement);
+    var next = at < 0 ? (delta > 0 ? 0 : steps.length - 1) : Math.min(Math.max(at + delta, 0), steps.length - 1);
+    steps[next].focus();
+    steps[next].scrollIntoView({ block: "nearest" });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.altKey || event.ctrlKey || event.metaKey || event.defaultPrevented) return;
+    var target = event.target;
+    var tag = target && target.tagName;
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable)) return;
+    var onStep = !!(target && target.matches && target.matches("details.step > summary"));
+    if (event.key === "j" || (onStep && event.key === "ArrowDown")) {
+      moveBetweenSteps(1);
+      event.preventDefault();
+    } else if (event.key === "k" || (onStep && event.key === "ArrowUp")) {
+      moveBetweenSteps(-1);
+      event.preventDefault();
+    }
+  });
+
   // -- page ---------------------------------------------------------------------------------
 
   app.textContent = "";
+  if (/^https?:$/.test(location.protocol)) {  // served by rlm-mcp: the index of runs is next door
+    app.appendChild(el("p", { "class": "back" }, el("a", { href: "./" }, "\u2190 all runs")));
+  }
   app.appendChild(renderRun(data.run, "r", true));
   app.appendChild(el("footer", null, "rlm-mcp " + data.version + " · page made " + fmt.when(data.generated_at) +
     " · self-contained: it loads nothing from the network"));
