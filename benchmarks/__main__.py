@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks import corpora, crowd, harness, mapreduce, micro, report, run, savings
+from benchmarks import corpora, crowd, guarded, harness, mapreduce, micro, report, run, savings, starts
 from benchmarks.tasks import all_tasks
 from rlm_mcp.fakes.bedrock import ConverseFake
 
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sizes", help="corpus sizes in tokens, comma-separated (default 10K to 10M)")
     parser.add_argument("--sub-latency", type=float, default=0.1, help="simulated seconds per sub-call (offline)")
-    parser.add_argument("--load-mb", type=int, help="size of the large-file load benchmark (default 1024)")
+    parser.add_argument("--load-mb", type=int, help="size of the large-file loads (default 1024; not in --quick)")
     parser.add_argument("--trec", type=Path, default=ROOT.parent / "shared" / "data" / "trec", help="TREC files")
     parser.add_argument("--work", type=Path, help="scratch directory for corpora (default: a temporary one)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
@@ -113,15 +113,20 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             results["micro"]["savings"] = await savings.measure(work, fake, target)
         if args.only in (None, "micro") and fake is not None:
             m = results["micro"]
-            load_mb = args.load_mb or (64 if quick else 1024)
-            log(f"micro: loading {load_mb} MB files")
-            m["load"] = await micro.load(work, target, load_mb, repeats=1 if quick else 3)
+            log("micro: starting a sandbox worker (forked, from nothing, a bare interpreter)")
+            m["worker_start"] = await starts.worker_start(rounds=5 if quick else 20)
+            log("micro: loading a 200 MB file, side by side with open().read()")
+            m["load"] = await micro.load(work, target, 200, repeats=3 if quick else 5, kinds=("ascii",))
+            if not quick:
+                load_mb = args.load_mb or 1024
+                log(f"micro: loading {load_mb} MB files")
+                m["load"] += await micro.load(work, target, load_mb, repeats=3)
             log("micro: sessions sharing a file")
             m["shared"] = await micro.shared(work, target, 32 if quick else 256)
             log("micro: repl_exec round trip")
-            m["repl"] = await micro.repl_overhead(work, target, calls=100 if quick else 500)
+            m["repl"] = await micro.repl_overhead(work, target, calls=200 if quick else 500)
             log("micro: sandboxed code against plain CPython")
-            m["guarded"] = await micro.guarded(work, target, 16 if quick else 100, repeats=2 if quick else 5)
+            m["guarded"] = await guarded.guarded(work, target, 24 if quick else 100, repeats=3 if quick else 7)
             log("micro: 32 simultaneous loads over HTTP")
             m["crowd"] = await crowd.concurrent_loads(work, target, 32, rounds=1 if quick else 3)
             log("micro: fan-out")

@@ -67,6 +67,25 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def workers(server: int) -> tuple[list[int], list[int]]:
+    """A server's sandbox workers and its worker templates (whose children are workers too)."""
+    found, templates = [], []
+    for pid in children(server):
+        if comm(pid) == "rlm-template":
+            templates.append(pid)
+            found.extend(children(pid))
+        else:
+            found.append(pid)
+    return found, templates
+
+
 def find_server(marker: str) -> int | None:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -87,12 +106,20 @@ class Server:
     settings: dict[str, str] = field(default_factory=dict)
 
     def memory(self) -> dict[str, int]:
-        """Peak resident memory in bytes: the server's, and the sum over its sandbox workers."""
+        """Peak resident memory in bytes: the server's, and the sum over its sandbox workers (the worker template,
+        which holds no corpus and shares its pages with the workers it forks, is reported apart)."""
         if self.pid is None:
-            return {"server_peak": 0, "workers_peak": 0, "peak": 0}
+            return {"server_peak": 0, "workers_peak": 0, "peak": 0, "template_peak": 0}
         server = status_kb(self.pid, "VmHWM") * 1024
-        workers = sum(status_kb(pid, "VmHWM") for pid in children(self.pid)) * 1024
-        return {"server_peak": server, "workers_peak": workers, "peak": server + workers}
+        pids, templates = workers(self.pid)
+        worker_peak = sum(status_kb(pid, "VmHWM") for pid in pids) * 1024
+        template = sum(status_kb(pid, "VmHWM") for pid in templates) * 1024
+        return {
+            "server_peak": server,
+            "workers_peak": worker_peak,
+            "peak": server + worker_peak,
+            "template_peak": template,
+        }
 
     async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
         result = await self.client.call_tool(tool, arguments)

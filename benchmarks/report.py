@@ -6,7 +6,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks import goals
 from benchmarks.savings import report_lines as savings_lines
+from benchmarks.stats import shown
 
 MB = 1024 * 1024
 
@@ -259,6 +261,19 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         lines += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
         lines += [f"| {t} | {m} | {v} |" for t, m, v in rows]
         lines.append("")
+    goal_rows = goals.rows(micro)
+    if goal_rows:
+        lines += [
+            "## Goals of issue 13",
+            "",
+            "Each figure is measured side by side with its floor in the same run (interleaved, pair by pair: the "
+            "machine's load falls on both alike), as the median with the 10th-90th percentile spread of the pairs.",
+            "",
+            "| goal | measured | |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {t} | {m} | {v} |" for t, m, v in goal_rows]
+        lines.append("")
     if results.get("tasks"):
         lines += ["## Tasks", ""]
         lines += [
@@ -275,12 +290,26 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         lines.append("")
         if plot_name:
             lines += [f"![time, memory and cost against corpus size]({plot_name})", ""]
+    if "worker_start" in micro:
+        w = micro["worker_start"]
+        lines += [
+            "## Starting a sandbox worker",
+            "",
+            "Every new session, and every load that outgrows its worker, starts a confined worker first. Measured "
+            f"in turn, {w['rounds']} rounds: a worker forked by the template (`RLM_WORKER_TEMPLATE=true`, the "
+            f"default) took {shown(w['forked_ms'], ' ms')} until ready, using {w['forked_cpu_ms']} ms of CPU; one "
+            f"started from nothing (a fresh `python -I -B`, its imports, its confinement) {shown(w['cold_ms'], ' ms')}"
+            f", using {w['cold_cpu_ms']} ms of CPU; a bare `python -I -c pass` {shown(w['python_ms'], ' ms')}. The "
+            f"template itself started in {w['template_start_s']} s, once, when the server did.",
+            "",
+        ]
     if "load" in micro:
         lines += [
             "## Loading a large local file",
             "",
-            "Until code can run on it: `load_context` plus a first `repl_exec`, against a fresh "
-            '`python -c "open(p).read()"` (the floor), medians of the repeats.',
+            "Until code can run on it: `load_context` (a new session) plus a first `repl_exec`, against a fresh "
+            '`python -c "open(p).read()"` (the floor), one of each in turn on one running server; the ratio is the '
+            "median of the pairs' ratios.",
             "",
             "| text | file | characters | floor | rlm-mcp | ratio | peak server + worker | of the file | server peak "
             "(growth) |",
@@ -328,14 +357,21 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             f"| `repl_exec` with `x = 1` | {r['repl_exec']['median_ms']} ms | {r['repl_exec']['p90_ms']} ms |",
             "",
         ]
+        if "ours_ms" in r:
+            lines += [
+                "The two calls alternate, so each `repl_exec` has a `list_sessions` beside it: rlm-mcp's own part "
+                f"(the difference, pair by pair) is {shown(r['ours_ms'], ' ms')}.",
+                "",
+            ]
     if "guarded" in micro:
         lines += [
             "## Sandboxed code against plain CPython",
             "",
-            "The same code, timed inside itself, in a plain `python` process and in the sandbox (RestrictedPython "
-            "policy, module proxies, worker limits), each holding the corpus read by the same loader; best of the "
-            "repeats. Differences of tens of percent either way are the allocator and the machine's load, not the "
-            "guards: the policy adds no call to reads, items or iteration.",
+            "The same code, timing its own CPU time (`time.process_time()`), in a plain `python` process and in "
+            "the sandbox (RestrictedPython policy, module proxies, worker limits), each holding the corpus read by "
+            "the same loader, one after the other for each repeat; medians, and the ratio is the median of the "
+            "pairs' ratios. The policy adds no call to reads, items or iteration: for these operations the sandbox "
+            "compiles the same bytecode as plain `compile()`.",
             "",
             "| operation | plain | sandbox | ratio |",
             "|---|---|---|---|",
@@ -361,8 +397,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "## Fan-out",
             "",
             f"{f['calls']} sub-calls in one `llm_query_batched`, {f['latency_s']} s each at the fake, concurrency "
-            f"{f['concurrency']}, through `repl_exec`: {f['wall_s']} s against the ideal {f['ideal_s']} s "
-            f"({f['ratio']}x), {f['amortized_ms']} ms per call beyond it. At zero latency and concurrency 1 the "
+            f"{f['concurrency']}, through `repl_exec` on a fresh server: the first batch took "
+            f"{f.get('first_wall_s', '-')} s, the later ones {f['wall_s']} s, against the ideal {f['ideal_s']} s "
+            f"({f.get('first_ratio', '-')}x and {f['ratio']}x), {f['amortized_ms']} ms per call beyond it. At zero "
+            "latency and concurrency 1 the "
             f"whole path (sandbox, broker, boto3, HTTP, the fake) costs {f['per_call_ms']} ms per sub-call, of "
             f"which the fake's own HTTP server (the same request over a kept-alive connection) takes "
             f"{f['fake_floor_ms']} ms: rlm-mcp's part is {f['overhead_ms']} ms.",

@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     exec_timeout_s: float = Field(60.0, gt=0, description="compute seconds one code execution may take")
     kill_grace_s: float = Field(5.0, gt=0, description="seconds after the soft timeout before the sandbox is killed")
     worker_memory_mb: int = Field(2048, ge=64, description="working memory of a sandbox, on top of its corpus")
+    worker_template: bool = Field(
+        True,
+        description="fork sandbox workers from a pre-started template process (a session starts in milliseconds); "
+        "false starts each worker as a fresh interpreter",
+    )
     max_corpus_mb: int = Field(4096, ge=1, description="largest corpus one session may load")
     max_output_chars: int = Field(20_000, ge=100, description="printed output kept per execution (head and tail)")
     max_code_chars: int = Field(200_000, ge=100, description="largest code one execution may submit")

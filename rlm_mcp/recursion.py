@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -28,6 +28,9 @@ from rlm_mcp.loop import RLMRun
 from rlm_mcp.progress import Progress
 from rlm_mcp.sources import ResolvedSource
 from sandbox import CallHandler, Document, LoadInfo, Sandbox, SandboxError, SandboxLimits, SubcallRefused
+
+if TYPE_CHECKING:
+    from sandbox.template import WorkerTemplate
 
 log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 200_000
@@ -149,12 +152,14 @@ def _texts(context: object) -> list[str] | None:
     return texts
 
 
-def sandbox_factory(limits: SandboxLimits, workdirs: Path) -> Callable[[], Awaitable[Sandbox]]:
-    """Started sandboxes for nested runs, with the same limits as a session's."""
+def sandbox_factory(
+    limits: SandboxLimits, workdirs: Path, template: WorkerTemplate | None = None
+) -> Callable[[], Awaitable[Sandbox]]:
+    """Started sandboxes for nested runs, with the same limits as a session's (forked by ``template``, if any)."""
 
     async def new_sandbox() -> Sandbox:
         workdirs.mkdir(parents=True, exist_ok=True)
-        sandbox = Sandbox(limits, workdir_parent=workdirs)
+        sandbox = Sandbox(limits, workdir_parent=workdirs, template=template)
         await sandbox.start()
         return sandbox
 

@@ -58,6 +58,7 @@ from rlm_mcp.telemetry import code_span
 from rlm_mcp.trajectories import TrajectoryStore, check_id, summarize
 from rlm_mcp.viewer.index import render_index
 from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
+from sandbox.template import WorkerTemplate
 
 log = logging.getLogger(__name__)
 USAGE_TTL_S = 10.0
@@ -88,7 +89,10 @@ class RLMService:
             allowed_s3=settings.allowed_s3,
             private=[settings.data_dir],
         )
-        self.sessions = SessionManager(settings, self.trajectories, self.store.sub("sessions"), self.sources.inline)
+        self.template = WorkerTemplate(workdir_parent=settings.data_dir / "work") if settings.worker_template else None
+        self.sessions = SessionManager(
+            settings, self.trajectories, self.store.sub("sessions"), self.sources.inline, self.template
+        )
         self.retention = Retention(settings, self.store, settings.data_dir / "corpora")
         self._usage: StorageUsage | None = None
         self.router = ModelRouter(settings)
@@ -97,7 +101,7 @@ class RLMService:
         self.broker = SubcallBroker(settings, self.router, self.prices, self.cache)
         self._background: anyio.abc.TaskGroup | None = None
         self.recursion = Recursion(
-            new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs),
+            new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs, self.template),
             store_text=self.sources.inline.put,
         )
         self.runs = Runs(
@@ -121,23 +125,36 @@ class RLMService:
         await anyio.to_thread.run_sync(self.store.check)
         with contextlib.suppress(OSError, StoreError):  # logged; a clean-up that fails never stops the server
             await self.collect_garbage()
-        try:
-            async with anyio.create_task_group() as tg:
-                self._background = self.runs.background = tg
-                tg.start_soon(self._expire_loop)
-                tg.start_soon(self._gc_loop)
-                tg.start_soon(self.trajectories.keep_leases)
-                tg.start_soon(self.trajectories.keep_writing)
-                try:
-                    yield self
-                finally:
-                    self.runs.mark_all("interrupted", "the server shut down while this run was in progress")
-                    tg.cancel_scope.cancel()
-        finally:
-            self._background = self.runs.background = None
-            with anyio.CancelScope(shield=True):
-                await self.sessions.aclose()
-                await self.router.aclose()
+        async with self._worker_template():
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._background = self.runs.background = tg
+                    if self.template is not None:
+                        tg.start_soon(self.template.warm)
+                    tg.start_soon(self.router.warm, [self.settings.sub_model, self.settings.root_model])
+                    tg.start_soon(self._expire_loop)
+                    tg.start_soon(self._gc_loop)
+                    tg.start_soon(self.trajectories.keep_leases)
+                    tg.start_soon(self.trajectories.keep_writing)
+                    try:
+                        yield self
+                    finally:
+                        self.runs.mark_all("interrupted", "the server shut down while this run was in progress")
+                        tg.cancel_scope.cancel()
+            finally:
+                self._background = self.runs.background = None
+                with anyio.CancelScope(shield=True):
+                    await self.sessions.aclose()
+                    await self.router.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _worker_template(self) -> AsyncIterator[None]:
+        """The template that forks sandbox workers runs as long as the server (``RLM_WORKER_TEMPLATE``)."""
+        if self.template is None:
+            yield
+            return
+        async with self.template:
+            yield
 
     def spawn(self, fn: Callable[[], Awaitable[Any]]) -> None:
         """Run ``fn`` in the background for as long as the server runs."""
@@ -249,7 +266,7 @@ class RLMService:
             raise InvalidInput("the corpus is empty: there is nothing to load")
         reading = read_reporter(progress, tally.files, len(source.documents))
         if session_id is None:
-            session = await self.sessions.create(owner)
+            session = await self.sessions.create(owner, source.documents)
             try:
                 info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
                 if not info.documents:

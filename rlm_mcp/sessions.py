@@ -37,10 +37,12 @@ from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
 from rlm_mcp.subcall_cache import Occurrences
 from rlm_mcp.subcalls import Budget
 from rlm_mcp.trajectories import TrajectoryStore, check_id, new_id
-from sandbox import Document, LoadInfo, Sandbox, SandboxLimits
+from sandbox import Document, LoadError, LoadInfo, Sandbox, SandboxLimits
+from sandbox.handover import corpus_size
 
 if TYPE_CHECKING:
     from rlm_mcp.sources import InlineStore
+    from sandbox.template import WorkerTemplate
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -121,8 +123,11 @@ class SessionManager:
         trajectories: TrajectoryStore,
         records: Store | None = None,
         corpora: InlineStore | None = None,
+        template: WorkerTemplate | None = None,
     ):
         self.settings = settings
+        self.template = template
+        """Forks the sessions' workers (``RLM_WORKER_TEMPLATE``); None starts each from nothing."""
         self.trajectories = trajectories
         self.records: Store = records or LocalStore(settings.data_dir / "sessions")
         self.corpora = corpora
@@ -174,7 +179,7 @@ class SessionManager:
 
     def _new_sandbox(self) -> Sandbox:
         self.workdirs.mkdir(parents=True, exist_ok=True)
-        return Sandbox(sandbox_limits(self.settings), workdir_parent=self.workdirs)
+        return Sandbox(sandbox_limits(self.settings), workdir_parent=self.workdirs, template=self.template)
 
     def _evictable(self) -> Session | None:
         """The least recently used session nobody is using: idle for at least RLM_SESSION_EVICT_IDLE_S.
@@ -229,19 +234,24 @@ class SessionManager:
             await session.sandbox.close()
         self.trajectories.forget(session.trajectory_id)
 
-    async def _start_sandbox(self) -> Sandbox:
+    async def _start_sandbox(self, documents: list[Document]) -> Sandbox:
+        """A started sandbox whose worker is sized for ``documents``, so their first load needs no second one."""
         sandbox = self._new_sandbox()
         try:
-            await sandbox.start()
+            size = 0
+            with contextlib.suppress(LoadError):  # the load itself says what is wrong with a document
+                size = corpus_size(documents)
+            await sandbox.start(size)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await sandbox.close()
             raise
         return sandbox
 
-    async def create(self, owner: str = LOCAL) -> Session:
+    async def create(self, owner: str = LOCAL, documents: list[Document] | None = None) -> Session:
+        """A new session whose sandbox is ready for ``documents`` (its first load)."""
         async with self._slot():
-            sandbox = await self._start_sandbox()
+            sandbox = await self._start_sandbox(documents or [])
             session_id = new_id("s")
             try:
                 trajectory = await self.trajectories.create(
@@ -309,7 +319,7 @@ class SessionManager:
             raise self.missing(session_id)
         documents = [await self._document(d, owner) for d in record.documents]
         async with self._slot():
-            sandbox = await self._start_sandbox()
+            sandbox = await self._start_sandbox(documents)
             session = Session(
                 id=session_id,
                 trajectory_id=record.trajectory_id,

@@ -147,13 +147,20 @@ def reachable_by_others(path: str) -> bool:
     return True
 
 
+_codecs_preloaded = False
+
+
 def preload_codecs() -> None:
     """Import every codec now, while the interpreter can still read its library.
 
     Done only when the worker is about to become a user who cannot read the
     standard library (an interpreter under ``/root``, say): a text encoding asked
-    for later would otherwise be "unknown".
+    for later would otherwise be "unknown". Once is enough: a worker forked from
+    the template (:mod:`sandbox.template`) has them from it.
     """
+    global _codecs_preloaded
+    if _codecs_preloaded:
+        return
     import encodings
     import importlib
     import pkgutil
@@ -161,6 +168,7 @@ def preload_codecs() -> None:
     for module in pkgutil.iter_modules(encodings.__path__):
         with contextlib.suppress(Exception):
             importlib.import_module(f"encodings.{module.name}")
+    _codecs_preloaded = True
 
 
 def apply(confinement: Confinement) -> list[str]:
@@ -202,6 +210,32 @@ def apply(confinement: Confinement) -> list[str]:
     else:
         report.append(f"file system: NOT restricted (no Landlock on {sys.platform})")
         report.append(f"system-call filter: NOT installed (no seccomp on {sys.platform})")
+    return report
+
+
+def apply_template() -> list[str]:
+    """What the worker template (:mod:`sandbox.template`) puts on itself: what does not stop it forking workers.
+
+    The template runs no user code and reads nothing but the server's requests, so it keeps what its
+    children need to confine themselves (the right to fork, to create namespaces and, as root, to
+    switch user); each child then applies :func:`apply` with its own limits. The template never dumps
+    core, cannot be ptraced by a process of its user, gains no privilege, and dies with the server.
+    """
+    report = []
+    if resource is not None:
+        report.append(_set_limit("RLIMIT_CORE", 0))
+        report.append(_set_limit("RLIMIT_FSIZE", 0))
+    libc = _libc()
+    if libc is not None:
+        parent = os.getppid()
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            report.append("killed with its parent")
+        if os.getppid() != parent:
+            os._exit(1)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
+            report.append("no_new_privs")
+        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0:
+            report.append("not dumpable")
     return report
 
 

@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
@@ -48,6 +48,9 @@ from sandbox.results import (
 from sandbox.serving import serve_call, serve_subcall
 from sandbox.snapshot_check import Restored, Snapshot
 
+if TYPE_CHECKING:
+    from sandbox.template import WorkerTemplate
+
 _EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
 T = TypeVar("T")
 
@@ -55,9 +58,17 @@ T = TypeVar("T")
 class Sandbox:
     """A persistent, confined Python namespace in its own process."""
 
-    def __init__(self, limits: SandboxLimits | None = None, *, workdir_parent: Path | None = None):
+    def __init__(
+        self,
+        limits: SandboxLimits | None = None,
+        *,
+        workdir_parent: Path | None = None,
+        template: WorkerTemplate | None = None,
+    ):
         self.limits = limits or SandboxLimits()
         self._workdir_parent = workdir_parent
+        self._template = template
+        """Forks this sandbox's workers when it runs (:mod:`sandbox.template`); else each starts from nothing."""
         self._lock = anyio.Lock()
         self._worker: WorkerProcess | None = None
         self._documents: list[Document] = []
@@ -94,8 +105,11 @@ class Sandbox:
                 total += doc.path.stat().st_size
         return total
 
-    async def start(self) -> None:
+    async def start(self, corpus_bytes: int = 0) -> None:
+        """Start the worker, sized for a first load of ``corpus_bytes`` (so that load needs no second worker)."""
         async with self._lock:
+            if self._worker is None and not self._closed:
+                await self._spawn(corpus_bytes)
             await self._ensure_running()
 
     async def __aenter__(self) -> Sandbox:
@@ -128,7 +142,7 @@ class Sandbox:
     async def _spawn(self, corpus_bytes: int | None = None) -> None:
         await self._stop()
         size = self.corpus_bytes if corpus_bytes is None else corpus_bytes
-        self._worker = await WorkerProcess.start(self.limits, self._workdir_parent, size)
+        self._worker = await WorkerProcess.start(self.limits, self._workdir_parent, size, self._template)
         self.confinement = self._worker.confinement
         self._ran_code = False
 
@@ -165,7 +179,7 @@ class Sandbox:
 
     async def _ensure_cpu(self, seconds: float) -> None:
         worker = self._live
-        if worker.cpu_left() < seconds:
+        if not worker.has_cpu_for(seconds):
             await self._replace(f"the sandbox process had used its CPU time allowance ({worker.cpu_seconds:,} s)")
 
     def _with_pending_notes(self, result: ExecResult) -> ExecResult:
@@ -204,7 +218,7 @@ class Sandbox:
                 limit = self.limits.max_corpus_bytes
                 raise LoadError(f"the corpus would be {total:,} bytes, over the limit of {limit:,}")
             await self._ensure_running()
-            if total > self._live.corpus_room or self._live.cpu_left() < self.limits.load_seconds(total):
+            if total > self._live.corpus_room or not self._live.has_cpu_for(self.limits.load_seconds(total)):
                 reason = "the corpus needs more memory or CPU time than this sandbox process was started with"
                 await self._replace(reason, total, reload=append)
             try:

@@ -21,8 +21,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from anyio.abc import Process, UNIXSocketStream
@@ -32,6 +33,9 @@ from sandbox import protocol
 from sandbox.errors import WorkerLost, WorkerStartError
 from sandbox.fields import Fields, clean_text
 from sandbox.limits import SandboxLimits
+
+if TYPE_CHECKING:
+    from sandbox.template import WorkerTemplate
 
 _BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker import main; main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -52,11 +56,26 @@ def describe_exit(returncode: int | None) -> str:
     return f"exited with status {returncode}"
 
 
+class ChildProcess(Protocol):
+    """What the host needs of a worker's process: a started one (:class:`anyio.abc.Process`) or a forked one
+    (:class:`sandbox.template.ForkedWorker`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
 class WorkerProcess:
     """A started worker: ``send``/``recv`` frames, ``send_fds`` descriptors, ``stop`` the group."""
 
     def __init__(
-        self, process: Process, stream: UNIXSocketStream, workdir: Path, limits: SandboxLimits, corpus_room: int
+        self, process: ChildProcess, stream: UNIXSocketStream, workdir: Path, limits: SandboxLimits, corpus_room: int
     ):
         self.process = process
         self._stream = stream
@@ -69,39 +88,41 @@ class WorkerProcess:
         self.cpu_seconds = _inherited_cpu_limit(limits.cpu_allowance())
         """Its CPU-time limit for life."""
         self._last_request = 0
+        self.started_at = time.monotonic()
 
     @classmethod
-    async def start(cls, limits: SandboxLimits, workdir_parent: Path | None, corpus_bytes: int) -> WorkerProcess:
-        """Spawn a worker sized for ``corpus_bytes`` in a fresh private directory; wait until it is confined."""
+    async def start(
+        cls,
+        limits: SandboxLimits,
+        workdir_parent: Path | None,
+        corpus_bytes: int,
+        template: WorkerTemplate | None = None,
+    ) -> WorkerProcess:
+        """A worker sized for ``corpus_bytes`` in a fresh private directory, forked by ``template`` when one is
+        given and running (else started from nothing); returns once it is confined and ready."""
+        from sandbox.template import TemplateUnavailable
+
         workdir = Path(tempfile.mkdtemp(prefix="rlm-sandbox-", dir=workdir_parent))
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         room = limits.corpus_room(corpus_bytes)
         config = {
-            "fd": child_sock.fileno(),
             "max_message_bytes": max(limits.max_message_bytes, 64 * 1024 * 1024),
             "max_output_chars": limits.max_output_chars,
             "max_final_chars": limits.max_final_chars,
             "memory_bytes": limits.memory_for(room),
             "cpu_seconds": limits.cpu_allowance(),
         }
-        env = {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(workdir), "TMPDIR": str(workdir)}
-        command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT, json.dumps(config)]
+        process: ChildProcess | None = None
         try:
-            process = await anyio.open_process(
-                command,
-                # Never inherit: in stdio mode the server's stdout is the protocol channel.
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=workdir,
-                env=env,
-                start_new_session=True,
-                pass_fds=(child_sock.fileno(),),
-            )
-        except OSError as exc:
+            if template is not None:
+                with contextlib.suppress(TemplateUnavailable):
+                    process = await template.fork(config, workdir, child_sock)
+            if process is None:
+                process = await _spawn({**config, "fd": child_sock.fileno()}, workdir, child_sock)
+        except BaseException:
             parent_sock.close()
             shutil.rmtree(workdir, ignore_errors=True)
-            raise WorkerStartError(f"could not start the sandbox worker: {exc}") from exc
+            raise
         finally:
             child_sock.close()
         worker = cls(process, await UNIXSocketStream.from_socket(parent_sock), workdir, limits, room)
@@ -175,6 +196,13 @@ class WorkerProcess:
         """CPU seconds left before the kernel kills the worker (all of them where /proc cannot tell)."""
         return self.cpu_seconds - (self.cpu_used() or 0.0)
 
+    def has_cpu_for(self, seconds: float) -> bool:
+        """Whether the CPU time left covers ``seconds``. A process cannot have used more CPU seconds than its
+        age times the machine's CPUs: while that bound already leaves enough, /proc is not read, so the common
+        case costs nothing per request."""
+        most_used = (time.monotonic() - self.started_at) * (os.cpu_count() or 1)
+        return self.cpu_seconds - most_used >= seconds or self.cpu_left() >= seconds
+
     async def send_fds(self, fds: list[int]) -> None:
         try:
             await self._stream.send_fds(b"F", fds)
@@ -204,6 +232,26 @@ class WorkerProcess:
             await self.process.aclose()
         shutil.rmtree(self.workdir, ignore_errors=True)
         return describe_exit(self.process.returncode)
+
+
+async def _spawn(config: dict[str, Any], workdir: Path, child_sock: socket.socket) -> Process:
+    """A worker started from nothing: a fresh interpreter in isolated mode."""
+    env = {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(workdir), "TMPDIR": str(workdir)}
+    command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT, json.dumps(config)]
+    try:
+        return await anyio.open_process(
+            command,
+            # Never inherit: in stdio mode the server's stdout is the protocol channel.
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+            pass_fds=(child_sock.fileno(),),
+        )
+    except OSError as exc:
+        raise WorkerStartError(f"could not start the sandbox worker: {exc}") from exc
 
 
 def _inherited_cpu_limit(allowance: int) -> int:

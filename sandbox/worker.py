@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sys
+from typing import Any
 
 from sandbox import confine, loader, snapshot
 from sandbox.capture import OutputCapture
@@ -58,8 +59,12 @@ def serve(channel: Channel, repl: Repl) -> None:
         channel.send({**reply, "id": request_id})
 
 
-def main() -> None:
-    config = json.loads(sys.argv[1])
+def run(config: dict[str, Any]) -> None:
+    """Confine this process with the limits in ``config``, say ready on the channel ``config["fd"]``, serve.
+
+    A worker started from nothing (:func:`main`) and one forked by the template
+    (:mod:`sandbox.template`) both come here before reading any request.
+    """
     sock = socket.socket(fileno=int(config["fd"]))
     channel = Channel(sock, int(config["max_message_bytes"]))
     interrupts = Interrupts()
@@ -74,6 +79,10 @@ def main() -> None:
     interrupts.install()
     channel.send({"op": "ready", "pid": os.getpid(), "confinement": report})
     serve(channel, repl)
+
+
+def main() -> None:
+    run(json.loads(sys.argv[1]))
 
 
 if __name__ == "__main__":

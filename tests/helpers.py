@@ -31,14 +31,33 @@ async def call_error(client: Client, tool: str, **arguments: object) -> str:
     return result.content[0].text
 
 
-def children(pid: int) -> set[int]:
-    """The pids of a process's children (a server's sandbox workers), from /proc."""
+def direct_children(pid: int) -> set[int]:
+    """The pids of a process's children, from /proc."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             found.update(int(c) for c in (task / "children").read_text().split())
         except OSError:
             continue
+    return found
+
+
+def is_template(pid: int) -> bool:
+    """Whether ``pid`` is a worker template (``sandbox.template``), which forks workers and is not one."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "rlm-template"
+    except OSError:
+        return False
+
+
+def children(pid: int) -> set[int]:
+    """A server's sandbox workers: its children, and those of its worker template, without the template."""
+    found: set[int] = set()
+    for child in direct_children(pid):
+        if is_template(child):
+            found.update(direct_children(child))
+        else:
+            found.add(child)
     return found
 
 

@@ -819,13 +819,17 @@ def test_a_deep_frame_is_refused_without_recursion() -> None:
             decode(body)
 
 
+def _is_forked_worker(pid: int) -> bool:
+    return Path(f"/proc/{pid}/comm").read_text().strip() == "rlm-worker"
+
+
 def _workers_of_our_servers() -> set[int]:
     """Sandbox workers of the servers this test process started (its children's children)."""
     found = set()
     for server in children(os.getpid()):
         for pid in children(server):
-            with contextlib.suppress(OSError):
-                if b"sandbox.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            with contextlib.suppress(OSError):  # started from nothing, or forked by the worker template
+                if b"sandbox.worker" in Path(f"/proc/{pid}/cmdline").read_bytes() or _is_forked_worker(pid):
                     found.add(pid)
     return found
 

@@ -10,7 +10,6 @@ evicted, and their workers exit.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 from conftest import HttpServer, server_env
-from helpers import call, call_error, holding
+from helpers import call, call_error, children, holding
 from mcp import Client
 
 pytestmark = pytest.mark.anyio
@@ -39,17 +38,8 @@ def corpus(i: int) -> str:
 
 
 def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
+    """A server's sandbox workers (see ``helpers.children``: the worker template is not one)."""
+    return sorted(children(pid))
 
 
 def rss_bytes(pid: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from rlm_mcp.config import Settings
@@ -21,6 +22,8 @@ from rlm_mcp.models.base import (
 from rlm_mcp.models.bedrock import BedrockClient
 from rlm_mcp.models.openai import OpenAIClient
 from rlm_mcp.models.sampling import SamplingClient
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BedrockClient",
@@ -114,6 +117,20 @@ class ModelRouter:
                 fallback_region=s.aws_region,
             )
         return self._bedrock, model_id
+
+    async def warm(self, models: list[str | None]) -> None:
+        """Build the clients of ``models`` now, at server start, so the first sub-call does not pay for it (boto3
+        reads the service's model and finds credentials: a few hundred milliseconds). A client that cannot be built
+        says so when it is used, as before: nothing is raised here."""
+        for model in models:
+            if not model:
+                continue
+            try:
+                client, _ = self.client_for(model)
+                if not isinstance(client, SamplingClient):  # sampling has no client: only a request has a sampler
+                    await client.check()
+            except Exception as exc:  # reported on first use, with what to set
+                log.debug("model client for %s not ready: %s", model, exc)
 
     async def aclose(self) -> None:
         if self._openai is not None:
