@@ -19,7 +19,7 @@ import anyio
 
 from benchmarks import corpora, crowd, guarded, harness, mapreduce, micro, report, run, savings, starts
 from benchmarks.tasks import all_tasks
-from rlm_mcp.fakes.bedrock import ConverseFake
+from rlm_mcp.testing.bedrock import ConverseFake
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)

@@ -366,7 +366,7 @@ class Settings(BaseSettings):
     @field_validator("auth_tokens")
     @classmethod
     def _check_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
-        from rlm_mcp.auth.static import parse_token_entries  # the one parser, shared with RLM_AUTH_TOKENS_FILE
+        from rlm_mcp.server.auth.static import parse_token_entries  # the one parser, shared with RLM_AUTH_TOKENS_FILE
 
         parse_token_entries([entry.get_secret_value() for entry in value], "RLM_AUTH_TOKENS")
         return value

@@ -24,7 +24,7 @@ _EXPORTS = {
     "WorkerStartError": "sandbox.errors",
     "Sandbox": "sandbox.host",
     "SandboxLimits": "sandbox.limits",
-    "SAFE_MODULES": "sandbox.modules",
+    "SAFE_MODULES": "sandbox.worker.modules",
     "CallHandler": "sandbox.results",
     "Document": "sandbox.results",
     "ExecError": "sandbox.results",
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from sandbox.errors import WorkerStartError as WorkerStartError
     from sandbox.host import Sandbox as Sandbox
     from sandbox.limits import SandboxLimits as SandboxLimits
-    from sandbox.modules import SAFE_MODULES as SAFE_MODULES
     from sandbox.results import CallHandler as CallHandler
     from sandbox.results import Document as Document
     from sandbox.results import ExecError as ExecError
@@ -63,3 +62,4 @@ if TYPE_CHECKING:
     from sandbox.results import SubcallRefused as SubcallRefused
     from sandbox.results import SubcallReply as SubcallReply
     from sandbox.results import Variable as Variable
+    from sandbox.worker.modules import SAFE_MODULES as SAFE_MODULES

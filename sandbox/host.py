@@ -12,7 +12,7 @@ or sized past the bounds, or is not the answer to the request in flight): the
 worker is treated as hostile, killed and replaced, and the result says so.
 
 The worker's memory and CPU limits are final for its life (hard = soft, see
-:mod:`sandbox.confine`). Before a request that might need more than they allow
+:mod:`sandbox.worker.confine`). Before a request that might need more than they allow
 (a load that grows the corpus past what the worker was sized for, code when
 the worker's CPU allowance is nearly spent), the worker is replaced by one
 sized for it and the corpus is read again; when that loses variables, the
@@ -401,7 +401,7 @@ class Sandbox:
 
     async def snapshot(self, max_bytes: int) -> Snapshot:
         """The variables that are plain data, encoded by the worker in at most ``max_bytes`` and checked here as
-        untrusted data (:mod:`sandbox.snapshot`); a reply that is not exactly well formed replaces the worker."""
+        untrusted data (:mod:`sandbox.worker.snapshot`); a reply that is not exactly well formed replaces the worker."""
         message = {"op": "snapshot", "max_bytes": max_bytes}
         return await self._ask(message, "snapshot", "saving variables", lambda r: Snapshot.parse(r, max_bytes))
 

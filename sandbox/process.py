@@ -37,7 +37,7 @@ from sandbox.limits import SandboxLimits
 if TYPE_CHECKING:
     from sandbox.template import WorkerTemplate
 
-_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker import main; main()"
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker.main import main; main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 WORKER_REQUESTS = frozenset({"llm", "call"})
 """Frames the worker starts itself (while code runs); they carry the worker's own ids."""

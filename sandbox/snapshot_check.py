@@ -1,6 +1,6 @@
-"""The parent's side of snapshots (:mod:`sandbox.snapshot`): what a worker sends is untrusted data.
+"""The parent's side of snapshots (:mod:`sandbox.worker.snapshot`): what a worker sends is untrusted data.
 
-A snapshot is refused whole unless it is exactly what :func:`sandbox.snapshot.encode`
+A snapshot is refused whole unless it is exactly what :func:`sandbox.worker.snapshot.encode`
 writes: known tags, exact JSON types, references only to earlier nodes (so no
 cycle can be described), names code could have, and a size within the limit.
 The same check runs again on a snapshot read back from the store before it is
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.fields import Fields, clean_text
-from sandbox.names import is_user_name
 from sandbox.protocol import ProtocolError
-from sandbox.snapshot import FACTORIES, FLOATS, MAX_INT_BITS, MAX_NODES, MAX_REASON_CHARS, MAX_VARIABLES, TAGS
+from sandbox.worker.names import is_user_name
+from sandbox.worker.snapshot import FACTORIES, FLOATS, MAX_INT_BITS, MAX_NODES, MAX_REASON_CHARS, MAX_VARIABLES, TAGS
 
 
 def _refs(value: Any, index: int, what: str, pairs: bool = False) -> None:

@@ -9,7 +9,7 @@ like a worker (scrubbed environment, no inherited descriptors, its own session,
 killed with the server), imports what a worker needs and then only forks: each
 request gets a child that closes everything of the template's, becomes its own
 session and process group, and confines itself exactly as a worker started from
-nothing does (:func:`sandbox.worker.run`, :func:`sandbox.confine.apply`), with the
+nothing does (:func:`sandbox.worker.main.run`, :func:`sandbox.worker.confine.apply`), with the
 limits the server sized for that worker, before it reads a single request.
 
 What the template holds is what every worker holds before its first request:
@@ -21,7 +21,7 @@ does anything else). A worker is never reused: each one serves one sandbox
 is what a fork copies: the template's address-space layout and its ``str`` hash
 secret. Set ``RLM_WORKER_TEMPLATE=false`` for a fresh interpreter per worker.
 
-The template's own loop is :mod:`sandbox.forking` (it imports neither anyio nor
+The template's own loop is :mod:`sandbox.worker.forking` (it imports neither anyio nor
 anything of the server's). Workers forked by the template are its children, not
 the server's, so the template reaps them and reports how each ended; the server's side
 (:class:`WorkerTemplate`) turns those reports into the ``returncode`` and
@@ -53,7 +53,7 @@ from sandbox import protocol
 from sandbox.errors import WorkerStartError
 
 log = logging.getLogger(__name__)
-_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.forking import main; main()"
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker.forking import main; main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -136,7 +136,7 @@ class WorkerTemplate:
             await self._ensure_started()
 
     async def fork(self, config: dict[str, Any], workdir: Path, channel: socket.socket) -> ForkedWorker:
-        """A new worker running ``sandbox.worker.run(config)`` in ``workdir`` on ``channel`` (the worker's end).
+        """A new worker running ``sandbox.worker.main.run(config)`` in ``workdir`` on ``channel`` (the worker's end).
 
         The caller waits for the worker's ``ready`` on its own end of the channel, as for a worker
         started from nothing.

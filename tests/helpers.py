@@ -13,7 +13,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, Responder, echo
+from rlm_mcp.testing.bedrock import ConverseRequest, Reply, Responder, echo
 
 
 async def call(client: Client, tool: str, **arguments: object) -> dict:

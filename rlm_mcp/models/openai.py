@@ -316,7 +316,7 @@ def _arguments(raw: Any) -> Any:
     """Arguments arrive as a JSON string; local models often put raw newlines in it, which strict JSON refuses.
 
     Arguments that are not JSON (code written as it is, or JSON cut off at the output limit) stay the raw
-    string, for the loop to read or to report (:func:`rlm_mcp.replies.code_of`).
+    string, for the loop to read or to report (:func:`rlm_mcp.core.runs.replies.code_of`).
     """
     if isinstance(raw, dict):
         return raw

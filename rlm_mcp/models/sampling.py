@@ -7,7 +7,7 @@ client is being served, so the client is found per call: the MCP layer puts a
 :class:`Sampler` for the current request in :data:`current_sampler`, and
 everything the call starts (the loop, the sub-call batches) inherits it.
 How a sampler reaches the client depends on the protocol version; that part
-lives in :mod:`rlm_mcp.sampling`.
+lives in :mod:`rlm_mcp.server.sampling_rounds`.
 
 Sampling results carry no token counts, so usage is estimated at four
 characters per token; costs stay unknown (``null``).

@@ -24,7 +24,7 @@ from rlm_mcp.files import write_atomically
 from rlm_mcp.store.failures import storing
 
 PART_SEPARATOR = "\x1e"
-"""Between documents in one file (see sandbox.loader); never written inside a document."""
+"""Between documents in one file (see sandbox.worker.loader); never written inside a document."""
 FORMAT_VERSION = 1
 
 

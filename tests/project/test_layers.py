@@ -1,0 +1,137 @@
+"""House rules that keep the layers apart, and the command line."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from helpers import call
+from mcp import Client
+from mcp.client.sse import sse_client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_sandbox_knows_nothing_of_the_server() -> None:
+    for path in (ROOT / "sandbox").rglob("*.py"):
+        offending = {m for m in imported_modules(path) if m.split(".")[0] in ("rlm_mcp", "mcp", "boto3", "botocore")}
+        assert not offending, f"{path.name} imports {offending}"
+
+
+def test_only_config_reads_the_environment() -> None:
+    readers = [
+        path.relative_to(ROOT)
+        for package in ("rlm_mcp", "sandbox")
+        for path in (ROOT / package).rglob("*.py")
+        if "os.environ" in path.read_text() or "os.getenv" in path.read_text()
+    ]
+    assert readers == [Path("rlm_mcp/config.py")]
+
+
+SUBCOMMANDS = ("serve", "query", "trajectory", "sessions", "install", "uninstall", "doctor")
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_each_subcommand_help_is_short_and_its_own_options_come_first(command: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "rlm_mcp", command, "--help"], capture_output=True, text=True, check=True, cwd=ROOT,
+        env={**os.environ, "COLUMNS": "100"},
+    ).stdout  # fmt: skip
+    assert len(out.splitlines()) <= 60, f"{command} --help has {len(out.splitlines())} lines"
+    options = out.index("options:")
+    if command != "uninstall":  # uninstall takes no settings
+        assert out.index("\nsettings:") > options and "--help-settings" in out
+        assert "--exec-timeout-s" not in out  # the rarely used ones are behind --help-settings
+    assert "example" in out and f"rlm-mcp {command} " in out.split("options:")[0].split("example")[1]
+    assert "(default" in out
+
+
+def test_help_settings_lists_every_setting_with_its_variable_and_default() -> None:
+    from rlm_mcp.config import Settings, env_name, flag_name
+
+    out = subprocess.run(
+        [sys.executable, "-m", "rlm_mcp", "serve", "--help-settings"], capture_output=True, text=True, check=True,
+        cwd=ROOT, env={**os.environ, "COLUMNS": "200"},
+    ).stdout  # fmt: skip
+    for name in Settings.model_fields:
+        assert flag_name(name) in out and f"[{env_name(name)}]" in out, name
+    assert "(default: 20)" in out and "--transport" not in out
+    assert "--help-settings" in subprocess.run([sys.executable, "-m", "rlm_mcp", "install", "--help"],
+                                               capture_output=True, text=True, check=True, cwd=ROOT).stdout  # fmt: skip
+
+
+def test_the_flag_rule_is_in_one_place() -> None:
+    """Flags and variables are derived by config.flag_name/env_name only; nothing else spells the rule out."""
+    offenders = [
+        path.relative_to(ROOT)
+        for package in ("rlm_mcp",)
+        for path in (ROOT / package).rglob("*.py")
+        if path.name != "config.py" and ('f"RLM_{' in path.read_text() or "replace('_', '-')" in path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_bad_setting_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rlm_mcp", "--max-iterations", "0"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode != 0
+    assert "invalid setting: --max-iterations / RLM_MAX_ITERATIONS:" in done.stderr
+    assert "greater than or equal to 1" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""  # stdout is the protocol channel: nothing else may go there
+
+
+@pytest.mark.anyio
+async def test_sse_transport(env: dict[str, str]) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rlm_mcp", "serve", "--transport", "sse", "--port", str(port)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        async with Client(sse_client(f"http://127.0.0.1:{port}/sse")) as client:
+            sid = (await call(client, "load_context", content="over sse"))["session_id"]
+            assert (await call(client, "repl_exec", session_id=sid, code="context.upper()"))["stdout"] == "'OVER SSE'\n"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """The default run, then the tests marked slow: CI runs everything, a developer's default run is fast."""
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = 'python3 -m pip install -e ".[dev]" && python3 -m pytest && python3 -m pytest -m slow'
+    assert f"```bash\n{command}\n```" in readme
+    assert command in ci.splitlines()
+
+
+def test_readme_documents_every_setting() -> None:
+    from rlm_mcp.config import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    for name in Settings.model_fields:
+        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
+        assert f"| `{env}` | `--{name.replace('_', '-')}` |" in readme, f"{env} is missing from the README"
