@@ -298,7 +298,10 @@ def example_document() -> dict[str, Any]:
 
 
 def example_text() -> str:
-    """``mcp.json.example``, exactly: regenerate it with ``python3 -m rlm_mcp.cli.client_entries > mcp.json.example``."""
+    """``mcp.json.example``, exactly.
+
+    Regenerate it with ``python3 -m rlm_mcp.cli.client_entries > mcp.json.example``.
+    """
     return json.dumps(example_document(), indent=2) + "\n"
 
 

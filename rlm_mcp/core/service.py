@@ -451,8 +451,11 @@ class RLMService:
         owner: str = LOCAL,
         **options: Any,
     ) -> RLMQueryResult:
-        """A run over a session's corpus; ``options`` are :class:`~rlm_mcp.core.runs.control.Query`'s (models, limits, and
-        ``resume``, the trajectory id of a stopped run to continue: :mod:`rlm_mcp.core.runs.resume`)."""
+        """A run over a session's corpus.
+
+        ``options`` are :class:`~rlm_mcp.core.runs.control.Query`'s (models, limits, and ``resume``,
+        the trajectory id of a stopped run to continue: :mod:`rlm_mcp.core.runs.resume`).
+        """
         asked = Query(session_id, query, owner=owner, **options)
         return await self.runs.start(asked, wait=wait, progress=progress)
 
