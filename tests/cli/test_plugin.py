@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import call
+from helpers import call, code_examples
 from mcp import Client, StdioServerParameters
-from test_prompt_examples import examples
 
 from rlm_mcp.cli import plugin_files as plugin
 from rlm_mcp.config import Settings
@@ -72,7 +71,7 @@ def test_the_committed_plugin_is_what_the_module_writes(tmp_path: Path) -> None:
 def test_the_skill_and_the_guide_come_from_one_source() -> None:
     settings = Settings(sub_context_tokens=1000, max_sub_calls=7)
     skill, prompt = guide.skill_text(settings), guide.guide_text(settings)
-    assert examples(skill) == examples(prompt) and len(examples(skill)) == 5
+    assert code_examples(skill) == code_examples(prompt) and len(code_examples(skill)) == 5
     for step in guide.STEPS:  # every step of the method, in both
         first_words = step.text.split("{")[0][:40]
         assert first_words in skill and first_words in prompt
