@@ -33,8 +33,8 @@ from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerLost
 from sandbox.fields import Fields
 from sandbox.handover import LoadProgress, corpus_size, hand_over
 from sandbox.limits import SandboxLimits
-from sandbox.process import WORKER_REQUESTS, WorkerProcess, describe_exit
-from sandbox.protocol import ProtocolError
+from sandbox.process import WorkerProcess, describe_exit
+from sandbox.protocol import ANSWERS, WORKER_REQUESTS, Op, ProtocolError
 from sandbox.results import (
     CallHandler,
     Document,
@@ -51,7 +51,7 @@ from sandbox.snapshot_check import Restored, Snapshot
 if TYPE_CHECKING:
     from sandbox.template import WorkerTemplate
 
-_EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
+_EXEC_FRAMES = WORKER_REQUESTS | {Op.RESULT, Op.INTERNAL_ERROR}
 T = TypeVar("T")
 
 
@@ -342,7 +342,7 @@ class Sandbox:
         self, code: str, timeout: float, on_subcall: SubcallHandler | None, on_call: CallHandler | None = None
     ) -> ExecResult:
         worker = self._live
-        request_id = await worker.request({"op": "exec", "code": code, "timeout": timeout})
+        request_id = await worker.request({"op": Op.EXEC, "code": code, "timeout": timeout})
         budget = timeout + self.limits.kill_grace_s
         pending: tuple[str, int] | None = None
         """The reply op and id of the worker's request being served, if one is."""
@@ -355,14 +355,14 @@ class Sandbox:
                     raise WorkerLost("timeout", "hard timeout")
                 budget -= anyio.current_time() - started
                 try:
-                    if message["op"] == "result":
+                    if message["op"] == Op.RESULT:
                         return ExecResult.parse(message, self.limits.max_output_chars, self.limits.max_final_chars)
-                    if message["op"] == "internal_error":
+                    if message["op"] == Op.INTERNAL_ERROR:
                         text = Fields(message, "the internal error").text("message", 2000)
                         error = ExecError(type="SandboxError", message=text)
                         return ExecResult(stdout="", error=error, final=None, variables=[], elapsed_ms=0.0)
-                    pending = (f"{message['op']}_result", message["id"])
-                    if message["op"] == "llm":
+                    pending = (ANSWERS[message["op"]], message["id"])
+                    if message["op"] == Op.LLM:
                         answer = await serve_subcall(message, on_subcall)
                     else:
                         answer = await serve_call(message, on_call)
@@ -390,25 +390,25 @@ class Sandbox:
                     message = await worker.reply(request_id, _EXEC_FRAMES, "stopping code")
                     if message["op"] not in WORKER_REQUESTS:
                         return
-                    await worker.send({"op": f"{message['op']}_result", "id": message["id"], "interrupt": True})
+                    await worker.send({"op": ANSWERS[message["op"]], "id": message["id"], "interrupt": True})
         except (WorkerLost, TimeoutError):
             if not self._closed:
                 await self._restart()
 
     async def variables(self) -> list[Variable]:
-        reply = await self._ask({"op": "vars"}, "vars", "listing variables")
+        reply = await self._ask({"op": Op.VARS}, Op.VARS, "listing variables")
         return parse_variables(Fields(reply, "the variables").items("variables"))
 
     async def snapshot(self, max_bytes: int) -> Snapshot:
         """The variables that are plain data, encoded by the worker in at most ``max_bytes`` and checked here as
         untrusted data (:mod:`sandbox.worker.snapshot`); a reply that is not exactly well formed replaces the worker."""
-        message = {"op": "snapshot", "max_bytes": max_bytes}
-        return await self._ask(message, "snapshot", "saving variables", lambda r: Snapshot.parse(r, max_bytes))
+        message = {"op": Op.SNAPSHOT, "max_bytes": max_bytes}
+        return await self._ask(message, Op.SNAPSHOT, "saving variables", lambda r: Snapshot.parse(r, max_bytes))
 
     async def restore(self, snapshot: Snapshot) -> Restored:
         """Put a snapshot's variables into the namespace (over any of the same names)."""
-        message = {"op": "restore", **snapshot.to_message()}
-        return await self._ask(message, "restored", "restoring variables", lambda r: Restored.parse(r, snapshot))
+        message = {"op": Op.RESTORE, **snapshot.to_message()}
+        return await self._ask(message, Op.RESTORED, "restoring variables", lambda r: Restored.parse(r, snapshot))
 
     async def reset(self) -> None:
         """A fresh worker with the same corpus and no variables; SandboxError if the corpus did not reload."""
@@ -431,7 +431,7 @@ class Sandbox:
             await self._ensure_running()
             worker = self._live
             deadline = anyio.current_time() + self.limits.exec_timeout_s + self.limits.kill_grace_s
-            ops = frozenset({op, "internal_error"})
+            ops = frozenset({op, Op.INTERNAL_ERROR})
             request_id: int | None = None
             try:
                 request_id = await worker.request(message)

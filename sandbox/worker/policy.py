@@ -61,8 +61,8 @@ from types import CodeType
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer, copy_locations
 
-from sandbox.worker.names import is_private_name, name_refusal
-from sandbox.worker.names import is_user_name as is_user_name  # the one rule lives in names.py (snapshots use it too)
+from sandbox.protocol.names import is_private_name, name_refusal
+from sandbox.protocol.names import is_user_name as is_user_name  # the one rule (the parent's snapshot check uses it)
 
 # The module name of everything code in the REPL defines (classes, functions); the write guard and
 # the super() guard use it to tell the user's own objects from the sandbox's and the libraries'.

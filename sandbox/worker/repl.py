@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox import protocol
-from sandbox.protocol import FD_BATCH, Channel
+from sandbox.protocol import FD_BATCH, Channel, Op
 from sandbox.worker import guards, loader, mapreduce, modules, safe_builtins, standins
 from sandbox.worker.capture import OutputCapture
 from sandbox.worker.describe import clip, describe_exception, describe_syntax_error
@@ -270,7 +270,7 @@ class Repl:
         reply: dict[str, Any] = {}
         try:
             self.channel.send(
-                {"op": "llm", "id": request_id, "prompts": prompts, "model": model, "corpus": corpus, "cache": cache}
+                {"op": Op.LLM, "id": request_id, "prompts": prompts, "model": model, "corpus": corpus, "cache": cache}
             )
             reply = self.channel.recv()
         finally:
@@ -278,7 +278,7 @@ class Repl:
             # as compute, so a loop that keeps asking runs into the timeout instead of spinning forever.
             refused = "error" in reply
             self.interrupts.resume(time.monotonic() - waited if refused else 0.0)
-        if reply.get("op") != "llm_result" or reply.get("id") != request_id:
+        if reply.get("op") != Op.LLM_RESULT or reply.get("id") != request_id:
             raise protocol.ProtocolError("unexpected reply to a sub-call")
         if reply.get("interrupt"):
             raise ExecInterrupted("cancelled")
@@ -321,11 +321,11 @@ class Repl:
         request_id = self._request_id
         self.interrupts.pause()
         try:
-            self.channel.send({"op": "call", "id": request_id, "name": name, "args": args})
+            self.channel.send({"op": Op.CALL, "id": request_id, "name": name, "args": args})
             reply = self.channel.recv()
         finally:
             self.interrupts.resume()
-        if reply.get("op") != "call_result" or reply.get("id") != request_id:
+        if reply.get("op") != Op.CALL_RESULT or reply.get("id") != request_id:
             raise protocol.ProtocolError(f"unexpected reply to {name}")
         if reply.get("interrupt"):
             raise ExecInterrupted("cancelled")
@@ -370,7 +370,7 @@ class Repl:
         skipped: list[list[Any]] = []
         for start in range(0, len(specs), batch):
             if start:
-                self.channel.send({"op": "load_more", "id": self.parent_request, "done": start})
+                self.channel.send({"op": Op.LOAD_MORE, "id": self.parent_request, "done": start})
             self._read_batch(specs[start : start + batch], texts, start, skipped)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
         self._locator = None
@@ -426,7 +426,7 @@ class Repl:
         if restored:
             notes.append(f"reserved name(s) restored: {', '.join(restored)}; store results under other names")
         return {
-            "op": "result",
+            "op": Op.RESULT,
             "stdout": self.capture.getvalue(),
             "output_chars": self.capture.total,
             "error": error,
