@@ -51,6 +51,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from sandbox import protocol
 from sandbox.errors import WorkerStartError
+from sandbox.protocol import Op
 
 log = logging.getLogger(__name__)
 _BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker.forking import main; main()"
@@ -149,7 +150,7 @@ class WorkerTemplate:
                 try:
                     with anyio.fail_after(self.start_timeout_s):
                         await stream.send_fds(b"F", [channel.fileno()])
-                        await stream.send(protocol.encode({"op": "fork", "config": config, "workdir": str(workdir)}))
+                        await stream.send(protocol.encode({"op": Op.FORK, "config": config, "workdir": str(workdir)}))
                         child = await self._forked_reader.receive()
                     if child is None:
                         raise TemplateUnavailable("the worker template could not fork")
@@ -211,7 +212,7 @@ class WorkerTemplate:
         except (TimeoutError, OSError, anyio.IncompleteRead, anyio.EndOfStream, protocol.ProtocolError) as exc:
             await stream.aclose()
             raise TemplateUnavailable(f"the worker template did not start ({type(exc).__name__})") from None
-        if ready.get("op") != "ready":
+        if ready.get("op") != Op.READY:
             await stream.aclose()
             raise TemplateUnavailable("the worker template did not report ready")
         self._stream = stream
@@ -231,16 +232,16 @@ class WorkerTemplate:
         try:
             while True:
                 report = await _read_frame(reader)
-                if report.get("op") == "fork_failed":
+                if report.get("op") == Op.FORK_FAILED:
                     await forked.send(None)
                     continue
                 pid = report.get("pid")
                 if type(pid) is not int:
                     continue
-                if report.get("op") == "forked":
+                if report.get("op") == Op.FORKED:
                     # Known from now on, so that its end is not missed even if it comes before fork() resumes.
                     await forked.send(self._children.setdefault(pid, ForkedWorker(pid)))
-                elif report.get("op") == "exited":
+                elif report.get("op") == Op.EXITED:
                     code = report.get("returncode")
                     child = self._children.pop(pid, None) or ForkedWorker(pid)
                     child.exited(code if type(code) is int else -signal.SIGKILL)

@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from sandbox import protocol
+from sandbox.protocol import Op
 
 _PR_SET_NAME = 15
 TEMPLATE_NAME = b"rlm-template"
@@ -87,7 +88,7 @@ class _Template:
                 return
             if pid == 0:
                 return
-            self.channel.send({"op": "exited", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+            self.channel.send({"op": Op.EXITED, "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
 
     def fork(self, request: dict[str, Any], fd: int) -> None:
         config = dict(request.get("config") or {})
@@ -98,7 +99,7 @@ class _Template:
         except OSError as exc:  # out of processes or memory: the server starts this worker from nothing
             for unused in (started_r, started_w, fd):
                 os.close(unused)
-            self.channel.send({"op": "fork_failed", "message": str(exc)[:200]})
+            self.channel.send({"op": Op.FORK_FAILED, "message": str(exc)[:200]})
             return
         if pid == 0:
             code = 1
@@ -119,7 +120,7 @@ class _Template:
         os.read(started_r, 1)  # EOF once the child has its own session (or has died)
         os.close(started_r)
         os.close(fd)
-        self.channel.send({"op": "forked", "pid": pid})
+        self.channel.send({"op": Op.FORKED, "pid": pid})
 
     def close_in_child(self, keep: int) -> None:
         """Nothing of the template's reaches the worker: the control channel, the selector, the wake-up pair."""
@@ -141,5 +142,5 @@ def main() -> None:
     _set_name(TEMPLATE_NAME)
     preload()
     confine.apply_template()
-    protocol.Channel(control, 1024).send({"op": "ready", "pid": os.getpid()})
+    protocol.Channel(control, 1024).send({"op": Op.READY, "pid": os.getpid()})
     _Template(control).serve()

@@ -15,7 +15,7 @@ import socket
 import sys
 from typing import Any
 
-from sandbox.protocol import Channel
+from sandbox.protocol import Channel, Op
 from sandbox.worker import confine, loader, snapshot
 from sandbox.worker.capture import OutputCapture
 from sandbox.worker.interrupts import Interrupts
@@ -32,28 +32,28 @@ def serve(channel: Channel, repl: Repl) -> None:
         op, request_id = message.get("op"), message.get("id")
         repl.parent_request = request_id
         try:
-            if op == "exec":
+            if op == Op.EXEC:
                 reply = repl.execute(str(message["code"]), float(message["timeout"]))
-            elif op == "load":
+            elif op == Op.LOAD:
                 try:
-                    reply = {"op": "loaded", **repl.load(message)}
+                    reply = {"op": Op.LOADED, **repl.load(message)}
                 except loader.DocumentDecodeError as exc:
-                    reply = {"op": "load_error", "message": str(exc)}
-            elif op == "vars":
-                reply = {"op": "vars", "variables": repl.variables()}
-            elif op == "snapshot":
-                reply = {"op": "snapshot", **snapshot.encode(repl.ns, RESERVED, int(message["max_bytes"]))}
-            elif op == "restore":
+                    reply = {"op": Op.LOAD_ERROR, "message": str(exc)}
+            elif op == Op.VARS:
+                reply = {"op": Op.VARS, "variables": repl.variables()}
+            elif op == Op.SNAPSHOT:
+                reply = {"op": Op.SNAPSHOT, **snapshot.encode(repl.ns, RESERVED, int(message["max_bytes"]))}
+            elif op == Op.RESTORE:
                 values, failed = snapshot.decode(message, RESERVED)
                 repl.ns.update(values)
-                reply = {"op": "restored", "restored": list(values), "failed": failed}
-            elif op == "shutdown":
+                reply = {"op": Op.RESTORED, "restored": list(values), "failed": failed}
+            elif op == Op.SHUTDOWN:
                 return
             else:
-                reply = {"op": "internal_error", "message": f"unknown request {op!r}"}
+                reply = {"op": Op.INTERNAL_ERROR, "message": f"unknown request {op!r}"}
         except MemoryError:
             repl.capture = OutputCapture(repl.max_output_chars)
-            reply = {"op": "internal_error", "message": "the sandbox ran out of memory while answering"}
+            reply = {"op": Op.INTERNAL_ERROR, "message": "the sandbox ran out of memory while answering"}
         except (EOFError, BrokenPipeError):
             return
         channel.send({**reply, "id": request_id})
@@ -77,7 +77,7 @@ def run(config: dict[str, Any]) -> None:
         )
     )
     interrupts.install()
-    channel.send({"op": "ready", "pid": os.getpid(), "confinement": report})
+    channel.send({"op": Op.READY, "pid": os.getpid(), "confinement": report})
     serve(channel, repl)
 
 

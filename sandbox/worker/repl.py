@@ -3,7 +3,8 @@
 ``context`` and the helpers (``llm_query``, ``llm_query_batched``, ``rlm_query``,
 ``FINAL``, ``FINAL_VAR``, ``SHOW_VARS``) are restored after every execution.
 Helpers expose nothing but their call; sub-calls go to the parent over the
-channel while the compute clock is paused.
+channel while the compute clock is paused (:mod:`sandbox.worker.subcalls`, apart
+because it is where code waits on the parent).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import protocol
-from sandbox.protocol import FD_BATCH, Channel
+from sandbox.protocol import FD_BATCH, Channel, Op
 from sandbox.worker import guards, loader, mapreduce, modules, safe_builtins, standins
 from sandbox.worker.capture import OutputCapture
+from sandbox.worker.compiler import RestrictedCodeError, compile_cell
 from sandbox.worker.describe import clip, describe_exception, describe_syntax_error
 from sandbox.worker.guards import exact_str
 from sandbox.worker.interrupts import ExecInterrupted, Interrupts
@@ -33,33 +34,14 @@ from sandbox.worker.policy import (
     READ_GUARD,
     USER_MODULE,
     WRITE_GUARD,
-    RestrictedCodeError,
-    compile_cell,
     is_user_name,
 )
+from sandbox.worker.subcalls import LLMBatchError, LLMError, ParentRequests, SubcallBudgetExceeded
 
 HELPER_NAMES = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
 RESERVED = ("context", *HELPER_NAMES)
 MAX_VARIABLES = 200
 _SIZED_TYPES = (str, bytes, bytearray, list, tuple, dict, set, frozenset, deque)
-
-
-class LLMError(Exception):
-    """A sub-call (llm_query / llm_query_batched) failed."""
-
-
-class SubcallBudgetExceeded(LLMError):
-    """The session's or run's sub-call budget is used up."""
-
-
-class LLMBatchError(LLMError):
-    """Some prompts of a batch failed; ``results`` holds the others (None where failed)."""
-
-    def __init__(self, message: str, results: list[str | None], errors: dict[int, str]):
-        super().__init__(message)
-        self.results = results
-        self.errors = errors
-        self.failed = sorted(errors)
 
 
 class Helper:
@@ -84,20 +66,6 @@ class Helper:
         return f"<function {self._name}>"
 
 
-def _str_list(value: object, what: str) -> list[str]:
-    """A list of exact strs copied from ``value``, an iterable of str (iterated as the caller's code would)."""
-    if issubclass(type(value), str):
-        raise TypeError(f"{what} takes a list of str")
-    try:
-        items = list(value)
-    except TypeError:
-        raise TypeError(f"{what} takes a list of str, not {type(value).__name__}") from None
-    for i, item in enumerate(items):
-        if not issubclass(type(item), str):
-            raise TypeError(f"{what}[{i}] is a {type(item).__name__}, not a str")
-    return [str.__str__(item) for item in items]
-
-
 def variable_size(value: object) -> int | None:
     """len() of builtin containers, read without calling any method user code defined."""
     kind = type(value)
@@ -120,22 +88,20 @@ class Repl:
         self.notes: list[str] = []
         """What the current execution wants the caller to know (e.g. how FINAL_VAR read its argument)."""
         self.capture = OutputCapture(max_output_chars)
-        self._request_id = 0
         self.parent_request: Any = None
         """The id of the parent's request being served, echoed in every frame that answers it."""
         self.context: str | list[str] = ""
-        self._locator: Any = None
-        """Finds corpus text in prompts; built at the first sub-call after a load."""
+        self.parent = ParentRequests(channel, interrupts, lambda: self.context)
         proxies = modules.build_all(
             {"pprint": {"pprint": Helper("pprint", self._pprint)}, **standins.extras(self._write)}
         )
         self.helpers: dict[str, Helper] = {
-            "llm_query": Helper("llm_query", self._llm_query),
-            "llm_query_batched": Helper("llm_query_batched", self._llm_query_batched),
+            "llm_query": Helper("llm_query", self.parent.llm_query),
+            "llm_query_batched": Helper("llm_query_batched", self.parent.llm_query_batched),
             "FINAL": Helper("FINAL", self._final),
             "FINAL_VAR": Helper("FINAL_VAR", self._final_var),
             "SHOW_VARS": Helper("SHOW_VARS", self._show_vars),
-            "rlm_query": Helper("rlm_query", self._rlm_query),
+            "rlm_query": Helper("rlm_query", self.parent.rlm_query),
         }
         extra_builtins = {
             "print": Helper("print", self._print),
@@ -144,7 +110,7 @@ class Repl:
             "LLMBatchError": LLMBatchError,
             "SubcallBudgetExceeded": SubcallBudgetExceeded,
         }
-        mapper = mapreduce.Mapper(self._llm_query_batched, self._write, LLMBatchError, SubcallBudgetExceeded)
+        mapper = mapreduce.Mapper(self.parent.llm_query_batched, self._write, LLMBatchError, SubcallBudgetExceeded)
         extra_builtins.update({name: Helper(name, f) for name, f in mapreduce.helpers(mapper).items()})
         self.ns: dict[str, Any] = {}
         self.ns.update(
@@ -225,115 +191,6 @@ class Repl:
             size = "" if row["size"] is None else f"  len={row['size']:,}"
             self.capture.write(f"{row['name']}: {row['type']}{size}\n")
 
-    def _llm_query(self, prompt: Any, model: Any = None, cache: Any = True) -> str:
-        if not issubclass(type(prompt), str):
-            raise TypeError(
-                f"llm_query(prompt) takes a str, not {type(prompt).__name__}; use llm_query_batched(prompts) for a list"
-            )
-        outcome = self._request_llm([exact_str(prompt, "prompt")], model, cache)[0]
-        if "error" in outcome:
-            raise LLMError(outcome["error"])
-        return str(outcome["text"])
-
-    def _llm_query_batched(self, prompts: Any, model: Any = None, cache: Any = True) -> list[str]:
-        if issubclass(type(prompts), str):
-            raise TypeError("llm_query_batched(prompts) takes a list of str; use llm_query(prompt) for one")
-        prompts = _str_list(prompts, "prompts")
-        if not prompts:
-            return []
-        outcomes = self._request_llm(prompts, model, cache)
-        errors = {i: str(o["error"]) for i, o in enumerate(outcomes) if "error" in o}
-        if errors:
-            results = [None if "error" in o else str(o["text"]) for o in outcomes]
-            first = next(iter(errors.values()))
-            shown = ", ".join(map(str, sorted(errors)[:10])) + (", ..." if len(errors) > 10 else "")
-            raise LLMBatchError(
-                f"{len(errors)} of {len(prompts)} prompts failed (indices {shown}): {first}. "
-                "The other answers are in e.results; retry e.failed if needed.",
-                results,
-                errors,
-            )
-        return [str(o["text"]) for o in outcomes]
-
-    def _request_llm(self, prompts: list[str], model: Any, cache: Any = True) -> list[dict[str, Any]]:
-        if model is not None:
-            if not issubclass(type(model), str):
-                raise TypeError("model must be a model id string or None")
-            model = exact_str(model, "model")
-        if type(cache) is not bool:
-            raise TypeError("cache must be True (reuse an earlier identical answer) or False (always ask the model)")
-        self._request_id += 1
-        request_id = self._request_id
-        corpus = self._corpus_spans(prompts)  # before the clock pauses: it is this code's compute
-        self.interrupts.pause()
-        waited = time.monotonic()
-        reply: dict[str, Any] = {}
-        try:
-            self.channel.send(
-                {"op": "llm", "id": request_id, "prompts": prompts, "model": model, "corpus": corpus, "cache": cache}
-            )
-            reply = self.channel.recv()
-        finally:
-            # A refused request (budget spent, no model) is answered at once: its round trip counts
-            # as compute, so a loop that keeps asking runs into the timeout instead of spinning forever.
-            refused = "error" in reply
-            self.interrupts.resume(time.monotonic() - waited if refused else 0.0)
-        if reply.get("op") != "llm_result" or reply.get("id") != request_id:
-            raise protocol.ProtocolError("unexpected reply to a sub-call")
-        if reply.get("interrupt"):
-            raise ExecInterrupted("cancelled")
-        if "error" in reply:
-            kind = SubcallBudgetExceeded if reply.get("error_type") == "SubcallBudgetExceeded" else LLMError
-            raise kind(str(reply["error"]))
-        results = reply.get("results")
-        if not isinstance(results, list) or len(results) != len(prompts):
-            raise protocol.ProtocolError("sub-call reply does not match the request")
-        return results
-
-    def _corpus_spans(self, prompts: list[str]) -> list[list[int]] | None:
-        """Where each prompt's corpus text comes from (see :mod:`sandbox.worker.locate`); None if it cannot be told."""
-        try:
-            if self._locator is None:
-                from sandbox.worker.locate import (
-                    CorpusLocator,  # on first use: a worker that never sub-calls never loads it
-                )
-
-                self._locator = CorpusLocator(self.context)
-            return self._locator.spans_of(prompts)
-        except Exception:  # the figure is a nicety: never let it cost the sub-call
-            return None
-
-    def _rlm_query(self, prompt: Any, context: Any = None) -> str:
-        if not issubclass(type(prompt), str):
-            raise TypeError(f"rlm_query(prompt, context=None) takes a str prompt, not {type(prompt).__name__}")
-        if context is not None:
-            if issubclass(type(context), str):
-                context = exact_str(context, "context")
-            elif issubclass(type(context), list):
-                context = _str_list(context, "context")
-            else:
-                raise TypeError("rlm_query's context must be None (the whole corpus), a str, or a list of str")
-        return str(self._call_parent("rlm_query", {"prompt": exact_str(prompt, "prompt"), "context": context}))
-
-    def _call_parent(self, name: str, args: dict[str, Any]) -> Any:
-        """A named request the parent serves (e.g. a nested run); the worker knows only the name."""
-        self._request_id += 1
-        request_id = self._request_id
-        self.interrupts.pause()
-        try:
-            self.channel.send({"op": "call", "id": request_id, "name": name, "args": args})
-            reply = self.channel.recv()
-        finally:
-            self.interrupts.resume()
-        if reply.get("op") != "call_result" or reply.get("id") != request_id:
-            raise protocol.ProtocolError(f"unexpected reply to {name}")
-        if reply.get("interrupt"):
-            raise ExecInterrupted("cancelled")
-        if "error" in reply:
-            kind = SubcallBudgetExceeded if reply.get("error_type") == "SubcallBudgetExceeded" else LLMError
-            raise kind(str(reply["error"]))
-        return reply.get("result")
-
     # -- namespace -----------------------------------------------------------------------
 
     def _restore_reserved(self) -> list[str]:
@@ -370,10 +227,10 @@ class Repl:
         skipped: list[list[Any]] = []
         for start in range(0, len(specs), batch):
             if start:
-                self.channel.send({"op": "load_more", "id": self.parent_request, "done": start})
+                self.channel.send({"op": Op.LOAD_MORE, "id": self.parent_request, "done": start})
             self._read_batch(specs[start : start + batch], texts, start, skipped)
         self.context = texts[0] if message.get("shape") == "str" and len(texts) == 1 else texts
-        self._locator = None
+        self.parent.forget_corpus()
         self._restore_reserved()
         return loader.describe(self.context, skipped)
 
@@ -426,7 +283,7 @@ class Repl:
         if restored:
             notes.append(f"reserved name(s) restored: {', '.join(restored)}; store results under other names")
         return {
-            "op": "result",
+            "op": Op.RESULT,
             "stdout": self.capture.getvalue(),
             "output_chars": self.capture.total,
             "error": error,

@@ -30,25 +30,18 @@ from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from sandbox.worker.names import is_user_name
+from sandbox.protocol.names import is_user_name
+from sandbox.protocol.snapshots import FACTORY_NAMES, FLOATS, MAX_INT_BITS, MAX_NODES, MAX_VARIABLES
 
-MAX_VARIABLES = 1000
-MAX_NODES = 250_000
-"""Values in one snapshot at most: a bound on the time it takes, on either side of the channel."""
 MAX_NESTING = 1000
 """Containers nested deeper than this are skipped (encoding walks them with an explicit stack, not recursion)."""
-MAX_INT_BITS = 10_000
-"""Larger ints are skipped: their decimal form is past what ``json`` converts (4,300 digits by default)."""
-MAX_REASON_CHARS = 300
-FACTORIES: dict[str, Callable[[], Any]] = {
-    "int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple, "Counter": Counter,
-}  # fmt: skip
-"""The ``default_factory`` of a ``defaultdict`` that can be saved: plain types, by name."""
+_TYPES: dict[str, Callable[[], Any]] = {t.__name__: t for t in (int, float, str, list, dict, set, tuple, Counter)}
+FACTORIES: dict[str, Callable[[], Any]] = {name: _TYPES[name] for name in FACTORY_NAMES}
+"""The factories a snapshot may name (:data:`~sandbox.protocol.snapshots.FACTORY_NAMES`, which the parent checks
+against), resolved here; a name added there without a type here fails when this module is imported."""
 _SEQUENCES = {list: "l", tuple: "t", set: "S", frozenset: "F"}
 _MAPPINGS = {dict: "d", OrderedDict: "O", Counter: "C"}
-FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _LEAVES = frozenset({type(None), bool, int, float, str, bytes})
-TAGS = frozenset({"n", "b", "i", "f", "s", "y", "l", "t", "S", "F", "d", "O", "C", "D", "q"})
 
 
 class _Skip(Exception):

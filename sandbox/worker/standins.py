@@ -6,8 +6,9 @@ Real model code imports ``sys`` to print to ``sys.stderr`` or read
 (``sys.modules``, ``sys._getframe``), evaluate strings (``typing.get_type_hints``),
 walk frames (``traceback.extract_stack``) or generate code from names
 (``dataclasses.make_dataclass``). So each is a proxy (see :mod:`sandbox.worker.modules`)
-holding the names below; anything else raises an ``AttributeError`` that says it
-is not available in the sandbox, with a hint where there is a better way.
+holding the names listed in :data:`sandbox.protocol.modules.STANDIN_MODULES`; anything
+else raises an ``AttributeError`` that says it is not available in the sandbox, with a
+hint where there is a better way.
 """
 
 from __future__ import annotations
@@ -20,79 +21,6 @@ from typing import Any
 
 from sandbox.worker import guards, ownership
 from sandbox.worker.describe import describe_exception
-
-STANDIN_MODULES: Mapping[str, tuple[str, ...]] = {
-    "sys": (
-        "maxsize",
-        "maxunicode",
-        "version",
-        "version_info",
-        "hexversion",
-        "platform",
-        "byteorder",
-        "float_info",
-        "int_info",
-        "float_repr_style",
-        "getsizeof",
-        "getrecursionlimit",
-        "get_int_max_str_digits",
-        "getdefaultencoding",
-        "intern",
-    ),
-    # TypedDict, NamedTuple's cousins that evaluate strings (get_type_hints, ForwardRef), and the
-    # decorators that set attributes on whatever they are given (final, no_type_check) stay out.
-    "typing": (
-        "Any",
-        "AnyStr",
-        "Callable",
-        "ClassVar",
-        "Collection",
-        "Container",
-        "Counter",
-        "DefaultDict",
-        "Deque",
-        "Dict",
-        "Final",
-        "FrozenSet",
-        "Generator",
-        "Generic",
-        "Hashable",
-        "Iterable",
-        "Iterator",
-        "List",
-        "Literal",
-        "Mapping",
-        "MutableMapping",
-        "MutableSequence",
-        "MutableSet",
-        "NamedTuple",
-        "NewType",
-        "NoReturn",
-        "Optional",
-        "OrderedDict",
-        "Sequence",
-        "Set",
-        "Sized",
-        "Text",
-        "Tuple",
-        "Type",
-        "TypeVar",
-        "Union",
-        "cast",
-        "TYPE_CHECKING",
-    ),
-    "dataclasses": (
-        "field",
-        "fields",
-        "asdict",
-        "astuple",
-        "replace",
-        "is_dataclass",
-        "FrozenInstanceError",
-        "MISSING",
-    ),
-    "traceback": (),
-}
 
 # Modules the compiler imports on its own: ``from __future__ import annotations`` runs an import.
 FUTURE_NAMES = ("annotations", "division", "absolute_import", "print_function", "generator_stop")

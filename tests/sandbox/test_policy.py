@@ -23,7 +23,8 @@ from attacks import ANY_ERROR, CATEGORIES, PWNED
 
 from sandbox import Sandbox, SandboxLimits, SubcallReply
 from sandbox.worker import formatting, guards, modules, ownership, safe_builtins
-from sandbox.worker.policy import INJECTED_NAMES, RestrictedCodeError, compile_cell, is_user_name, name_refusal
+from sandbox.worker.compiler import RestrictedCodeError, compile_cell
+from sandbox.worker.policy import INJECTED_NAMES, is_user_name, name_refusal
 
 
 class Evil(str):

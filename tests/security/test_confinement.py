@@ -690,7 +690,7 @@ async def test_worker_killed_while_idle_restarts_and_says_so(tmp_path: Path) -> 
 
 def test_bootstrap_is_what_the_tests_confine() -> None:
     """The tests above confine a process the way the worker does: through ``confine.apply`` in main()."""
-    source = (Path(_PACKAGE_ROOT) / "sandbox" / "worker.py").read_text()
+    source = (Path(_PACKAGE_ROOT) / "sandbox" / "worker" / "main.py").read_text()
     assert "confine.apply(" in source and "readable=confine.interpreter_directories()" in source
     assert "from sandbox.worker.main import main" in _BOOTSTRAP
 

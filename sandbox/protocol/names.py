@@ -1,8 +1,10 @@
-"""Which names user code may define: the one rule, shared by the policy and by snapshots.
+"""Which names user code may define: the one rule, shared by the worker's policy and the parent's snapshot check.
 
 :mod:`sandbox.worker.policy` refuses any other name at compile time. A snapshot
 (:mod:`sandbox.worker.snapshot`) saves and restores exactly these names, and the parent
-checks a snapshot's names with the same rule without importing RestrictedPython.
+(:mod:`sandbox.snapshot_check`) checks a snapshot's names with this same function. It
+lives in the protocol because both processes must agree on it, and so the parent never
+imports the worker's code (or RestrictedPython) to apply it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,22 @@
-"""Framing for the parent <-> worker channel.
+"""What the parent and the confined worker agree on: the wire format, and nothing else.
+
+This package is the only ground the two sides of :mod:`sandbox` share: the worker's
+code (:mod:`sandbox.worker`) and the parent's (:mod:`sandbox.host` and the modules
+beside it) each import from here and never from each other. Every module in it is
+imported by both, so a value they must agree on is written once:
+
+- this module: the framing, and :data:`FD_BATCH`, the descriptors sent per batch when
+  the corpus is handed over (:mod:`sandbox.handover` sends, the worker's REPL receives);
+- :mod:`sandbox.protocol.messages`: the name of every message (:class:`Op`);
+- :mod:`sandbox.protocol.names`: which names user code may define (the worker's policy,
+  the parent's snapshot check);
+- :mod:`sandbox.protocol.snapshots`: the snapshot format's tags and bounds;
+- :mod:`sandbox.protocol.modules`: the modules code may import (``sandbox.SAFE_MODULES``).
+
+It imports nothing from :mod:`sandbox` outside this package.
+
+Framing
+-------
 
 Every message is a JSON object preceded by its length as a 4-byte big-endian
 integer. JSON (never pickle) because the worker is untrusted: whatever it sends
@@ -26,8 +44,14 @@ import socket
 import struct
 from typing import Any
 
+from sandbox.protocol.messages import ANSWERS as ANSWERS
+from sandbox.protocol.messages import WORKER_REQUESTS as WORKER_REQUESTS
+from sandbox.protocol.messages import Op as Op
+
 HEADER = struct.Struct(">I")
 FD_BATCH = 200
+"""Descriptors per message when the corpus is handed over: the parent sends at most this many at a time,
+the worker reads up to as many at a time (:mod:`sandbox.handover`, :mod:`sandbox.worker.repl`)."""
 MAX_FRAME = 2**32 - 1
 MAX_DEPTH = 16
 """Deepest nesting of arrays and objects a frame may have (the protocol itself uses four)."""
