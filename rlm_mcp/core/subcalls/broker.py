@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from rlm_mcp.config import Settings
+from rlm_mcp.core.backends import backend_of
 from rlm_mcp.core.subcalls.budget import Budget, estimate
 from rlm_mcp.core.subcalls.cache import Answer, Occurrences, Request, SubcallCache
 from rlm_mcp.errors import ModelError
@@ -292,7 +293,9 @@ class SubcallBroker:
             self._check_size(prompt)
             max_tokens = self.settings.sub_max_tokens
             with (
-                telemetry.model_span(model_id, role="sub", max_tokens=max_tokens, prompt_chars=len(prompt)) as span,
+                telemetry.model_span(
+                    model_id, backend=backend_of(client), role="sub", max_tokens=max_tokens, prompt_chars=len(prompt)
+                ) as span,
                 anyio.fail_after(self.settings.subcall_timeout_s),
             ):
                 completion = await client.complete(model_id, prompt, max_tokens=max_tokens)
