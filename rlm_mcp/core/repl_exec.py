@@ -14,7 +14,8 @@ import time
 
 from rlm_mcp.config import Settings
 from rlm_mcp.core.runs.recursion import refuse_in_repl_exec
-from rlm_mcp.core.sessions import Session, SessionManager
+from rlm_mcp.core.session_state import Session
+from rlm_mcp.core.sessions import SessionManager
 from rlm_mcp.core.steps import build_step
 from rlm_mcp.core.subcalls.broker import SubcallBroker, SubcallLog
 from rlm_mcp.core.trajectories import TrajectoryStore

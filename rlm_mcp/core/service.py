@@ -24,15 +24,18 @@ import anyio.to_thread
 from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.core.guide import guide_text
+from rlm_mcp.core.ids import check_id
 from rlm_mcp.core.loading import Loader
 from rlm_mcp.core.repl_exec import ReplExec
 from rlm_mcp.core.retention import InUse, Report, Retention
 from rlm_mcp.core.runs.control import Query, Runs
 from rlm_mcp.core.runs.recursion import Recursion, sandbox_factory
-from rlm_mcp.core.sessions import SessionManager, sandbox_limits
+from rlm_mcp.core.session_state import sandbox_limits
+from rlm_mcp.core.sessions import SessionManager
 from rlm_mcp.core.subcalls.broker import SubcallBroker
 from rlm_mcp.core.subcalls.cache import open_cache
-from rlm_mcp.core.trajectories import TrajectoryStore, check_id, summarize
+from rlm_mcp.core.trajectories import TrajectoryStore
+from rlm_mcp.core.trajectory_summary import summarize
 from rlm_mcp.errors import NotFound, Redactor, RLMError
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.models.pricing import PriceTable

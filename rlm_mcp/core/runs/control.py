@@ -19,14 +19,16 @@ import anyio.abc
 
 from rlm_mcp.config import Settings, describe_setting
 from rlm_mcp.core.backends import backend_of
+from rlm_mcp.core.ids import check_id
 from rlm_mcp.core.runs import resume
 from rlm_mcp.core.runs.contract import RunConfig, RunOutcome
 from rlm_mcp.core.runs.journal import RunJournal
 from rlm_mcp.core.runs.loop import RLMRun
 from rlm_mcp.core.runs.recursion import Recursion
-from rlm_mcp.core.sessions import Session, SessionManager
+from rlm_mcp.core.session_state import Session
+from rlm_mcp.core.sessions import SessionManager
 from rlm_mcp.core.subcalls.broker import SubcallBroker
-from rlm_mcp.core.trajectories import TrajectoryStore, check_id
+from rlm_mcp.core.trajectories import TrajectoryStore
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.models import ModelClient, ModelRouter
 from rlm_mcp.models.pricing import PriceTable
