@@ -62,7 +62,7 @@ def python_check() -> Check:
 
 async def confinement_checks(settings: Settings) -> list[Check]:
     """Start a real worker, run code in it, and read back the measures it applied."""
-    from rlm_mcp.core.sessions import sandbox_limits
+    from rlm_mcp.core.session_state import sandbox_limits
     from sandbox import Sandbox, SandboxError
 
     checks: list[Check] = []

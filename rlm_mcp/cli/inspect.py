@@ -17,7 +17,8 @@ import anyio
 
 from rlm_mcp import viewer
 from rlm_mcp.config import Settings
-from rlm_mcp.core.trajectories import TrajectoryStore, summarize
+from rlm_mcp.core.trajectories import TrajectoryStore
+from rlm_mcp.core.trajectory_summary import summarize
 from rlm_mcp.errors import RLMError
 from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.schemas import Trajectory

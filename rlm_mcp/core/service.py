@@ -1,18 +1,19 @@
 """The core of rlm-mcp, usable without MCP: every tool is a method here.
 
-``server.py`` maps MCP tools onto these methods and the CLI calls them
+``rlm_mcp.server.app`` maps MCP tools onto these methods and the CLI calls them
 directly. Errors meant for the caller are raised as :class:`~rlm_mcp.errors.RLMError`.
+The three main tools are peers, each in a module of its own
+(:mod:`~rlm_mcp.core.loading`, :mod:`~rlm_mcp.core.repl_exec`, :mod:`~rlm_mcp.core.runs.control`);
+this class builds the parts they share and keeps the server's background work.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,20 +24,23 @@ import anyio.to_thread
 from rlm_mcp import viewer
 from rlm_mcp.config import Settings
 from rlm_mcp.core.guide import guide_text
-from rlm_mcp.core.loading import LOAD_PROGRESS_INTERVAL_S, decode_skips, nothing_decoded, read_reporter, scan_watcher
+from rlm_mcp.core.ids import check_id
+from rlm_mcp.core.loading import Loader
+from rlm_mcp.core.repl_exec import ReplExec
 from rlm_mcp.core.retention import InUse, Report, Retention
 from rlm_mcp.core.runs.control import Query, Runs
-from rlm_mcp.core.runs.prompts import CHARS_PER_TOKEN
-from rlm_mcp.core.runs.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
-from rlm_mcp.core.sessions import Session, SessionManager, sandbox_limits
-from rlm_mcp.core.subcalls.broker import SubcallBroker, SubcallLog
+from rlm_mcp.core.runs.recursion import Recursion, sandbox_factory
+from rlm_mcp.core.session_state import sandbox_limits
+from rlm_mcp.core.sessions import SessionManager
+from rlm_mcp.core.subcalls.broker import SubcallBroker
 from rlm_mcp.core.subcalls.cache import open_cache
-from rlm_mcp.core.trajectories import TrajectoryStore, check_id, summarize
-from rlm_mcp.errors import InvalidInput, NotFound, Redactor, RLMError
+from rlm_mcp.core.trajectories import TrajectoryStore
+from rlm_mcp.core.trajectory_summary import summarize
+from rlm_mcp.errors import NotFound, Redactor, RLMError
 from rlm_mcp.models import ModelRouter
 from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
-from rlm_mcp.progress import Progress, ProgressReporter
+from rlm_mcp.progress import ProgressReporter
 from rlm_mcp.schemas import (
     BudgetReport,
     CloseSessionResult,
@@ -45,19 +49,12 @@ from rlm_mcp.schemas import (
     RLMQueryResult,
     SessionInfo,
     SessionList,
-    Step,
     StorageUsage,
-    SubCallSummary,
     Trajectory,
-    VariableInfo,
-    code_error,
 )
-from rlm_mcp.sources import LoadOptions, LoadTally, ResolvedSource, Sources, document_header
-from rlm_mcp.sources.resolved import too_large
+from rlm_mcp.sources import Sources
 from rlm_mcp.store import StoreError, open_store
-from rlm_mcp.telemetry.spans import code_span
 from rlm_mcp.viewer.index import render_index
-from sandbox import CodeTooLarge, ExecResult, LoadError, SandboxError
 from sandbox.template import WorkerTemplate
 
 log = logging.getLogger(__name__)
@@ -104,6 +101,8 @@ class RLMService:
             new_sandbox=sandbox_factory(sandbox_limits(settings), self.sessions.workdirs, self.template),
             store_text=self.sources.inline.put,
         )
+        self.loader = Loader(settings, self.sessions, self.sources, self.trajectories, self._stored_changed)
+        self.repl = ReplExec(settings, self.sessions, self.trajectories, self.broker)
         self.runs = Runs(
             settings=settings,
             sessions=self.sessions,
@@ -167,6 +166,10 @@ class RLMService:
         """Work in progress: a run, or a request holding a session (the /ping health check reports it)."""
         return self.runs.active or any(s.busy for s in self.sessions.live())
 
+    def _stored_changed(self) -> None:
+        """The stored data changed: list_sessions measures it again."""
+        self._usage = None
+
     # -- retention ------------------------------------------------------------------------
 
     def _in_use(self) -> InUse:
@@ -216,7 +219,7 @@ class RLMService:
             except Exception:
                 log.exception("idle-session expiry failed")
 
-    # -- load_context --------------------------------------------------------------------
+    # -- the three tools: peers in their own modules ----------------------------------------
 
     async def load_context(
         self,
@@ -234,210 +237,27 @@ class RLMService:
         progress: ProgressReporter | None = None,
         owner: str = LOCAL,
     ) -> LoadContextResult:
-        """Load a corpus; ``progress`` hears files and bytes as they are looked at, then as the sandbox reads them."""
-        if sum(x is not None for x in (content, path, corpus_id)) != 1:
-            raise InvalidInput(
-                "give exactly one of `content` (the text itself), `path` (a file, directory, glob or s3:// URL) "
-                "or `corpus_id` (the id an earlier load_context returned for inline content)"
-            )
-        if path is None and (include or exclude):
-            raise InvalidInput(
-                "include/exclude select files of a directory or S3 prefix; they do not apply to content or corpus_id"
-            )
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise InvalidInput(f"unknown encoding {encoding!r}") from None
-        options = LoadOptions(
-            max_bytes=self.settings.max_corpus_mb * 1024 * 1024,
+        """A corpus loaded into a new session, or added to one (:class:`~rlm_mcp.core.loading.Loader`)."""
+        return await self.loader.load(
+            content=content,
+            path=path,
+            name=name,
+            session_id=session_id,
             encoding=encoding,
             errors=errors,
+            include=include,
+            exclude=exclude,
             format=format,
-            include=tuple(include or ()),
-            exclude=tuple(exclude or ()),
+            corpus_id=corpus_id,
+            progress=progress,
+            owner=owner,
         )
-        if session_id is not None:
-            check_id(session_id, "session")
-        if session_id is not None and not await self.sessions.owns(session_id, owner):
-            raise self.sessions.missing(session_id)  # before any work: another's session is no session
-        tally = LoadTally(watch=scan_watcher(progress), interval=LOAD_PROGRESS_INTERVAL_S)
-        source = await self._resolve(content, path, name, options, corpus_id, owner, tally)
-        if source.total_bytes == 0:
-            raise InvalidInput("the corpus is empty: there is nothing to load")
-        reading = read_reporter(progress, tally.files, len(source.documents))
-        if session_id is None:
-            session = await self.sessions.create(owner, source.documents)
-            try:
-                info = await session.sandbox.load(source.documents, shape=source.shape, progress=reading)
-                if not info.documents:
-                    raise NotFound(nothing_decoded(path, encoding, source, info))
-            except LoadError as exc:
-                with anyio.CancelScope(shield=True):
-                    await self.sessions.close(session.id)
-                raise InvalidInput(str(exc)) from None
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self.sessions.close(session.id)
-                raise
-            added = info.documents
-        else:
-            async with self.sessions.use(session_id, owner) as session:
-                before = session.info.documents if session.info else 0
-                existing = session.sandbox.documents
-                first_header = document_header(existing[0].name) if existing and session.sandbox.shape == "str" else ""
-                added_docs = [
-                    d if d.header or d.parts else replace(d, header=document_header(d.name)) for d in source.documents
-                ]
-                try:
-                    info = await session.sandbox.load(
-                        added_docs, shape="list", append=True, first_header=first_header, progress=reading
-                    )
-                except LoadError as exc:
-                    raise InvalidInput(str(exc)) from None
-                added = info.documents - before
-        session.info = info
-        session.loaded_at = time.time()
-        self._usage = None  # the stored data changed: list_sessions measures it again
-        single = len(source.documents) == 1
-        try:
-            await self.sessions.save(session)
-        except StoreError as exc:
-            if session_id is None:  # a session nobody could revive is not started
-                with anyio.CancelScope(shield=True):
-                    await self.sessions.close(session.id)
-                raise StoreError(f"the session could not be saved, so it was not started: {exc}") from None
-            raise StoreError(
-                f"the documents were added to the session, but its record could not be saved (a restart would "
-                f"bring the session back without them): {exc}"
-            ) from None
-        try:
-            await self.trajectories.update(session.trajectory_id, corpus_chars=info.chars)
-        except StoreError as exc:
-            log.warning("session %s: %s", session.id, exc)
-        return LoadContextResult(
-            session_id=session.id,
-            trajectory_id=session.trajectory_id,
-            type=info.type,
-            documents=info.documents,
-            chars=info.chars,
-            lines=info.lines,
-            estimated_tokens=info.chars // CHARS_PER_TOKEN,
-            preview=info.preview,
-            added_documents=added,
-            corpus_id=self.sources.inline.corpus_id_of(source.documents[0].path) if single else None,
-            skipped=(source.skipped + decode_skips(source, info))[:50],
-            notes=session.take_notes(),
-        )
-
-    async def _resolve(
-        self,
-        content: str | None,
-        path: str | None,
-        name: str | None,
-        options: LoadOptions,
-        corpus_id: str | None = None,
-        owner: str = LOCAL,
-        tally: LoadTally | None = None,
-    ) -> ResolvedSource:
-        if corpus_id is not None:
-            return await anyio.to_thread.run_sync(self.sources.inline.attach, corpus_id, name or "inline", owner)
-        if content is not None:
-            if len(content) > options.max_bytes:  # characters: at least as many bytes
-                raise too_large("content", len(content.encode("utf-8", "replace")), options.max_bytes)
-            return await anyio.to_thread.run_sync(self.sources.inline.put, content, name or "inline", owner)
-        assert path is not None
-        source = await anyio.to_thread.run_sync(self.sources.resolve, path, options, tally)
-        if source.total_bytes > options.max_bytes:
-            raise too_large(repr(path), source.total_bytes, options.max_bytes)
-        return source
-
-    # -- repl_exec -----------------------------------------------------------------------
 
     async def repl_exec(
         self, session_id: str, code: str, *, progress: ProgressReporter | None = None, owner: str = LOCAL
     ) -> ReplExecResult:
-        if not code.strip():
-            raise InvalidInput("code is empty")
-        async with self.sessions.use(session_id, owner) as session:
-            sub_log = SubcallLog()
-            finished = 0  # sub-calls of earlier batches in this call: progress must only increase
-
-            async def on_progress(done: int, total: int) -> None:
-                nonlocal finished
-                if progress is not None:
-                    done_all, total_all = finished + done, finished + total
-                    message = f"{done_all}/{total_all} sub-calls"
-                    await progress(
-                        Progress(done_all, total_all, message, phase="exec", done=done, of=total, sub_calls=done_all)
-                    )
-                if done == total:
-                    finished += total
-
-            handler = self.broker.handler(
-                budget=session.budget,
-                log=sub_log,
-                default_model=self.settings.sub_model,
-                progress=on_progress,
-                owner=session.owner,
-                seen=session.seen,
-            )
-            started = time.time()
-            try:
-                with code_span(session.id, code) as span:
-                    result = await session.sandbox.execute(code, on_subcall=handler, on_call=refuse_in_repl_exec)
-                    span.result(result)
-            except CodeTooLarge as exc:
-                raise InvalidInput(str(exc)) from None
-            except SandboxError as exc:
-                raise RLMError(f"the sandbox failed: {exc}") from exc
-            notes = session.take_notes() + result.notes
-            try:
-                await self._record_exec(session, code, result, sub_log, started, notes)
-            except StoreError as exc:  # the code ran: its result is worth more than the error
-                log.warning("session %s: %s", session.id, exc)
-                notes.append(f"this step is not in the trajectory yet: {exc}")
-            await self.sessions.touch(session)
-            return ReplExecResult(
-                stdout=result.stdout,
-                error=code_error(result),
-                variables=[VariableInfo(name=v.name, type=v.type, size=v.size) for v in result.variables],
-                elapsed_ms=round(result.elapsed_ms, 3),
-                sub_calls=SubCallSummary(
-                    count=len(sub_log.records),
-                    failed=sub_log.failed,
-                    cached=sub_log.cached,
-                    input_tokens=sub_log.usage.input_tokens,
-                    output_tokens=sub_log.usage.output_tokens,
-                ),
-                final=result.final,
-                timed_out=result.timed_out,
-                restarted=result.restarted,
-                notes=notes,
-            )
-
-    async def _record_exec(
-        self, session: Session, code: str, result: ExecResult, sub_log: SubcallLog, started: float, notes: list[str]
-    ) -> None:
-        trajectory = await self.trajectories.get(session.trajectory_id)
-        step = Step(
-            index=len(trajectory.steps),
-            turn=len(trajectory.steps),
-            started_at=started,
-            elapsed_ms=result.elapsed_ms,
-            code=code,
-            stdout=result.stdout,
-            error=code_error(result),
-            final=result.final,
-            sub_call_count=len(sub_log.records),
-            sub_input_tokens=sub_log.usage.input_tokens,
-            sub_output_tokens=sub_log.usage.output_tokens,
-            cached_sub_calls=sub_log.cached,
-            sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
-            notes=notes,
-        )
-        await self.trajectories.add_step(session.trajectory_id, step)
-        if result.final is not None:
-            await self.trajectories.update(session.trajectory_id, answer=result.final)
+        """Code run in a session's sandbox by the caller's model (:class:`~rlm_mcp.core.repl_exec.ReplExec`)."""
+        return await self.repl.run(session_id, code, progress=progress, owner=owner)
 
     # -- rlm_query ----------------------------------------------------------------------------
 

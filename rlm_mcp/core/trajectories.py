@@ -24,8 +24,6 @@ import contextlib
 import json
 import logging
 import os
-import re
-import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -35,58 +33,19 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from rlm_mcp.core.ids import check_id, new_id
 from rlm_mcp.core.trajectory_log import accumulate, fold
-from rlm_mcp.errors import InvalidInput, NotFound
+from rlm_mcp.errors import NotFound
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.schemas import RunStatus, Step, Trajectory
 from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"^[st]_[A-Za-z0-9_-]{8,64}$")
-PREVIEW_CHARS = 300
 MAX_UNWRITTEN_BYTES = 16 * 1024 * 1024
 """Records waiting for room in the store, over all trajectories; past this a record is dropped (and logged)."""
 LEASE_S = 30.0
 """How long a running trajectory stays ``running`` for other readers after its last renewal."""
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_urlsafe(12)}"
-
-
-def check_id(value: str, what: str) -> str:
-    """Ids end up in file names: anything but the expected shape is refused."""
-    if not isinstance(value, str) or not _ID.match(value):
-        raise InvalidInput(f"{value!r} is not a valid {what} id")
-    return value
-
-
-def _clip(text: str | None, limit: int = PREVIEW_CHARS) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[:limit] + f"... [{len(text) - limit:,} more characters]"
-
-
-def summarize(trajectory: Trajectory) -> Trajectory:
-    """The same record with code and output clipped and sub-call details dropped.
-
-    An agent can read the shape of a 40-step run in a few thousand tokens, then
-    ask for ``detail="full"`` if it needs a particular step.
-    """
-    steps = [
-        step.model_copy(
-            update={
-                "root_text": _clip(step.root_text),
-                "code": _clip(step.code),
-                "stdout": _clip(step.stdout) or "",
-                "final": _clip(step.final),
-                "sub_calls": [],
-            }
-        )
-        for step in trajectory.steps
-    ]
-    return trajectory.model_copy(update={"steps": steps, "detail": "summary"})
 
 
 def _machine_id() -> str:

@@ -29,7 +29,6 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from rlm_mcp import __version__
 
 if TYPE_CHECKING:
-    from rlm_mcp.core.runs.loop import RunConfig
     from rlm_mcp.models import Completion
     from rlm_mcp.schemas import Trajectory
     from sandbox import ExecResult
@@ -37,7 +36,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("rlm_mcp", __version__)
 
-PROVIDER = "aws.bedrock"
+PROVIDERS = {"bedrock": "aws.bedrock", "openai": "openai", "sampling": "mcp.sampling"}
+"""``gen_ai.provider.name`` of each model backend (names as in ``bedrock:<id>``, ``openai:<model>``, ``sampling``).
+
+The GenAI conventions name Bedrock ``aws.bedrock`` and OpenAI ``openai``; an OpenAI-compatible server (Ollama,
+vLLM) speaks OpenAI's API, so it is labelled as such. Sampling has no registered name: the model is whatever the
+MCP client chose, so the span says it went through MCP sampling."""
 AGENT_NAME = "rlm"
 CODE_TOOL = "python"
 _FAILED = frozenset({"failed", "interrupted"})
@@ -97,20 +101,36 @@ def run_summary(trajectory: Trajectory) -> dict[str, Any]:
     }
 
 
+def provider_name(backend: str) -> str:
+    """The ``gen_ai.provider.name`` of a backend; one we have no name for is labelled as itself."""
+    return PROVIDERS.get(backend, backend)
+
+
 @contextlib.contextmanager
-def run_span(config: RunConfig, *, trajectory_id: str, session_id: str) -> Iterator[RunSpan]:
+def run_span(
+    *,
+    trajectory_id: str,
+    session_id: str,
+    backend: str,
+    root_model: str,
+    root_max_tokens: int,
+    sub_model: str | None,
+    max_iterations: int,
+    max_sub_calls: int,
+) -> Iterator[RunSpan]:
+    """One run; ``backend`` is the root model's (``bedrock``, ``openai``, ``sampling``)."""
     attributes = {
         "gen_ai.operation.name": "invoke_agent",
-        "gen_ai.provider.name": PROVIDER,
+        "gen_ai.provider.name": provider_name(backend),
         "gen_ai.agent.name": AGENT_NAME,
         "gen_ai.conversation.id": session_id,
-        "gen_ai.request.model": config.root_model,
-        "gen_ai.request.max_tokens": config.root_max_tokens,
+        "gen_ai.request.model": root_model,
+        "gen_ai.request.max_tokens": root_max_tokens,
         "rlm.trajectory_id": trajectory_id,
         "rlm.session_id": session_id,
-        "rlm.sub_model": config.sub_model or "",
-        "rlm.max_iterations": config.max_iterations,
-        "rlm.max_sub_calls": config.max_sub_calls,
+        "rlm.sub_model": sub_model or "",
+        "rlm.max_iterations": max_iterations,
+        "rlm.max_sub_calls": max_sub_calls,
     }
     with tracer.start_as_current_span(f"invoke_agent {AGENT_NAME}", kind=SpanKind.INTERNAL, attributes=attributes) as s:
         yield RunSpan(s)
@@ -149,11 +169,13 @@ class ModelSpan:
 
 
 @contextlib.contextmanager
-def model_span(model: str, *, role: str, max_tokens: int, prompt_chars: int | None = None) -> Iterator[ModelSpan]:
-    """One model call (``role`` is ``root`` or ``sub``); failures carry ``error.type``."""
+def model_span(
+    model: str, *, backend: str, role: str, max_tokens: int, prompt_chars: int | None = None
+) -> Iterator[ModelSpan]:
+    """One model call (``role`` is ``root`` or ``sub``) to the backend that serves it; failures carry ``error.type``."""
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": PROVIDER,
+        "gen_ai.provider.name": provider_name(backend),
         "gen_ai.request.model": model,
         "gen_ai.request.max_tokens": max_tokens,
         "rlm.role": role,

@@ -18,13 +18,17 @@ from dataclasses import dataclass
 import anyio.abc
 
 from rlm_mcp.config import Settings, describe_setting
+from rlm_mcp.core.backends import backend_of
+from rlm_mcp.core.ids import check_id
 from rlm_mcp.core.runs import resume
+from rlm_mcp.core.runs.contract import RunConfig, RunOutcome
 from rlm_mcp.core.runs.journal import RunJournal
-from rlm_mcp.core.runs.loop import RLMRun, RunConfig, RunOutcome
+from rlm_mcp.core.runs.loop import RLMRun
 from rlm_mcp.core.runs.recursion import Recursion
-from rlm_mcp.core.sessions import Session, SessionManager
+from rlm_mcp.core.session_state import Session
+from rlm_mcp.core.sessions import SessionManager
 from rlm_mcp.core.subcalls.broker import SubcallBroker
-from rlm_mcp.core.trajectories import TrajectoryStore, check_id
+from rlm_mcp.core.trajectories import TrajectoryStore
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.models import ModelClient, ModelRouter
 from rlm_mcp.models.pricing import PriceTable
@@ -297,7 +301,17 @@ class Runs:
 
     async def _drive(self, run: RLMRun, session: Session) -> RunOutcome:
         try:
-            with run_span(run.config, trajectory_id=run.trajectory_id, session_id=run.session_id) as span:
+            config = run.config
+            with run_span(
+                trajectory_id=run.trajectory_id,
+                session_id=run.session_id,
+                backend=backend_of(run.root),
+                root_model=config.root_model,
+                root_max_tokens=config.root_max_tokens,
+                sub_model=config.sub_model,
+                max_iterations=config.max_iterations,
+                max_sub_calls=config.max_sub_calls,
+            ) as span:
                 outcome = await run.run()
                 span.finish(await self.trajectories.get(run.trajectory_id))
             return outcome

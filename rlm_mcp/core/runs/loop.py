@@ -18,68 +18,35 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import astuple, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import astuple
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from rlm_mcp.core.backends import backend_of
 from rlm_mcp.core.runs import prompts, replies, turns
+from rlm_mcp.core.runs.contract import NestedRun, Nesting, RunConfig, RunOutcome
 from rlm_mcp.core.runs.replies import Protocol, Reading
 from rlm_mcp.core.subcalls import budget as budgets
 from rlm_mcp.core.subcalls.broker import Budget, SubcallBroker, SubcallLog
 from rlm_mcp.core.subcalls.cache import Occurrences
 from rlm_mcp.core.trajectories import TrajectoryStore
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models import Block, Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult, Usage
+from rlm_mcp.models import Block, Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult
 from rlm_mcp.models.base import TOOLS_UNSUPPORTED
 from rlm_mcp.models.pricing import PriceTable, run_cost
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.progress import Progress, ProgressReporter, StepProgress
-from rlm_mcp.schemas import RunStatus, SubCallRecord
+from rlm_mcp.schemas import RunStatus
 from rlm_mcp.store import StoreError
 from rlm_mcp.telemetry import spans as telemetry
 from sandbox import CallHandler, LoadInfo, Sandbox, SandboxError
 
 if TYPE_CHECKING:
     from rlm_mcp.core.runs.journal import RunJournal
-    from rlm_mcp.core.runs.recursion import Recursion
     from rlm_mcp.core.runs.resume import ResumePoint
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    query: str
-    root_model: str
-    sub_model: str | None
-    max_iterations: int
-    max_sub_calls: int
-    timeout_s: float
-    root_max_tokens: int
-    sub_context_tokens: int
-    max_depth: int = 1
-    """Nesting allowed for rlm_query inside the REPL: 1 means the code cannot start nested runs."""
-    root_protocol: Literal["auto", "tools", "text"] = "auto"
-    """``tools``, ``text`` or ``auto`` (tools unless the backend or model has none)."""
-    max_tokens: int | None = None
-    """Tokens (in and out, root and sub-calls) the run may use; None for no limit."""
-    max_cost_usd: float | None = None
-    """Dollars the run may spend, by the price table; None for no limit."""
-
-
-@dataclass
-class RunOutcome:
-    status: RunStatus
-    answer: str | None = None
-    message: str | None = None
-    iterations: int = 0
-    root_usage: Usage = field(default_factory=Usage)
-    sub_usage: Usage = field(default_factory=Usage)
-    sub_calls: list[SubCallRecord] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    cost_usd: float | None = None
-    cost_saved_usd: float | None = None
 
 
 class _RunEnded(Exception):
@@ -103,7 +70,7 @@ class RLMRun:
         prices: PriceTable,
         progress: ProgressReporter | None = None,
         depth: int = 1,
-        recursion: Recursion | None = None,
+        recursion: Nesting | None = None,
         budget: Budget | None = None,
         owner: str = LOCAL,
         journal: RunJournal | None = None,
@@ -283,7 +250,9 @@ class RLMRun:
         if over is not None:
             message = f"the run's budget cannot cover another root turn ({over}); {self.budget.left().lower()}"
             raise _RunEnded("limit_reached", message=message)
-        with telemetry.model_span(self.config.root_model, role="root", max_tokens=self.config.root_max_tokens) as span:
+        with telemetry.model_span(
+            model, backend=backend_of(self.root), role="root", max_tokens=self.config.root_max_tokens
+        ) as span:
             try:
                 reply = await self._chat()
             except ModelError as exc:
@@ -375,6 +344,34 @@ class RLMRun:
         if self.recursion is None:
             return None
         return self.recursion.handler(self, turn, children)
+
+    def nested(
+        self,
+        *,
+        config: RunConfig,
+        trajectory_id: str,
+        sandbox: Sandbox,
+        corpus: LoadInfo,
+        progress: ProgressReporter,
+    ) -> NestedRun:
+        """A run one level deeper (:class:`~rlm_mcp.core.runs.contract.Parent`): this run's models, budget and
+        nesting, and its owner, so its sub-calls use the owner's cache and never another principal's."""
+        return RLMRun(
+            config=config,
+            trajectory_id=trajectory_id,
+            session_id=self.session_id,
+            sandbox=sandbox,
+            corpus=corpus,
+            root=self.root,
+            broker=self.broker,
+            trajectories=self.trajectories,
+            prices=self.prices,
+            progress=progress,
+            depth=self.depth + 1,
+            recursion=self.recursion,
+            budget=self.budget,
+            owner=self.owner,
+        )
 
     async def report(
         self, value: float, message: str, *, done: int = 0, of: int | None = None, running: int = 0

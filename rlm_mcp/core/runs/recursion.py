@@ -2,13 +2,15 @@
 
 The sandbox knows only that the code asked its parent for ``rlm_query`` (a
 generic named request on its channel, like ``llm_query``). This module serves
-that request: a child :class:`~rlm_mcp.core.runs.loop.RLMRun` with its own sandbox, whose
+that request: a child run (which the parent makes,
+:meth:`~rlm_mcp.core.runs.contract.Parent.nested`) with its own sandbox, whose
 ``context`` is the text the code passed (or the parent's whole corpus), on the
 same root model. The child shares the parent's sub-call budget (and pays one
 sub-call for itself) and its deadline, so a tree of runs can never spend more
 than the one run it started from. Each child is a trajectory of its own,
 linked both ways: the child names its ``parent_id``, the parent's step lists
-it in ``child_runs``.
+it in ``child_runs``. This module sees a run only through
+:class:`~rlm_mcp.core.runs.contract.Parent`, so it never imports the loop.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from rlm_mcp.core.runs.loop import RLMRun
+from rlm_mcp.core.runs.contract import Parent
 from rlm_mcp.errors import RLMError
 from rlm_mcp.progress import Progress
 from rlm_mcp.sources import ResolvedSource
@@ -45,7 +47,7 @@ class Recursion:
     store_text: Callable[[str, str], ResolvedSource]
     """Writes text where a sandbox can load it (the inline store); blocking, so run in a thread."""
 
-    def handler(self, parent: RLMRun, turn: int, children: list[str]) -> CallHandler:
+    def handler(self, parent: Parent, turn: int, children: list[str]) -> CallHandler:
         async def handle(name: str, args: dict[str, object]) -> str:
             if name != "rlm_query":
                 raise SubcallRefused(f"unknown request {name!r}")
@@ -56,7 +58,7 @@ class Recursion:
 
         return handle
 
-    async def _child(self, parent: RLMRun, turn: int, args: dict[str, object], children: list[str]) -> str:
+    async def _child(self, parent: Parent, turn: int, args: dict[str, object], children: list[str]) -> str:
         prompt, context = args.get("prompt"), args.get("context")
         if not isinstance(prompt, str) or not prompt.strip():
             raise SubcallRefused("rlm_query needs a non-empty prompt")
@@ -98,21 +100,8 @@ class Recursion:
         try:
             corpus = await self._load(sandbox, parent, texts, isinstance(context, list))
             await trajectories.update(record.id, corpus_chars=corpus.chars)
-            child = RLMRun(
-                config=config,
-                trajectory_id=record.id,
-                session_id=parent.session_id,
-                sandbox=sandbox,
-                corpus=corpus,
-                root=parent.root,
-                broker=parent.broker,
-                trajectories=trajectories,
-                prices=parent.prices,
-                progress=progress,
-                depth=parent.depth + 1,
-                recursion=self,
-                budget=parent.budget,
-                owner=parent.owner,  # its sub-calls use its owner's cache, never another principal's
+            child = parent.nested(
+                config=config, trajectory_id=record.id, sandbox=sandbox, corpus=corpus, progress=progress
             )
             outcome = await child.run()
         except BaseException:
@@ -129,7 +118,7 @@ class Recursion:
             return outcome.answer
         raise SubcallRefused(f"the nested run {record.id} ended {outcome.status}: {outcome.message or 'no answer'}")
 
-    async def _load(self, sandbox: Sandbox, parent: RLMRun, texts: list[str] | None, as_list: bool) -> LoadInfo:
+    async def _load(self, sandbox: Sandbox, parent: Parent, texts: list[str] | None, as_list: bool) -> LoadInfo:
         if texts is None:
             return await sandbox.load(parent.sandbox.documents, shape=parent.sandbox.shape)
         documents: list[Document] = []

@@ -34,7 +34,7 @@ from rlm_mcp.store import Store
 from sandbox import Sandbox, SandboxError
 
 if TYPE_CHECKING:
-    from rlm_mcp.core.runs.loop import RunConfig, RunOutcome
+    from rlm_mcp.core.runs.contract import RunConfig, RunOutcome
 
 RESUMABLE = frozenset({"limit_reached", "cancelled", "interrupted", "failed", "completed"})
 LOST_RESULT = (

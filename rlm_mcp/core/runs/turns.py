@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from rlm_mcp.core.runs import prompts, replies
 from rlm_mcp.core.runs.replies import Reading, Refuse
+from rlm_mcp.core.steps import build_step
 from rlm_mcp.core.subcalls.broker import SubcallLog
 from rlm_mcp.models import Message, TextBlock, ToolResult
-from rlm_mcp.schemas import Step, code_error
 from rlm_mcp.telemetry import spans as telemetry
 from sandbox import CodeTooLarge, ExecResult
 
@@ -165,34 +165,22 @@ async def record(
     children: list[str] | None = None,
 ) -> None:
     """One step of the trajectory; the first step of a turn carries the root's reply and pending notes."""
-    reply, reading = run.unrecorded or (None, None)
-    run.unrecorded = None
+    root, run.unrecorded = run.unrecorded, None
     pending = run.take_notes()
     if run.journal is not None and run.journal.unsaved:
         pending.append(run.journal.unsaved)
         run.journal.unsaved = None
-    sub_log = sub_log or SubcallLog()
-    step = Step(
+    step = build_step(
         index=run.step_count,
         turn=turn,
-        started_at=started or time.time(),
-        elapsed_ms=result.elapsed_ms if result else 0.0,
-        root_text=reading.text if reading else None,
-        root_reasoning=(reading.reasoning or None) if reading else None,
-        root_input_tokens=reply.usage.input_tokens if reply else 0,
-        root_output_tokens=reply.usage.output_tokens if reply else 0,
-        root_latency_ms=reply.latency_ms if reply else 0.0,
+        started=started,
         code=code,
-        stdout=result.stdout if result else "",
-        error=code_error(result) if result else None,
-        final=result.final if result else final,
-        sub_call_count=len(sub_log.records),
-        sub_input_tokens=sub_log.usage.input_tokens,
-        sub_output_tokens=sub_log.usage.output_tokens,
-        cached_sub_calls=sub_log.cached,
-        sub_calls=sorted(sub_log.records, key=lambda r: r.started_at),
-        child_runs=list(children or []),
+        result=result,
+        sub_log=sub_log,
+        final=final,
         notes=pending + (notes or []) + (result.notes if result else []) + ([error_text] if error_text else []),
+        root=root,
+        children=children,
     )
     run.step_count += 1
     await run.trajectories.add_step(run.trajectory_id, step)

@@ -22,14 +22,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 
 from rlm_mcp.config import Settings
+from rlm_mcp.core.backends import backend_of
 from rlm_mcp.core.subcalls.budget import Budget, estimate
 from rlm_mcp.core.subcalls.cache import Answer, Occurrences, Request, SubcallCache
 from rlm_mcp.errors import ModelError
-from rlm_mcp.models import ModelClient, ModelRouter, Usage, parse_model, pool_size
+from rlm_mcp.models import ModelClient, Usage, parse_model, pool_size
 from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.schemas import SubCallRecord
@@ -128,11 +130,18 @@ def _preview(text: str | None) -> str | None:
     return text[:PREVIEW_CHARS] + f"... [{len(text) - PREVIEW_CHARS:,} more characters]"
 
 
+class Routes(Protocol):
+    """What the broker asks of a router: the client serving a model setting, and the model id it goes by there
+    (:class:`~rlm_mcp.models.ModelRouter`; :class:`~rlm_mcp.testing.mock_model.MockRouter` in unit tests)."""
+
+    def client_for(self, model: str) -> tuple[ModelClient, str]: ...
+
+
 class SubcallBroker:
     def __init__(
         self,
         settings: Settings,
-        router: ModelRouter,
+        router: Routes,
         prices: PriceTable | None = None,
         cache: SubcallCache | None = None,
     ):
@@ -292,7 +301,9 @@ class SubcallBroker:
             self._check_size(prompt)
             max_tokens = self.settings.sub_max_tokens
             with (
-                telemetry.model_span(model_id, role="sub", max_tokens=max_tokens, prompt_chars=len(prompt)) as span,
+                telemetry.model_span(
+                    model_id, backend=backend_of(client), role="sub", max_tokens=max_tokens, prompt_chars=len(prompt)
+                ) as span,
                 anyio.fail_after(self.settings.subcall_timeout_s),
             ):
                 completion = await client.complete(model_id, prompt, max_tokens=max_tokens)
