@@ -36,6 +36,31 @@ def test_sandbox_knows_nothing_of_the_server() -> None:
         assert not offending, f"{path.name} imports {offending}"
 
 
+GROUND_FLOOR = ("config", "errors", "principals", "schemas", "files", "progress", "aws")
+"""Modules every layer may use, which use no other part of rlm_mcp (``rlm_mcp.__version__`` aside)."""
+
+
+def _rlm_imports(path: Path) -> set[str]:
+    return {m for m in imported_modules(path) if m.split(".")[0] == "rlm_mcp" and m != "rlm_mcp"}
+
+
+def test_the_ground_floor_imports_nothing_above_it() -> None:
+    for name in GROUND_FLOOR:
+        paths = [ROOT / "rlm_mcp" / f"{name}.py"] if (ROOT / "rlm_mcp" / f"{name}.py").exists() else []
+        paths += sorted((ROOT / "rlm_mcp" / name).rglob("*.py")) if (ROOT / "rlm_mcp" / name).is_dir() else []
+        assert paths, name
+        for path in paths:
+            above = {m for m in _rlm_imports(path) if m.split(".")[1] not in GROUND_FLOOR}
+            assert not above, f"{path.relative_to(ROOT)} imports {above}"
+
+
+@pytest.mark.parametrize("layer", ["models", "sources", "store", "viewer"])
+def test_the_lower_layers_import_no_core_server_or_cli(layer: str) -> None:
+    for path in (ROOT / "rlm_mcp" / layer).rglob("*.py"):
+        above = {m for m in _rlm_imports(path) if m.split(".")[1] in ("core", "server", "cli")}
+        assert not above, f"{path.relative_to(ROOT)} imports {above}"
+
+
 def test_only_config_reads_the_environment() -> None:
     readers = [
         path.relative_to(ROOT)
