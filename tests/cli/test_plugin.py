@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import call
+from helpers import call, examples
 from mcp import Client, StdioServerParameters
-from test_prompt_examples import examples
 
 from rlm_mcp.cli import plugin_files as plugin
 from rlm_mcp.config import Settings

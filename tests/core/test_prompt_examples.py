@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from helpers import examples
 
 from rlm_mcp.config import Settings
 from rlm_mcp.core.guide import guide_text, skill_text
@@ -29,26 +30,6 @@ CORPUS = "".join(
     f"{day:02d}/03 invoice {number} paid{' - refund requested' if i % 7 == 0 else ''}\n"
     for i, (day, number) in enumerate(zip([i % 28 + 1 for i in range(len(INVOICES))], INVOICES, strict=True))
 )
-
-
-def examples(text: str) -> list[str]:
-    """The code a prompt shows: indented lines under a numbered step (one example per step), and ```repl blocks."""
-    found: list[str] = []
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if re.match(r"^\d+\. ", line):
-            current = []
-            found.append("")
-        elif current is not None and re.match(r"^ {3}```", line):
-            continue  # the skill fences its examples; the code between the fences is the example
-        elif current is not None and re.match(r"^ {3}\S", line):
-            current.append(line[3:])
-            found[-1] = "\n".join(current)
-        else:
-            current = None
-    found = [f for f in found if f]
-    found += [block.strip("\n") for block in re.findall(r"```repl\n(.*?)```", text, re.S)]
-    return found
 
 
 def prompt_texts() -> dict[str, str]:

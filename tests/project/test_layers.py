@@ -68,7 +68,7 @@ def test_only_config_reads_the_environment() -> None:
         for path in (ROOT / package).rglob("*.py")
         if "os.environ" in path.read_text() or "os.getenv" in path.read_text()
     ]
-    assert readers == [Path("rlm_mcp/config.py")]
+    assert readers and all(path.parts[:2] == ("rlm_mcp", "config") for path in readers), readers
 
 
 SUBCOMMANDS = ("serve", "query", "trajectory", "sessions", "install", "uninstall", "doctor")
@@ -105,11 +105,14 @@ def test_help_settings_lists_every_setting_with_its_variable_and_default() -> No
 
 def test_the_flag_rule_is_in_one_place() -> None:
     """Flags and variables are derived by config.flag_name/env_name only; nothing else spells the rule out."""
+    rule = ('f"RLM_{', "f'RLM_{", '"RLM_" +', "replace('_', '-')", 'replace("_", "-")', '"setting_"')
     offenders = [
         path.relative_to(ROOT)
-        for package in ("rlm_mcp",)
+        for package in ("rlm_mcp", "tests")
         for path in (ROOT / package).rglob("*.py")
-        if path.name != "config.py" and ('f"RLM_{' in path.read_text() or "replace('_', '-')" in path.read_text())
+        if path != ROOT / "rlm_mcp" / "config" / "names.py"
+        and path != Path(__file__)
+        and any(spelling in path.read_text() for spelling in rule)
     ]
     assert offenders == []
 
@@ -154,9 +157,9 @@ def test_readme_test_command_is_what_ci_runs() -> None:
 
 
 def test_readme_documents_every_setting() -> None:
-    from rlm_mcp.config import Settings
+    from rlm_mcp.config import Settings, env_name, flag_name
 
     readme = (ROOT / "README.md").read_text()
     for name in Settings.model_fields:
-        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
-        assert f"| `{env}` | `--{name.replace('_', '-')}` |" in readme, f"{env} is missing from the README"
+        env = env_name(name)
+        assert f"| `{env}` | `{flag_name(name)}` |" in readme, f"{env} is missing from the README"
