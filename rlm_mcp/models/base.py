@@ -79,9 +79,6 @@ class Completion:
         return Message(role="assistant", content=blocks or [TextBlock("(no output)")])
 
 
-TOOLS_UNSUPPORTED = "tools_unsupported"
-"""The ``ModelError`` kind of a backend that refused a request because it has no tool calling."""
-
 _NO_TOOLS = re.compile(
     r"(does ?n[o']t|do ?n[o']t|not) support (the )?(tool|function)s?( use| calling| call)?\b"
     r"|(tool|function)s?( use| calling| calls?)? (is |are )?not supported"
@@ -127,7 +124,7 @@ class ModelClient(Protocol):
     ) -> Completion:
         """One turn of a conversation that may use ``tools`` (the root).
 
-        Raises ``ModelError`` of kind :data:`TOOLS_UNSUPPORTED` when tools were given and the
-        backend refused them for want of tool calling.
+        Raises ``ModelError`` of kind ``ModelErrorKind.TOOLS_UNSUPPORTED`` when tools were given and
+        the backend refused them for want of tool calling.
         """
         ...

@@ -133,7 +133,7 @@ class RunJournal:
         if self.snapshot_bytes <= 0:
             return
         try:
-            snapshot = await sandbox.worker.snapshot(self.snapshot_bytes)
+            snapshot = await sandbox.snapshot(self.snapshot_bytes)
         except SandboxError as exc:
             self.unsaved = f"the REPL's variables could not be saved for a resume: {exc}"
             return

@@ -28,7 +28,7 @@ import anyio
 from rlm_mcp.config import Settings
 from rlm_mcp.core.subcalls.budget import Budget, estimate
 from rlm_mcp.core.subcalls.cache import Answer, Occurrences, Request, SubcallCache
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models import ModelClient, ModelRouter, Usage, parse_model, pool_size
 from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
@@ -44,7 +44,7 @@ PREVIEW_CHARS = 500
 CHARS_PER_BUDGET_TOKEN = 8
 """A prompt longer than this many characters per token of RLM_SUB_CONTEXT_TOKENS is refused unsent."""
 ProgressFn = Callable[[int, int], Awaitable[None]]
-OVERLOAD_KINDS = frozenset({"throttled", "unavailable"})
+OVERLOAD_KINDS = frozenset({ModelErrorKind.THROTTLED, ModelErrorKind.UNAVAILABLE})
 PROGRESS_INTERVAL_S = 0.1
 
 
@@ -319,5 +319,5 @@ class SubcallBroker:
             raise ModelError(
                 f"the prompt is {len(prompt):,} characters, far over the sub-model's input budget of "
                 f"{self.settings.sub_context_tokens:,} tokens (RLM_SUB_CONTEXT_TOKENS); split it into smaller chunks",
-                kind="validation",
+                kind=ModelErrorKind.VALIDATION,
             )
