@@ -26,14 +26,13 @@ from rlm_mcp.core.guide import guide_text
 from rlm_mcp.core.loading import LOAD_PROGRESS_INTERVAL_S, decode_skips, nothing_decoded, read_reporter, scan_watcher
 from rlm_mcp.core.retention import InUse, Report, Retention
 from rlm_mcp.core.runs.control import Query, Runs
-from rlm_mcp.core.runs.prompts import CHARS_PER_TOKEN
 from rlm_mcp.core.runs.recursion import Recursion, refuse_in_repl_exec, sandbox_factory
 from rlm_mcp.core.sessions import Session, SessionManager, sandbox_limits
 from rlm_mcp.core.subcalls.broker import SubcallBroker, SubcallLog
 from rlm_mcp.core.subcalls.cache import open_cache
 from rlm_mcp.core.trajectories import TrajectoryStore, check_id, summarize
 from rlm_mcp.errors import InvalidInput, NotFound, Redactor, RLMError
-from rlm_mcp.models import ModelRouter
+from rlm_mcp.models import CHARS_PER_TOKEN, ModelRouter
 from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.progress import Progress, ProgressReporter

@@ -44,7 +44,8 @@ from rlm_mcp.store import KeyNotFound, LocalStore, Store, StoreError
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[st]_[A-Za-z0-9_-]{8,64}$")
-PREVIEW_CHARS = 300
+SUMMARY_CLIP_CHARS = 300
+"""How much of a step's code, output and answer a trajectory's summary keeps (``detail="summary"``)."""
 MAX_UNWRITTEN_BYTES = 16 * 1024 * 1024
 """Records waiting for room in the store, over all trajectories; past this a record is dropped (and logged)."""
 LEASE_S = 30.0
@@ -62,7 +63,7 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
-def _clip(text: str | None, limit: int = PREVIEW_CHARS) -> str | None:
+def _clip(text: str | None, limit: int = SUMMARY_CLIP_CHARS) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[:limit] + f"... [{len(text) - limit:,} more characters]"

@@ -9,6 +9,7 @@ from rlm_mcp.config import Settings
 from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models import sampling
 from rlm_mcp.models.base import (
+    CHARS_PER_TOKEN,
     Block,
     Completion,
     Message,
@@ -26,6 +27,7 @@ from rlm_mcp.models.sampling import SamplingClient
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CHARS_PER_TOKEN",
     "BedrockClient",
     "Block",
     "Completion",

@@ -11,6 +11,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+CHARS_PER_TOKEN = 4
+"""Characters per token, where rlm-mcp must estimate tokens from text: a corpus's size in tokens, a sub-call's
+input before it is sent, the usage of a backend that reports none (sampling). About right for English prose and
+code with the usual tokenizers; it is an estimate, and every figure built on it says so."""
+
 
 @dataclass(frozen=True)
 class Usage:

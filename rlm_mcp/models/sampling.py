@@ -33,10 +33,9 @@ from mcp_types import (
 )
 
 from rlm_mcp.errors import ModelError, ModelErrorKind
-from rlm_mcp.models.base import Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+from rlm_mcp.models.base import CHARS_PER_TOKEN, Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
 
 PREFIX = "sampling"
-CHARS_PER_TOKEN = 4
 _STOP = {"endTurn": "end_turn", "toolUse": "tool_use", "maxTokens": "max_tokens", "stopSequence": "end_turn"}
 
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from rlm_mcp import __version__, principals, viewer
+from rlm_mcp.core.guide import available_modules
 from rlm_mcp.core.service import RLMService
 from rlm_mcp.errors import InvalidInput, NotFound, RLMError
 from rlm_mcp.progress import increasing
@@ -53,6 +54,15 @@ Then run Python over it with repl_exec: probe its size and shape, filter with re
 into chunks, send chunks to the sub-model with llm_query(prompt) / llm_query_batched(prompts), \
 aggregate the answers in code, and call FINAL(answer) when done. Print only what you need to \
 see; never print the whole corpus. get_trajectory shows every step that was taken."""
+
+REPL_EXEC_DESCRIPTION = (
+    "Run Python in the session's sandbox, where the corpus is `context`.\n\n"
+    "Variables persist between calls. Available: context, llm_query(prompt, model=None, cache=True) -> str, "
+    "llm_query_batched(prompts, model=None, cache=True) -> list[str] (runs concurrently; an identical request "
+    "repeated later is answered from the server's cache unless cache=False), FINAL(answer), FINAL_VAR(name), "
+    f"SHOW_VARS(), print, and the modules {available_modules()}. No files, network or processes. "
+    "The value of a last expression is shown, as in a REPL."
+)
 
 SessionId = Annotated[str, Field(description="the session_id returned by load_context", max_length=100)]
 
@@ -181,25 +191,17 @@ def build_server(
             )
 
     @mcp.tool(
+        description=REPL_EXEC_DESCRIPTION,
         annotations=ToolAnnotations(
             title="Run Python over the corpus", read_only_hint=False, destructive_hint=False, open_world_hint=True
-        )
+        ),
     )
     async def repl_exec(
         session_id: SessionId,
         code: Annotated[str, Field(description="Python code to run in the session's persistent namespace")],
         ctx: Context,
     ) -> ReplExecResult | InputRequiredResult:
-        """Run Python in the session's sandbox, where the corpus is `context`.
-
-        Variables persist between calls. Available: context, llm_query(prompt, model=None, cache=True) -> str,
-        llm_query_batched(prompts, model=None, cache=True) -> list[str] (runs concurrently; an identical request
-        repeated later is answered from the server's cache unless cache=False), FINAL(answer),
-        FINAL_VAR(name), SHOW_VARS(), print, and the modules re, json, math, collections, itertools,
-        functools, statistics, string, textwrap, datetime, difflib, heapq, bisect, random, operator,
-        csv, io, unicodedata, hashlib, base64, html, fractions, decimal, copy, time, pprint.
-        No files, network or processes. The value of a last expression is shown, as in a REPL.
-        """
+        """Its description is REPL_EXEC_DESCRIPTION, which lists the modules from the sandbox's own table."""
 
         owner = principals.current()  # now: the rounds may run the call in a background task
         with _as_tool_errors():

@@ -163,3 +163,23 @@ def test_readme_documents_every_setting() -> None:
     for name in Settings.model_fields:
         env = env_name(name)
         assert f"| `{env}` | `{flag_name(name)}` |" in readme, f"{env} is missing from the README"
+
+
+def test_every_text_that_lists_the_repl_modules_lists_the_sandboxes_own() -> None:
+    """The guide, the skill and repl_exec's description are rendered from sandbox.SAFE_MODULES, not copied."""
+    from rlm_mcp.config import Settings
+    from rlm_mcp.core.guide import guide_text, skill_text
+    from rlm_mcp.server.app import REPL_EXEC_DESCRIPTION
+    from sandbox import SAFE_MODULES
+
+    settings = Settings()
+    for text in (guide_text(settings), skill_text(settings), REPL_EXEC_DESCRIPTION):
+        listed = text.split("modules", 1)[1].split(".")[0].replace(":", "")
+        assert {name.strip() for name in listed.split(",")} == {m for m in SAFE_MODULES if "." not in m}, listed
+
+
+def test_the_root_is_shown_no_more_of_the_corpus_than_the_worker_sends() -> None:
+    from rlm_mcp.core.runs.prompts import CORPUS_PREVIEW_CHARS
+    from sandbox.worker.loader import PREVIEW_CHARS
+
+    assert CORPUS_PREVIEW_CHARS <= PREVIEW_CHARS

@@ -40,7 +40,8 @@ from sandbox.results import Spans
 __all__ = ["AdaptiveLimit", "Budget", "SubcallBroker", "SubcallLog"]
 
 log = logging.getLogger(__name__)
-PREVIEW_CHARS = 500
+SUBCALL_PREVIEW_CHARS = 500
+"""How much of a sub-call's prompt and answer its record in the trajectory keeps."""
 CHARS_PER_BUDGET_TOKEN = 8
 """A prompt longer than this many characters per token of RLM_SUB_CONTEXT_TOKENS is refused unsent."""
 ProgressFn = Callable[[int, int], Awaitable[None]]
@@ -123,9 +124,9 @@ class _Batch:
 
 
 def _preview(text: str | None) -> str | None:
-    if text is None or len(text) <= PREVIEW_CHARS:
+    if text is None or len(text) <= SUBCALL_PREVIEW_CHARS:
         return text
-    return text[:PREVIEW_CHARS] + f"... [{len(text) - PREVIEW_CHARS:,} more characters]"
+    return text[:SUBCALL_PREVIEW_CHARS] + f"... [{len(text) - SUBCALL_PREVIEW_CHARS:,} more characters]"
 
 
 class SubcallBroker:
