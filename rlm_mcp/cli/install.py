@@ -24,7 +24,7 @@ from typing import Any
 from rlm_mcp.cli import client_entries as install
 from rlm_mcp.cli import launcher
 from rlm_mcp.cli import plugin as plugin_command
-from rlm_mcp.config import add_setting_flags
+from rlm_mcp.config import add_setting_flags, env_name, flag_dest, settings_given
 from rlm_mcp.errors import InvalidInput
 
 CLIENT_NAMES = ", ".join(sorted(install.CLIENTS))
@@ -94,7 +94,8 @@ ROOTS_PROMPT = (
 
 def ask_for_roots(args: argparse.Namespace) -> None:
     """``--allowed-roots`` must be decided: taken from the flag (or ``--env``), asked on a terminal, or refused."""
-    if hasattr(args, "setting_allowed_roots") or any(e.startswith("RLM_ALLOWED_ROOTS=") for e in args.env):
+    variable = env_name("allowed_roots") + "="
+    if hasattr(args, flag_dest("allowed_roots")) or any(e.startswith(variable) for e in args.env):
         return
     if not sys.stdin.isatty():
         raise InvalidInput(
@@ -102,12 +103,12 @@ def ask_for_roots(args: argparse.Namespace) -> None:
             f"'{os.pathsep}'), or --allowed-roots '' for none; no folder is allowed by default"
         )
     print(ROOTS_PROMPT.format(sep=os.pathsep), end="", file=sys.stderr, flush=True)
-    args.setting_allowed_roots = sys.stdin.readline().strip()
+    setattr(args, flag_dest("allowed_roots"), sys.stdin.readline().strip())
 
 
 def server_env(args: argparse.Namespace) -> install.EntrySettings:
     """The settings passed as flags and ``--env``, validated as the server will read them."""
-    given = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
+    given = settings_given(args)
     extra: dict[str, str] = {}
     for item in args.env:
         key, sep, value = item.partition("=")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from rlm_mcp.config import Settings
 from rlm_mcp.core.runs import prompts
-from sandbox import LoadInfo
+from rlm_mcp.models.base import CHARS_PER_TOKEN
+from sandbox import SAFE_MODULES, LoadInfo
 
 SKILL_NAME = "offload-large-corpus"
 SKILL_DESCRIPTION = (
@@ -98,14 +99,12 @@ LIMITS = """\
 Budget: {max_sub_calls} sub-calls{limits} per session (a batch it cannot cover is refused whole with \
 SubcallBudgetExceeded; the get_budget tool shows what is left), {exec_timeout:g} s of compute per \
 repl_exec call (waiting for sub-calls does not count). SHOW_VARS() lists your variables. Available modules: \
-re, json, math, collections, itertools, functools, statistics, string, textwrap, datetime, difflib, heapq, \
-bisect, random, operator, csv, io, unicodedata, hashlib, base64, html, fractions, decimal, copy, time, pprint. \
-No files, network or processes. get_trajectory shows every step you took."""
+{modules}. No files, network or processes. get_trajectory shows every step you took."""
 
 
 def numbers(settings: Settings) -> dict[str, float | int | str]:
     """The server's own figures that the text quotes."""
-    sub_chars = settings.sub_context_tokens * prompts.CHARS_PER_TOKEN
+    sub_chars = settings.sub_context_tokens * CHARS_PER_TOKEN
     return {
         "chunk_chars": max(1000, int(sub_chars * 0.8) // 1000 * 1000),
         "sub_tokens": settings.sub_context_tokens,
@@ -113,7 +112,13 @@ def numbers(settings: Settings) -> dict[str, float | int | str]:
         "max_sub_calls": settings.max_sub_calls,
         "limits": _limits(settings),
         "exec_timeout": settings.exec_timeout_s,
+        "modules": available_modules(),
     }
+
+
+def available_modules() -> str:
+    """The modules code in the REPL may import, from the sandbox's own table (so no text lists one it refuses)."""
+    return ", ".join(name for name in SAFE_MODULES if "." not in name)  # collections.abc comes with collections
 
 
 def _steps(values: dict[str, float | int | str], fenced: bool) -> str:

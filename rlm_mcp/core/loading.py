@@ -25,10 +25,10 @@ import anyio.to_thread
 
 from rlm_mcp.config import Settings
 from rlm_mcp.core.ids import check_id
-from rlm_mcp.core.runs.prompts import CHARS_PER_TOKEN
 from rlm_mcp.core.sessions import SessionManager
 from rlm_mcp.core.trajectories import TrajectoryStore
 from rlm_mcp.errors import InvalidInput, NotFound
+from rlm_mcp.models import CHARS_PER_TOKEN
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.progress import Progress, ProgressReporter, size_text
 from rlm_mcp.schemas import LoadContextResult

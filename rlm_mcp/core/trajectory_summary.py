@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rlm_mcp.schemas import Trajectory
 
-PREVIEW_CHARS = 300
+SUMMARY_CLIP_CHARS = 300
 """Characters of code, output and answers a summary keeps of each step."""
 
 
-def _clip(text: str | None, limit: int = PREVIEW_CHARS) -> str | None:
+def _clip(text: str | None, limit: int = SUMMARY_CLIP_CHARS) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[:limit] + f"... [{len(text) - limit:,} more characters]"

@@ -49,7 +49,7 @@ from mcp_types import (
 from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models.sampling import current_sampler
 from rlm_mcp.progress import ProgressReporter, increasing
 
@@ -88,9 +88,11 @@ class DirectSampler:
                 request, _result_type(params), metadata=ServerMessageMetadata(related_request_id=self._ctx.request_id)
             )
         except MCPError as exc:
-            raise ModelError(f"the client did not sample: {exc}", kind="error") from exc
+            raise ModelError(f"the client did not sample: {exc}", kind=ModelErrorKind.ERROR) from exc
         except ValidationError as exc:
-            raise ModelError(f"the client's sampling result cannot be read: {exc}", kind="malformed") from exc
+            raise ModelError(
+                f"the client's sampling result cannot be read: {exc}", kind=ModelErrorKind.MALFORMED
+            ) from exc
 
 
 @dataclass
@@ -137,7 +139,7 @@ class _Job:
             raise ModelError(
                 f"the client did not answer a sampling request within {self.answer_timeout_s:g} s "
                 "(it must retry the tool call with the answers)",
-                kind="timeout",
+                kind=ModelErrorKind.TIMEOUT,
             )
         return ask.result
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from rlm_mcp.errors import InvalidInput
+from rlm_mcp.errors import TooLarge
 from rlm_mcp.files import write_atomically
 from rlm_mcp.store.failures import storing
 
@@ -30,10 +30,6 @@ FORMAT_VERSION = 1
 
 def document_header(name: str) -> str:
     return f"==> {name} <==\n"
-
-
-class TooLarge(InvalidInput):
-    """A source grew past the corpus limit while being converted."""
 
 
 class LimitedWriter:

@@ -16,14 +16,15 @@ from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.schemas import Trajectory
 from rlm_mcp.viewer import INDEX_SCRIPTS, page, page_policy
 
-PREVIEW_CHARS = 240
+QUERY_PREVIEW_CHARS = 240
+"""How much of a run's question the list of runs shows, on one line."""
 
 
 def _preview(text: str | None) -> str | None:
     if text is None:
         return None
     line = " ".join(text.split())
-    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+    return line if len(line) <= QUERY_PREVIEW_CHARS else line[: QUERY_PREVIEW_CHARS - 1] + "…"
 
 
 def row(trajectory: Trajectory, prices: PriceTable, link: Callable[[str], str] | None = None) -> dict[str, Any]:

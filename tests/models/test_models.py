@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT_MODEL, SUB_MODEL, connect, server_env
 from helpers import call
 
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models import Message, TextBlock, ToolCall, ToolResult, ToolSpec, parse_model
 from rlm_mcp.models.openai import OpenAIClient
 from rlm_mcp.testing.openai import ChatCompletionsFake, ChatRequest, Fault, Reply, code, scripted, throttled
@@ -281,3 +281,12 @@ def test_api_key_settings_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().openai_api_key.get_secret_value() == "sk-ours"
     assert Settings(openai_api_key="sk-flag").openai_api_key.get_secret_value() == "sk-flag"
     assert "sk-ours" not in repr(Settings())  # a secret is never printed
+
+
+def test_model_error_kinds_keep_their_words_and_a_misspelt_one_is_refused() -> None:
+    """Kinds are written into trajectories and compared as strings: the enum keeps the words, and a kind nobody
+    defined fails where it is raised rather than silently never matching."""
+    error = ModelError("slow down", ModelErrorKind.THROTTLED)
+    assert error.kind == "throttled" and f"{error.kind}" == "throttled"
+    with pytest.raises(ValueError, match="throttle"):
+        ModelError("slow down", "throttle")  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from rlm_mcp.aws import parse_s3_url
-from rlm_mcp.config import Settings
+from rlm_mcp.config import ENV_PREFIX, Settings, setting_for_env
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "deploy-agentcore.md"
@@ -104,17 +104,15 @@ def test_each_runtime_says_how_callers_are_authenticated(written: dict[str, Any]
 
 
 def _settings_of(request: dict[str, Any]) -> dict[str, str]:
-    fields = {f"RLM_{name.upper()}": name for name in Settings.model_fields}
     variables = request["environmentVariables"]
-    return {fields[name]: value for name, value in variables.items() if name in fields}
+    return {name: value for key, value in variables.items() if (name := setting_for_env(key)) is not None}
 
 
 def test_the_runtime_settings_are_valid_rlm_mcp_settings(written: dict[str, Any]) -> None:
     variables = written["create-runtime.json"]["environmentVariables"]
-    fields = {f"RLM_{name.upper()}": name for name in Settings.model_fields}
-    ours = {name: value for name, value in variables.items() if name.startswith("RLM_")}
-    assert set(ours) <= set(fields), set(ours) - set(fields)
-    settings = Settings(**{fields[name]: value for name, value in ours.items()})
+    ours = {name: value for name, value in variables.items() if name.startswith(ENV_PREFIX)}
+    assert all(setting_for_env(name) for name in ours), [name for name in ours if not setting_for_env(name)]
+    settings = Settings(**{setting_for_env(name): value for name, value in ours.items()})
     assert settings.store == "s3://rlm-mcp-123456789012-us-east-1/rlm"
     assert settings.traces == "otlp" and settings.log_format == "json" and len(settings.request_state_keys) == 1
     assert variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "https://xray.us-east-1.amazonaws.com/v1/traces"

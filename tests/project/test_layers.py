@@ -36,6 +36,31 @@ def test_sandbox_knows_nothing_of_the_server() -> None:
         assert not offending, f"{path.name} imports {offending}"
 
 
+GROUND_FLOOR = ("config", "errors", "principals", "schemas", "files", "progress", "aws")
+"""Modules every layer may use, which use no other part of rlm_mcp (``rlm_mcp.__version__`` aside)."""
+
+
+def _rlm_imports(path: Path) -> set[str]:
+    return {m for m in imported_modules(path) if m.split(".")[0] == "rlm_mcp" and m != "rlm_mcp"}
+
+
+def test_the_ground_floor_imports_nothing_above_it() -> None:
+    for name in GROUND_FLOOR:
+        paths = [ROOT / "rlm_mcp" / f"{name}.py"] if (ROOT / "rlm_mcp" / f"{name}.py").exists() else []
+        paths += sorted((ROOT / "rlm_mcp" / name).rglob("*.py")) if (ROOT / "rlm_mcp" / name).is_dir() else []
+        assert paths, name
+        for path in paths:
+            above = {m for m in _rlm_imports(path) if m.split(".")[1] not in GROUND_FLOOR}
+            assert not above, f"{path.relative_to(ROOT)} imports {above}"
+
+
+@pytest.mark.parametrize("layer", ["models", "sources", "store", "viewer"])
+def test_the_lower_layers_import_no_core_server_or_cli(layer: str) -> None:
+    for path in (ROOT / "rlm_mcp" / layer).rglob("*.py"):
+        above = {m for m in _rlm_imports(path) if m.split(".")[1] in ("core", "server", "cli")}
+        assert not above, f"{path.relative_to(ROOT)} imports {above}"
+
+
 def test_only_config_reads_the_environment() -> None:
     readers = [
         path.relative_to(ROOT)
@@ -43,7 +68,7 @@ def test_only_config_reads_the_environment() -> None:
         for path in (ROOT / package).rglob("*.py")
         if "os.environ" in path.read_text() or "os.getenv" in path.read_text()
     ]
-    assert readers == [Path("rlm_mcp/config.py")]
+    assert readers and all(path.parts[:2] == ("rlm_mcp", "config") for path in readers), readers
 
 
 SUBCOMMANDS = ("serve", "query", "trajectory", "sessions", "install", "uninstall", "doctor")
@@ -80,11 +105,14 @@ def test_help_settings_lists_every_setting_with_its_variable_and_default() -> No
 
 def test_the_flag_rule_is_in_one_place() -> None:
     """Flags and variables are derived by config.flag_name/env_name only; nothing else spells the rule out."""
+    rule = ('f"RLM_{', "f'RLM_{", '"RLM_" +', "replace('_', '-')", 'replace("_", "-")', '"setting_"')
     offenders = [
         path.relative_to(ROOT)
-        for package in ("rlm_mcp",)
+        for package in ("rlm_mcp", "tests")
         for path in (ROOT / package).rglob("*.py")
-        if path.name != "config.py" and ('f"RLM_{' in path.read_text() or "replace('_', '-')" in path.read_text())
+        if path != ROOT / "rlm_mcp" / "config" / "names.py"
+        and path != Path(__file__)
+        and any(spelling in path.read_text() for spelling in rule)
     ]
     assert offenders == []
 
@@ -129,9 +157,29 @@ def test_readme_test_command_is_what_ci_runs() -> None:
 
 
 def test_readme_documents_every_setting() -> None:
-    from rlm_mcp.config import Settings
+    from rlm_mcp.config import Settings, env_name, flag_name
 
     readme = (ROOT / "README.md").read_text()
     for name in Settings.model_fields:
-        env = "AWS_REGION" if name == "aws_region" else f"RLM_{name.upper()}"
-        assert f"| `{env}` | `--{name.replace('_', '-')}` |" in readme, f"{env} is missing from the README"
+        env = env_name(name)
+        assert f"| `{env}` | `{flag_name(name)}` |" in readme, f"{env} is missing from the README"
+
+
+def test_every_text_that_lists_the_repl_modules_lists_the_sandboxes_own() -> None:
+    """The guide, the skill and repl_exec's description are rendered from sandbox.SAFE_MODULES, not copied."""
+    from rlm_mcp.config import Settings
+    from rlm_mcp.core.guide import guide_text, skill_text
+    from rlm_mcp.server.app import REPL_EXEC_DESCRIPTION
+    from sandbox import SAFE_MODULES
+
+    settings = Settings()
+    for text in (guide_text(settings), skill_text(settings), REPL_EXEC_DESCRIPTION):
+        listed = text.split("modules", 1)[1].split(".")[0].replace(":", "")
+        assert {name.strip() for name in listed.split(",")} == {m for m in SAFE_MODULES if "." not in m}, listed
+
+
+def test_the_root_is_shown_no_more_of_the_corpus_than_the_worker_sends() -> None:
+    from rlm_mcp.core.runs.prompts import CORPUS_PREVIEW_CHARS
+    from sandbox.worker.loader import PREVIEW_CHARS
+
+    assert CORPUS_PREVIEW_CHARS <= PREVIEW_CHARS

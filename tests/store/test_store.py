@@ -21,6 +21,7 @@ from helpers import call, call_error, holding
 from mcp import Client
 
 from rlm_mcp.core.trajectories import TrajectoryStore
+from rlm_mcp.errors import RLMError
 from rlm_mcp.schemas import Step
 from rlm_mcp.store import KeyNotFound, LocalStore, S3Store, Store
 from rlm_mcp.testing.bedrock import code, scripted
@@ -56,6 +57,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 
 # -- the interface, on both backends ------------------------------------------------------------
+
+
+def test_a_missing_key_is_an_rlm_error_that_callers_catching_key_error_still_see(store: Store) -> None:
+    with pytest.raises(KeyError) as caught:
+        store.read("sessions/s_missing.json")
+    assert isinstance(caught.value, KeyNotFound) and isinstance(caught.value, RLMError)
+    assert "sessions/s_missing.json" in str(caught.value)
 
 
 def test_objects_round_trip(store: Store, tmp_path: Path) -> None:

@@ -31,9 +31,8 @@ from rlm_mcp.core.subcalls import budget as budgets
 from rlm_mcp.core.subcalls.broker import Budget, SubcallBroker, SubcallLog
 from rlm_mcp.core.subcalls.cache import Occurrences
 from rlm_mcp.core.trajectories import TrajectoryStore
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models import Block, Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult
-from rlm_mcp.models.base import TOOLS_UNSUPPORTED
 from rlm_mcp.models.pricing import PriceTable, run_cost
 from rlm_mcp.principals import LOCAL
 from rlm_mcp.progress import Progress, ProgressReporter, StepProgress
@@ -279,7 +278,7 @@ class RLMRun:
     def _may_switch_to_text(self, exc: ModelError) -> bool:
         """In ``auto``, a backend that refuses tools before any tool was used gets the text protocol instead."""
         used_tools = any(isinstance(b, ToolCall | ToolResult) for m in self.messages for b in m.content)
-        return exc.kind == TOOLS_UNSUPPORTED and self.config.root_protocol == "auto" and not used_tools
+        return exc.kind == ModelErrorKind.TOOLS_UNSUPPORTED and self.config.root_protocol == "auto" and not used_tools
 
     def _say(self, text: str) -> None:
         self.messages.append(Message("user", [TextBlock(text)]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from rlm_mcp.models import ToolSpec
+from rlm_mcp.models import CHARS_PER_TOKEN, ToolSpec
 from sandbox import LoadInfo
 
 CODE_TOOL = ToolSpec(
@@ -26,8 +26,8 @@ CODE_TOOL = ToolSpec(
     },
 )
 
-CHARS_PER_TOKEN = 4
-PREVIEW_CHARS = 300
+CORPUS_PREVIEW_CHARS = 300
+"""How much of the corpus's beginning the root's first message shows (at most what the worker sends)."""
 LISTED_LENGTHS = 10
 
 SYSTEM_PROMPT = """\
@@ -171,7 +171,7 @@ def corpus_metadata(info: LoadInfo) -> str:
             f"Document lengths in characters: min {min(lengths):,}, median {int(statistics.median(lengths)):,}, "
             f"max {max(lengths):,}; the first {min(len(lengths), LISTED_LENGTHS)}: {lengths[:LISTED_LENGTHS]}."
         )
-    preview = info.preview[:PREVIEW_CHARS]
+    preview = info.preview[:CORPUS_PREVIEW_CHARS]
     lines.append(f"The first {len(preview)} characters of {where}:\n<<<\n{preview}\n>>>")
     return "\n".join(lines)
 

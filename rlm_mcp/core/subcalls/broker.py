@@ -30,7 +30,7 @@ from rlm_mcp.config import Settings
 from rlm_mcp.core.backends import backend_of
 from rlm_mcp.core.subcalls.budget import Budget, estimate
 from rlm_mcp.core.subcalls.cache import Answer, Occurrences, Request, SubcallCache
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models import ModelClient, Usage, parse_model, pool_size
 from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.principals import LOCAL
@@ -42,11 +42,12 @@ from sandbox.results import Spans
 __all__ = ["AdaptiveLimit", "Budget", "SubcallBroker", "SubcallLog"]
 
 log = logging.getLogger(__name__)
-PREVIEW_CHARS = 500
+SUBCALL_PREVIEW_CHARS = 500
+"""How much of a sub-call's prompt and answer its record in the trajectory keeps."""
 CHARS_PER_BUDGET_TOKEN = 8
 """A prompt longer than this many characters per token of RLM_SUB_CONTEXT_TOKENS is refused unsent."""
 ProgressFn = Callable[[int, int], Awaitable[None]]
-OVERLOAD_KINDS = frozenset({"throttled", "unavailable"})
+OVERLOAD_KINDS = frozenset({ModelErrorKind.THROTTLED, ModelErrorKind.UNAVAILABLE})
 PROGRESS_INTERVAL_S = 0.1
 
 
@@ -125,9 +126,9 @@ class _Batch:
 
 
 def _preview(text: str | None) -> str | None:
-    if text is None or len(text) <= PREVIEW_CHARS:
+    if text is None or len(text) <= SUBCALL_PREVIEW_CHARS:
         return text
-    return text[:PREVIEW_CHARS] + f"... [{len(text) - PREVIEW_CHARS:,} more characters]"
+    return text[:SUBCALL_PREVIEW_CHARS] + f"... [{len(text) - SUBCALL_PREVIEW_CHARS:,} more characters]"
 
 
 class Routes(Protocol):
@@ -330,5 +331,5 @@ class SubcallBroker:
             raise ModelError(
                 f"the prompt is {len(prompt):,} characters, far over the sub-model's input budget of "
                 f"{self.settings.sub_context_tokens:,} tokens (RLM_SUB_CONTEXT_TOKENS); split it into smaller chunks",
-                kind="validation",
+                kind=ModelErrorKind.VALIDATION,
             )

@@ -4,7 +4,7 @@ Spending is checked *before* it happens, against a worst-case estimate: a batch 
 sub-calls is admitted whole or refused whole (the code sees
 ``SubcallBudgetExceeded``, with what is left), and a root turn that could overrun
 ends the run at its limit. The estimate of a request is its prompt at
-:data:`~rlm_mcp.core.runs.prompts.CHARS_PER_TOKEN` characters per token plus the full output
+:data:`~rlm_mcp.models.base.CHARS_PER_TOKEN` characters per token plus the full output
 limit, priced from the :class:`~rlm_mcp.models.pricing.PriceTable`. What a request really
 used is charged when it comes back; an estimate can be off (tokenizers differ), so
 spending may pass a limit by the error of one request, never by a second one.
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlm_mcp.core.runs.prompts import CHARS_PER_TOKEN
 from rlm_mcp.models import Message, TextBlock, ToolCall, ToolResult
+from rlm_mcp.models.base import CHARS_PER_TOKEN
 from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.schemas import BudgetView
 from sandbox import SubcallRefused

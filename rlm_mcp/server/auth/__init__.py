@@ -23,9 +23,10 @@ from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
+from rlm_mcp.config import parse_token_entries
 from rlm_mcp.errors import InvalidInput, RLMError
 from rlm_mcp.server.auth.oidc import JWTVerifier
-from rlm_mcp.server.auth.static import StaticTokenVerifier, parse_token_entries, read_token_file
+from rlm_mcp.server.auth.static import StaticTokenVerifier, read_token_file
 
 if TYPE_CHECKING:
     from rlm_mcp.config import Settings
