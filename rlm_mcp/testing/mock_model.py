@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models import Completion, Message, ModelClient, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
-from rlm_mcp.models.base import TOOLS_UNSUPPORTED
 from rlm_mcp.testing.base import Reply
 
 Scripted = Reply | str | ModelError
@@ -119,7 +118,7 @@ class MockModel:
         names = tuple(t.name for t in tools)
         self.sent.append(Sent("chat", model, max_tokens, system=system, messages=tuple(messages), tools=names))
         if tools and self.tools is False:
-            raise ModelError(f"{model} does not support tools", kind=TOOLS_UNSUPPORTED)
+            raise ModelError(f"{model} does not support tools", kind=ModelErrorKind.TOOLS_UNSUPPORTED)
         if self.turn >= len(self.script):
             raise ModelError(f"the mock model's script has {len(self.script)} replies and was asked for another")
         scripted = self.script[self.turn]
@@ -151,5 +150,7 @@ class MockRouter:
 
     def client_for(self, model: str) -> tuple[ModelClient, str]:
         if model not in self.models:
-            raise ModelError(f"no mock model is named {model!r} (there are {sorted(self.models)})", kind="config")
+            raise ModelError(
+                f"no mock model is named {model!r} (there are {sorted(self.models)})", kind=ModelErrorKind.CONFIG
+            )
         return self.models[model], model

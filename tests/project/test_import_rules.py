@@ -25,7 +25,7 @@ GROUND = "ground"
 
 MAY_IMPORT: dict[str, set[str]] = {
     GROUND: set(),
-    "testing": set(),  # the public wire fakes stand alone (a test of yours can use them without a server)
+    "testing": {"models", GROUND},  # the wire fakes stand alone; the mock model is a model client
     "models": {GROUND},
     "store": {GROUND},
     "telemetry": {GROUND},
