@@ -19,7 +19,7 @@ import anyio
 
 from benchmarks import corpora, crowd, guarded, harness, mapreduce, micro, report, run, savings, starts
 from benchmarks.tasks import all_tasks
-from rlm_mcp.fakes.bedrock import ConverseFake
+from rlm_mcp.testing.bedrock import ConverseFake
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -139,6 +139,8 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             m["map_reduce"] = await mapreduce.measure(
                 work, target, fake, trec, 10_000 if quick else 100_000, args.sub_latency
             )
+            log("micro: real model-written code, in the sandbox and in plain CPython")
+            m["compat"] = await compat_share()
             if trec is not None:
                 log("micro: parallel speed-up")
                 m["speedup"] = await micro.parallel_speedup(work, fake, target, trec, 100_000 if quick else 1_000_000)
@@ -146,6 +148,15 @@ async def main(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if fake is not None:
             fake.stop()
     return results
+
+
+async def compat_share() -> dict[str, Any]:
+    """The compatibility corpus replayed on both sides (``python -m benchmarks.compat`` lists the cells)."""
+    from benchmarks.compat import report as compat_report
+    from benchmarks.compat.corpus import load_corpus
+    from benchmarks.compat.replay import run_corpus
+
+    return compat_report.summary(await run_corpus(load_corpus()))
 
 
 def write(results: dict[str, Any], args: argparse.Namespace) -> None:

@@ -42,7 +42,7 @@ TIMED = (
 PLAIN = """
 import sys, json, os
 sys.path.insert(0, sys.argv[2])
-from sandbox import loader
+from sandbox.worker import loader
 spec = loader.DocumentSpec('corpus', '', 'utf-8', 'strict')
 context = loader.read_document(os.open(sys.argv[1], os.O_RDONLY), spec)
 print('ready', flush=True)

@@ -3,7 +3,7 @@
     python -m benchmarks.load_progress --files 48000 --repeats 5
 
 The folder is written once (a mix of sizes, a few files that do not decode)
-and loaded through :class:`~rlm_mcp.service.RLMService`, as the server does,
+and loaded through :class:`~rlm_mcp.core.service.RLMService`, as the server does,
 alternating a load without a progress reporter and one whose reporter counts
 the reports (the MCP layer's work per report is one notification). The files
 stay in the page cache after the first load, so the figure is the overhead on
@@ -22,8 +22,8 @@ from pathlib import Path
 import anyio
 
 from rlm_mcp.config import Settings
+from rlm_mcp.core.service import RLMService
 from rlm_mcp.progress import Progress
-from rlm_mcp.service import RLMService
 
 
 def write_folder(root: Path, files: int) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks import harness, tasks
 from benchmarks.run import build_corpus
 from benchmarks.tasks import CHUNK_CHARS, LABEL_ASK, MARK, PAIRS_AGGREGATE, PROBE, Oracle, Question, Task
-from rlm_mcp.fakes.bedrock import ConverseFake, ConverseRequest, Fault, Reply, code, scripted
+from rlm_mcp.testing.bedrock import ConverseFake, ConverseRequest, Fault, Reply, code, scripted
 
 ASKED = re.compile(r"llm_query_batched\(\[(.+?) \+ MARK")
 

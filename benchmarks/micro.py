@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks import corpora, harness, stats
 from benchmarks.tasks import Oracle, all_tasks, root_script
-from rlm_mcp.fakes.bedrock import ConverseFake, ConverseRequest, Reply, echo
+from rlm_mcp.testing.bedrock import ConverseFake, ConverseRequest, Reply, echo
 
 MB = 1024 * 1024
 KINDS = ("ascii", "non-latin", "mixed")

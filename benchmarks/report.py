@@ -123,6 +123,18 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 _met(change < 0.10),
             )
         )
+    if "compat" in micro:
+        c = micro["compat"]
+        rows.append(
+            (
+                "harmless model-written RLM code runs as in plain CPython (every cell)",
+                f"{c['harmless_same']}/{c['harmless_cells']} cells "
+                f"({100 * c['harmless_same'] / max(c['harmless_cells'], 1):.1f}%) over {c['trajectories']} runs"
+                + "".join(f"; refused: {cause} ({n['refused_cells']})" for cause, n in c["causes"].items())
+                + (f"; harmful cells not refused: {c['harmful_not_refused']}" if c["harmful_cells"] else ""),
+                _met(c["harmless_same"] == c["harmless_cells"] and c["harmful_not_refused"] == 0),
+            )
+        )
     if "savings" in micro:
         saved = micro["savings"]
         rows.append(
@@ -186,6 +198,23 @@ def _map_reduce(rows: list[dict[str, Any]]) -> list[str]:
         )
     out.append("")
     return out
+
+
+def _compat(c: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Real model-written code",
+        "",
+        "The compatibility corpus (`tests/compat/`, each cell with its source) replayed in order, run by run, in "
+        "the sandbox and in plain CPython; a cell counts when its output and error are the same on both sides "
+        "(`python -m benchmarks.compat --failures` lists the others, with why).",
+        "",
+        "| source | same as CPython |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {v['same']}/{v['cells']} |" for name, v in c["groups"].items()]
+    causes = ", ".join(f"{cause} ({n['refused_cells']})" for cause, n in c["causes"].items()) or "none"
+    lines += ["", f"Refused although harmless, by cause: {causes}.", ""]
+    return lines
 
 
 def plot(tasks: list[dict[str, Any]], path: Path) -> bool:
@@ -416,6 +445,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         ]
     if "savings" in micro:
         lines += savings_lines(micro["savings"])
+    if "compat" in micro:
+        lines += _compat(micro["compat"])
     if micro.get("root_tokens"):
         lines += [
             "## Root cost against corpus size",

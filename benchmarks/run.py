@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks import corpora, harness
 from benchmarks.tasks import Oracle, Task, corpus_lines, root_script
-from rlm_mcp.fakes.bedrock import ConverseFake
+from rlm_mcp.testing.bedrock import ConverseFake
 
 
 def build_corpus(task: Task, work: Path, tokens: int) -> corpora.Corpus:

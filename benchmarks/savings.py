@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import harness
-from rlm_mcp.fakes.bedrock import ConverseFake, ConverseRequest, Reply, code, scripted
+from rlm_mcp.testing.bedrock import ConverseFake, ConverseRequest, Reply, code, scripted
 from sandbox import Sandbox
 
 LABELS = ("HUM", "LOC", "NUM", "DESC", "ENTY", "ABBR")

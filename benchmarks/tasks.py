@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import corpora
-from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, code, scripted
+from rlm_mcp.testing.bedrock import ConverseRequest, Reply, code, scripted
 
 MARK = "\n\nTEXT:\n"
 CHUNK_CHARS = 100_000

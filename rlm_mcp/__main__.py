@@ -1,4 +1,4 @@
-from rlm_mcp.cli import main
+from rlm_mcp.cli.entry import main
 
 if __name__ == "__main__":
     main()

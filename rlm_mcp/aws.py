@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
-from rlm_mcp.errors import InvalidInput, ModelError
+from rlm_mcp.errors import InvalidInput, ModelError, ModelErrorKind
 
 
 def resolve_region(session: boto3.session.Session, fallback: str | None) -> str | None:
@@ -42,6 +42,6 @@ def client(
     if region is None:
         raise ModelError(
             "no AWS region is configured: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in your AWS profile)",
-            kind="config",
+            kind=ModelErrorKind.CONFIG,
         )
     return session.client(service, region_name=region, config=config)

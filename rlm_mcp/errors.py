@@ -1,12 +1,16 @@
 """Errors meant for the caller: each message says what went wrong and what to do about it.
 
 The MCP layer turns every :class:`RLMError` into a tool error with its message
-as the text; anything else is a bug and is logged with its traceback.
+as the text; anything else is a bug and is logged with its traceback. Every
+error class a caller can see is defined here (the sandbox's own, which never
+import rlm_mcp, are in ``sandbox.errors``); exceptions a module raises and
+catches itself stay in that module.
 """
 
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 
 from pydantic import ValidationError
 
@@ -23,6 +27,14 @@ class PathRefused(InvalidInput):
     """A path is outside the allowed roots, or not a regular file or directory."""
 
 
+class Binary(InvalidInput):
+    """A file that is not text (and not a PDF or gzip file). Loading a folder skips such files."""
+
+
+class TooLarge(InvalidInput):
+    """A source grew past the corpus limit while being converted (a gzip bomb stops here)."""
+
+
 class NotFound(RLMError):
     """A session, trajectory or file does not exist."""
 
@@ -35,12 +47,49 @@ class CapacityExceeded(RLMError):
     """A server-wide limit (live sessions, corpus size) would be exceeded."""
 
 
+class StoreError(RLMError):
+    """The store could not be reached or refused the operation; the message says which store and why."""
+
+
+class KeyNotFound(RLMError, KeyError):
+    """No object under this key in a store. Also a ``KeyError``, the way a mapping says the same."""
+
+    def __str__(self) -> str:
+        return f"nothing is stored under {self.args[0]!r}" if self.args else "nothing is stored under that key"
+
+
+class ModelErrorKind(StrEnum):
+    """What kind of failure a :class:`ModelError` is. The values are written into trajectories and span
+    attributes and compared by tests, so they are part of the outside world's vocabulary: never rename one."""
+
+    CONFIG = "config"
+    """A setting, a credential or a model name is wrong: retrying will not help, the user must change something."""
+    VALIDATION = "validation"
+    """The backend refused this request (empty prompt, a parameter the model does not take)."""
+    TIMEOUT = "timeout"
+    """No answer in time."""
+    UNAVAILABLE = "unavailable"
+    """The backend cannot be reached or could not serve the model just now."""
+    MALFORMED = "malformed"
+    """The backend answered something that cannot be read."""
+    AUTH = "auth"
+    """The credentials were refused or lack the permission."""
+    THROTTLED = "throttled"
+    """The backend kept rate-limiting after retries."""
+    CONTEXT_WINDOW = "context_window"
+    """The input is longer than the model takes."""
+    TOOLS_UNSUPPORTED = "tools_unsupported"
+    """The backend or model has no tool calling (the root then falls back to text, when allowed)."""
+    ERROR = "error"
+    """Anything else."""
+
+
 class ModelError(RLMError):
     """A model call failed; ``kind`` tells retryable faults from configuration mistakes."""
 
-    def __init__(self, message: str, kind: str = "error"):
+    def __init__(self, message: str, kind: ModelErrorKind = ModelErrorKind.ERROR):
         super().__init__(message)
-        self.kind = kind
+        self.kind = ModelErrorKind(kind)  # a misspelt kind fails here, not silently in a comparison
 
 
 class Redactor:

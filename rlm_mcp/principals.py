@@ -3,7 +3,7 @@
 Over stdio, and over HTTP without authentication, there is one principal,
 :data:`LOCAL`: the client that launched the server (or everyone who can reach a
 loopback port). Over HTTP with authentication, the token verifiers of
-:mod:`rlm_mcp.auth` put the principal into the SDK's ``AccessToken.subject``
+:mod:`rlm_mcp.server.auth` put the principal into the SDK's ``AccessToken.subject``
 (``token:<name>`` for a static bearer token, ``jwt:<claim>`` for a JWT), and
 every session, run, trajectory and inline corpus a request creates belongs to
 it. The core takes the principal as an ``owner`` argument and never looks at

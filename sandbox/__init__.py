@@ -8,6 +8,21 @@ worker process is confined by the operating system. Sub-calls made by the code
     async with Sandbox() as box:
         await box.load([Document(name="notes.txt", path=Path("notes.txt"))], shape="str")
         result = await box.execute("print(len(context))")
+
+The package has two sides and one shared ground, and the imports follow them:
+
+- ``sandbox/worker/``: everything that runs inside the confined worker process. It
+  imports, from :mod:`sandbox`, only :mod:`sandbox.protocol` (and itself).
+- ``sandbox/protocol/``: the wire format and every value both processes must agree on
+  (message names, the rule for user names, snapshot constants, the importable modules,
+  the descriptor batch size). It imports nothing else from :mod:`sandbox`.
+- the parent side, every other module here (:mod:`sandbox.host`, ``process``,
+  ``template``, ``handover``, ``serving``, ``results``, ``snapshot_check`` ...): it
+  imports, from the shared ground, only :mod:`sandbox.protocol`, never ``sandbox.worker``
+  (it starts the worker by module name, in a fresh interpreter or a forked template).
+
+So a security review of what runs confined reads ``sandbox/worker/`` and
+``sandbox/protocol/`` and nothing else; ``tests/sandbox/test_boundary.py`` enforces the rule.
 """
 
 from __future__ import annotations
@@ -17,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 # Exported names are imported on first use: the worker process imports this
 # package too, and should load neither anyio nor the parent's machinery.
+# (SAFE_MODULES comes from the shared protocol, so the worker never needs this file's exports.)
 _EXPORTS = {
     "CodeTooLarge": "sandbox.errors",
     "LoadError": "sandbox.errors",
@@ -24,7 +40,7 @@ _EXPORTS = {
     "WorkerStartError": "sandbox.errors",
     "Sandbox": "sandbox.host",
     "SandboxLimits": "sandbox.limits",
-    "SAFE_MODULES": "sandbox.modules",
+    "SAFE_MODULES": "sandbox.protocol.modules",
     "CallHandler": "sandbox.results",
     "Document": "sandbox.results",
     "ExecError": "sandbox.results",
@@ -53,7 +69,7 @@ if TYPE_CHECKING:
     from sandbox.errors import WorkerStartError as WorkerStartError
     from sandbox.host import Sandbox as Sandbox
     from sandbox.limits import SandboxLimits as SandboxLimits
-    from sandbox.modules import SAFE_MODULES as SAFE_MODULES
+    from sandbox.protocol.modules import SAFE_MODULES as SAFE_MODULES
     from sandbox.results import CallHandler as CallHandler
     from sandbox.results import Document as Document
     from sandbox.results import ExecError as ExecError

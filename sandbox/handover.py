@@ -19,10 +19,10 @@ from typing import Literal
 from sandbox.errors import LoadError, WorkerLost
 from sandbox.fields import Fields
 from sandbox.process import WorkerProcess
-from sandbox.protocol import FD_BATCH, ProtocolError
+from sandbox.protocol import FD_BATCH, Op, ProtocolError
 from sandbox.results import Document, LoadInfo
 
-_LOAD_FRAMES = frozenset({"load_more", "loaded", "load_error"})
+_LOAD_FRAMES = frozenset({Op.LOAD_MORE, Op.LOADED, Op.LOAD_ERROR})
 LoadProgress = Callable[[int, int], Awaitable[None]]
 """Told (documents read, bytes read) each time the worker has read a batch of documents, and at the end."""
 
@@ -65,7 +65,7 @@ async def hand_over(
     """
     request_id = await worker.request(
         {
-            "op": "load",
+            "op": Op.LOAD,
             "mode": "append" if append else "replace",
             "shape": shape,
             "first_header": first_header,
@@ -90,7 +90,7 @@ async def hand_over(
         for start in range(0, len(documents), FD_BATCH):
             if start:
                 reply = await worker.reply(request_id, _LOAD_FRAMES, "loading", deadline)
-                if reply["op"] != "load_more":
+                if reply["op"] != Op.LOAD_MORE:
                     break
                 if Fields(reply, "the request for more documents").count("done") != start:
                     raise ProtocolError(f"the sandbox asked for documents from a position other than {start}")
@@ -98,9 +98,9 @@ async def hand_over(
                     read_bytes += sum(sizes[start - FD_BATCH : start])
                     await progress(start, read_bytes)
             await _send_fds(worker, documents[start : start + FD_BATCH])
-        if reply is None or reply["op"] == "load_more":
-            reply = await worker.reply(request_id, _LOAD_FRAMES - {"load_more"}, "loading", deadline)
-        if reply["op"] == "loaded":
+        if reply is None or reply["op"] == Op.LOAD_MORE:
+            reply = await worker.reply(request_id, _LOAD_FRAMES - {Op.LOAD_MORE}, "loading", deadline)
+        if reply["op"] == Op.LOADED:
             info = LoadInfo.parse(reply, len(documents))
             if progress is not None:
                 await progress(len(documents), sum(sizes))

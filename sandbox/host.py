@@ -12,11 +12,15 @@ or sized past the bounds, or is not the answer to the request in flight): the
 worker is treated as hostile, killed and replaced, and the result says so.
 
 The worker's memory and CPU limits are final for its life (hard = soft, see
-:mod:`sandbox.confine`). Before a request that might need more than they allow
+:mod:`sandbox.worker.confine`). Before a request that might need more than they allow
 (a load that grows the corpus past what the worker was sized for, code when
 the worker's CPU allowance is nearly spent), the worker is replaced by one
 sized for it and the corpus is read again; when that loses variables, the
 next result says so.
+
+The frames exchanged while one cell runs (serving its sub-calls, stopping it when the
+caller cancels) are in :mod:`sandbox.running`; this module decides what happens to the
+worker around them.
 """
 
 from __future__ import annotations
@@ -33,25 +37,23 @@ from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerLost
 from sandbox.fields import Fields
 from sandbox.handover import LoadProgress, corpus_size, hand_over
 from sandbox.limits import SandboxLimits
-from sandbox.process import WORKER_REQUESTS, WorkerProcess, describe_exit
-from sandbox.protocol import ProtocolError
+from sandbox.process import WorkerProcess, describe_exit
+from sandbox.protocol import Op, ProtocolError
 from sandbox.results import (
     CallHandler,
     Document,
-    ExecError,
     ExecResult,
     LoadInfo,
     SubcallHandler,
     Variable,
     parse_variables,
 )
-from sandbox.serving import serve_call, serve_subcall
+from sandbox.running import Pending, lost_result, run_cell, stop_cell
 from sandbox.snapshot_check import Restored, Snapshot
 
 if TYPE_CHECKING:
     from sandbox.template import WorkerTemplate
 
-_EXEC_FRAMES = WORKER_REQUESTS | {"result", "internal_error"}
 T = TypeVar("T")
 
 
@@ -308,107 +310,38 @@ class Sandbox:
     async def _recover(self, lost: WorkerLost, timeout: float) -> ExecResult:
         with anyio.CancelScope(shield=True):
             notes = await self._restart()
-        if lost.kind == "timeout":
-            kind, message = (
-                "TimeoutError",
-                (
-                    f"execution exceeded {timeout:g} s and did not stop when interrupted, so the sandbox was "
-                    f"killed after a further {self.limits.kill_grace_s:g} s"
-                ),
-            )
-        elif lost.kind == "cancelled":
-            kind, message = "Cancelled", "execution was cancelled and did not stop, so the sandbox was killed"
-        elif lost.kind == "protocol":
-            kind = "ProtocolViolation"
-            message = f"the sandbox process broke the channel protocol, so it was killed: {lost}"
-        else:
-            kind, message = "SandboxCrashed", str(lost)
-        message += ". The session was restarted: variables from earlier calls were lost."
-        if notes:
-            message += " " + "; ".join(notes).capitalize() + "."
-        return ExecResult(
-            stdout="",
-            error=ExecError(type=kind, message=message),
-            final=None,
-            variables=[],
-            elapsed_ms=0.0,
-            timed_out=lost.kind == "timeout",
-            cancelled=lost.kind == "cancelled",
-            restarted=True,
-            notes=notes,
-        )
+        return lost_result(lost, timeout, self.limits.kill_grace_s, notes)
 
     async def _execute_locked(
         self, code: str, timeout: float, on_subcall: SubcallHandler | None, on_call: CallHandler | None = None
     ) -> ExecResult:
-        worker = self._live
-        request_id = await worker.request({"op": "exec", "code": code, "timeout": timeout})
-        budget = timeout + self.limits.kill_grace_s
-        pending: tuple[str, int] | None = None
-        """The reply op and id of the worker's request being served, if one is."""
-        try:
-            while True:
-                started = anyio.current_time()
-                with anyio.move_on_after(max(budget, 0)) as scope:
-                    message = await worker.reply(request_id, _EXEC_FRAMES, "running code")
-                if scope.cancelled_caught:
-                    raise WorkerLost("timeout", "hard timeout")
-                budget -= anyio.current_time() - started
-                try:
-                    if message["op"] == "result":
-                        return ExecResult.parse(message, self.limits.max_output_chars, self.limits.max_final_chars)
-                    if message["op"] == "internal_error":
-                        text = Fields(message, "the internal error").text("message", 2000)
-                        error = ExecError(type="SandboxError", message=text)
-                        return ExecResult(stdout="", error=error, final=None, variables=[], elapsed_ms=0.0)
-                    pending = (f"{message['op']}_result", message["id"])
-                    if message["op"] == "llm":
-                        answer = await serve_subcall(message, on_subcall)
-                    else:
-                        answer = await serve_call(message, on_call)
-                except ProtocolError as exc:
-                    raise WorkerLost("protocol", f"the sandbox sent a malformed message: {exc}") from None
-                await worker.send(answer)
-                pending = None
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._stop_running_code(request_id, pending)
-            raise
+        return await run_cell(self._live, code, timeout, self.limits, on_subcall, on_call, self._stop_running_code)
 
-    async def _stop_running_code(self, request_id: int, pending: tuple[str, int] | None) -> None:
+    async def _stop_running_code(self, request_id: int, pending: Pending) -> None:
         """After the caller cancelled: interrupt the code, drain its result, or kill it."""
         worker = self._worker
         if worker is None or self._closed:
             return  # closed meanwhile (close() does not wait for the lock): nothing is left to stop
         try:
-            if pending is not None:
-                await worker.send({"op": pending[0], "id": pending[1], "interrupt": True})
-            else:
-                worker.interrupt()
-            with anyio.fail_after(self.limits.kill_grace_s):
-                while True:
-                    message = await worker.reply(request_id, _EXEC_FRAMES, "stopping code")
-                    if message["op"] not in WORKER_REQUESTS:
-                        return
-                    await worker.send({"op": f"{message['op']}_result", "id": message["id"], "interrupt": True})
+            await stop_cell(worker, request_id, pending, self.limits.kill_grace_s)
         except (WorkerLost, TimeoutError):
             if not self._closed:
                 await self._restart()
 
     async def variables(self) -> list[Variable]:
-        reply = await self._ask({"op": "vars"}, "vars", "listing variables")
+        reply = await self._ask({"op": Op.VARS}, Op.VARS, "listing variables")
         return parse_variables(Fields(reply, "the variables").items("variables"))
 
     async def snapshot(self, max_bytes: int) -> Snapshot:
         """The variables that are plain data, encoded by the worker in at most ``max_bytes`` and checked here as
-        untrusted data (:mod:`sandbox.snapshot`); a reply that is not exactly well formed replaces the worker."""
-        message = {"op": "snapshot", "max_bytes": max_bytes}
-        return await self._ask(message, "snapshot", "saving variables", lambda r: Snapshot.parse(r, max_bytes))
+        untrusted data (:mod:`sandbox.worker.snapshot`); a reply that is not exactly well formed replaces the worker."""
+        message = {"op": Op.SNAPSHOT, "max_bytes": max_bytes}
+        return await self._ask(message, Op.SNAPSHOT, "saving variables", lambda r: Snapshot.parse(r, max_bytes))
 
     async def restore(self, snapshot: Snapshot) -> Restored:
         """Put a snapshot's variables into the namespace (over any of the same names)."""
-        message = {"op": "restore", **snapshot.to_message()}
-        return await self._ask(message, "restored", "restoring variables", lambda r: Restored.parse(r, snapshot))
+        message = {"op": Op.RESTORE, **snapshot.to_message()}
+        return await self._ask(message, Op.RESTORED, "restoring variables", lambda r: Restored.parse(r, snapshot))
 
     async def reset(self) -> None:
         """A fresh worker with the same corpus and no variables; SandboxError if the corpus did not reload."""
@@ -431,7 +364,7 @@ class Sandbox:
             await self._ensure_running()
             worker = self._live
             deadline = anyio.current_time() + self.limits.exec_timeout_s + self.limits.kill_grace_s
-            ops = frozenset({op, "internal_error"})
+            ops = frozenset({op, Op.INTERNAL_ERROR})
             request_id: int | None = None
             try:
                 request_id = await worker.request(message)

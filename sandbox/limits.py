@@ -1,7 +1,7 @@
 """How much one sandbox may use: time, memory, output, message and code sizes.
 
 The worker's address-space and CPU limits are final for its life (hard = soft,
-see :mod:`sandbox.confine`), so they are sized here, by the parent, for what the
+see :mod:`sandbox.worker.confine`), so they are sized here, by the parent, for what the
 worker will be asked to do: memory for the corpus it holds with room to grow,
 CPU for its whole life rather than one call.
 """

@@ -33,14 +33,13 @@ from sandbox import protocol
 from sandbox.errors import WorkerLost, WorkerStartError
 from sandbox.fields import Fields, clean_text
 from sandbox.limits import SandboxLimits
+from sandbox.protocol import WORKER_REQUESTS, Op
 
 if TYPE_CHECKING:
     from sandbox.template import WorkerTemplate
 
-_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker import main; main()"
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker.main import main; main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-WORKER_REQUESTS = frozenset({"llm", "call"})
-"""Frames the worker starts itself (while code runs); they carry the worker's own ids."""
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -129,7 +128,7 @@ class WorkerProcess:
         try:
             with anyio.move_on_after(limits.start_timeout_s):
                 ready = await worker.recv()
-                if ready.get("op") == "ready":
+                if ready.get("op") == Op.READY:
                     worker.confinement = Fields(ready, "the ready message").texts("confinement", 300)[:50]
                     return worker
         except (WorkerLost, protocol.ProtocolError) as lost:

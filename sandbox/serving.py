@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from sandbox.fields import Fields, clean_text
-from sandbox.protocol import ProtocolError
+from sandbox.protocol import Op, ProtocolError
 from sandbox.results import CallHandler, Spans, SubcallHandler, SubcallRefused, SubcallReply
 
 log = logging.getLogger(__name__)
@@ -66,30 +66,30 @@ async def serve_subcall(message: dict[str, Any], on_subcall: SubcallHandler | No
     spans = parse_spans(fields.optional_items("corpus"), len(prompts))
     cache = fields.flag("cache")
     if on_subcall is None:
-        return {"op": "llm_result", "id": request_id, "error": "sub-calls are not available in this sandbox"}
+        return {"op": Op.LLM_RESULT, "id": request_id, "error": "sub-calls are not available in this sandbox"}
     try:
         # Handlers that know nothing of the cache are called as before; cache=False only when the code asked.
         replies = await (on_subcall(prompts, model, spans) if cache else on_subcall(prompts, model, spans, cache=False))
     except SubcallRefused as exc:
-        return {"op": "llm_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
+        return {"op": Op.LLM_RESULT, "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # a fault in the handler must not leave the worker waiting for ever
         log.exception("sub-call handler failed")
-        return {"op": "llm_result", "id": request_id, "error": f"the sub-call failed in the server ({exc!r})"}
+        return {"op": Op.LLM_RESULT, "id": request_id, "error": f"the sub-call failed in the server ({exc!r})"}
     if len(replies) != len(prompts):
         replies = [SubcallReply(error="internal error: reply count mismatch")] * len(prompts)
-    return {"op": "llm_result", "id": request_id, "results": [r.to_message() for r in replies]}
+    return {"op": Op.LLM_RESULT, "id": request_id, "results": [r.to_message() for r in replies]}
 
 
 async def serve_call(message: dict[str, Any], on_call: CallHandler | None) -> dict[str, Any]:
     fields = Fields(message, "the parent-call request")
     request_id, name, args = fields.count("id"), fields.text("name", 100), fields.mapping("args")
     if on_call is None:
-        return {"op": "call_result", "id": request_id, "error": f"{name} is not available here"}
+        return {"op": Op.CALL_RESULT, "id": request_id, "error": f"{name} is not available here"}
     try:
         result = await on_call(name, clean_json(args))
     except SubcallRefused as exc:
-        return {"op": "call_result", "id": request_id, "error": str(exc), "error_type": exc.error_type}
+        return {"op": Op.CALL_RESULT, "id": request_id, "error": str(exc), "error_type": exc.error_type}
     except Exception as exc:  # the handler's bug must not leave the worker waiting for a reply
         log.exception("parent-call handler failed")
-        return {"op": "call_result", "id": request_id, "error": f"{name} failed: {exc!r}"}
-    return {"op": "call_result", "id": request_id, "result": result}
+        return {"op": Op.CALL_RESULT, "id": request_id, "error": f"{name} failed: {exc!r}"}
+    return {"op": Op.CALL_RESULT, "id": request_id, "result": result}

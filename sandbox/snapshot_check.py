@@ -1,10 +1,12 @@
-"""The parent's side of snapshots (:mod:`sandbox.snapshot`): what a worker sends is untrusted data.
+"""The parent's side of snapshots (:mod:`sandbox.worker.snapshot`): what a worker sends is untrusted data.
 
-A snapshot is refused whole unless it is exactly what :func:`sandbox.snapshot.encode`
+A snapshot is refused whole unless it is exactly what :func:`sandbox.worker.snapshot.encode`
 writes: known tags, exact JSON types, references only to earlier nodes (so no
 cycle can be described), names code could have, and a size within the limit.
 The same check runs again on a snapshot read back from the store before it is
-sent to a fresh worker.
+sent to a fresh worker. The tags, bounds and the rule for names come from
+:mod:`sandbox.protocol` (the worker's encoder uses the same ones); nothing here
+imports the worker's code.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.fields import Fields, clean_text
-from sandbox.names import is_user_name
 from sandbox.protocol import ProtocolError
-from sandbox.snapshot import FACTORIES, FLOATS, MAX_INT_BITS, MAX_NODES, MAX_REASON_CHARS, MAX_VARIABLES, TAGS
+from sandbox.protocol.names import is_user_name
+from sandbox.protocol.snapshots import (
+    FACTORY_NAMES,
+    FLOATS,
+    MAX_INT_BITS,
+    MAX_NODES,
+    MAX_REASON_CHARS,
+    MAX_VARIABLES,
+    TAGS,
+)
 
 
 def _refs(value: Any, index: int, what: str, pairs: bool = False) -> None:
@@ -37,7 +47,7 @@ def _check_node(node: Any, index: int, what: str) -> None:
     if tag in ("D", "q"):
         _refs(node[2] if size == 3 else None, index, what, pairs=tag == "D")
         extra = node[1]
-        if tag == "D" and (extra is None or (type(extra) is str and extra in FACTORIES)):
+        if tag == "D" and (extra is None or (type(extra) is str and extra in FACTORY_NAMES)):
             return
         if tag == "q" and (extra is None or (type(extra) is int and extra >= 0)):
             return

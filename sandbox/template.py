@@ -9,7 +9,7 @@ like a worker (scrubbed environment, no inherited descriptors, its own session,
 killed with the server), imports what a worker needs and then only forks: each
 request gets a child that closes everything of the template's, becomes its own
 session and process group, and confines itself exactly as a worker started from
-nothing does (:func:`sandbox.worker.run`, :func:`sandbox.confine.apply`), with the
+nothing does (:func:`sandbox.worker.main.run`, :func:`sandbox.worker.confine.apply`), with the
 limits the server sized for that worker, before it reads a single request.
 
 What the template holds is what every worker holds before its first request:
@@ -21,7 +21,7 @@ does anything else). A worker is never reused: each one serves one sandbox
 is what a fork copies: the template's address-space layout and its ``str`` hash
 secret. Set ``RLM_WORKER_TEMPLATE=false`` for a fresh interpreter per worker.
 
-The template's own loop is :mod:`sandbox.forking` (it imports neither anyio nor
+The template's own loop is :mod:`sandbox.worker.forking` (it imports neither anyio nor
 anything of the server's). Workers forked by the template are its children, not
 the server's, so the template reaps them and reports how each ended; the server's side
 (:class:`WorkerTemplate`) turns those reports into the ``returncode`` and
@@ -51,9 +51,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from sandbox import protocol
 from sandbox.errors import WorkerStartError
+from sandbox.protocol import Op
 
 log = logging.getLogger(__name__)
-_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.forking import main; main()"
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from sandbox.worker.forking import main; main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -136,7 +137,7 @@ class WorkerTemplate:
             await self._ensure_started()
 
     async def fork(self, config: dict[str, Any], workdir: Path, channel: socket.socket) -> ForkedWorker:
-        """A new worker running ``sandbox.worker.run(config)`` in ``workdir`` on ``channel`` (the worker's end).
+        """A new worker running ``sandbox.worker.main.run(config)`` in ``workdir`` on ``channel`` (the worker's end).
 
         The caller waits for the worker's ``ready`` on its own end of the channel, as for a worker
         started from nothing.
@@ -149,7 +150,7 @@ class WorkerTemplate:
                 try:
                     with anyio.fail_after(self.start_timeout_s):
                         await stream.send_fds(b"F", [channel.fileno()])
-                        await stream.send(protocol.encode({"op": "fork", "config": config, "workdir": str(workdir)}))
+                        await stream.send(protocol.encode({"op": Op.FORK, "config": config, "workdir": str(workdir)}))
                         child = await self._forked_reader.receive()
                     if child is None:
                         raise TemplateUnavailable("the worker template could not fork")
@@ -211,7 +212,7 @@ class WorkerTemplate:
         except (TimeoutError, OSError, anyio.IncompleteRead, anyio.EndOfStream, protocol.ProtocolError) as exc:
             await stream.aclose()
             raise TemplateUnavailable(f"the worker template did not start ({type(exc).__name__})") from None
-        if ready.get("op") != "ready":
+        if ready.get("op") != Op.READY:
             await stream.aclose()
             raise TemplateUnavailable("the worker template did not report ready")
         self._stream = stream
@@ -231,16 +232,16 @@ class WorkerTemplate:
         try:
             while True:
                 report = await _read_frame(reader)
-                if report.get("op") == "fork_failed":
+                if report.get("op") == Op.FORK_FAILED:
                     await forked.send(None)
                     continue
                 pid = report.get("pid")
                 if type(pid) is not int:
                     continue
-                if report.get("op") == "forked":
+                if report.get("op") == Op.FORKED:
                     # Known from now on, so that its end is not missed even if it comes before fork() resumes.
                     await forked.send(self._children.setdefault(pid, ForkedWorker(pid)))
-                elif report.get("op") == "exited":
+                elif report.get("op") == Op.EXITED:
                     code = report.get("returncode")
                     child = self._children.pop(pid, None) or ForkedWorker(pid)
                     child.exited(code if type(code) is int else -signal.SIGKILL)

@@ -2,7 +2,7 @@
 """Check the container image without a Docker engine: its invariants, then a replay of its build.
 
     python3 scripts/check_image.py            # invariants, install replay, entry point smoke test
-    python3 scripts/check_image.py --static   # invariants only (what tests/test_container.py runs)
+    python3 scripts/check_image.py --static   # invariants only (what tests/project/test_container.py runs)
 
 The replay reads the Dockerfile and performs its build stage on this machine: the
 build context is what ``.dockerignore`` lets through, ``COPY`` copies from it,

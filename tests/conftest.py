@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from rlm_mcp.fakes.bedrock import ConverseFake, echo
+from rlm_mcp.testing.bedrock import ConverseFake, echo
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 SUB_MODEL = "fake.sub-model-v1"

@@ -237,7 +237,7 @@ def hostile_frames(last_id: int) -> dict[str, bytes]:
         "no-id": frame(b'{"op":"result","stdout":"x"}'),
         "wrong-kind": frame(json.dumps({"op": "loaded", "id": last_id + 1}).encode()),
         "mistyped-field": frame(json.dumps({"op": "result", "id": last_id + 1, "stdout": 5}).encode()),
-        # Sub-call requests whose corpus spans (sandbox.locate, checked by sandbox.serving) are not what the
+        # Sub-call requests whose corpus spans (sandbox.worker.locate, checked by sandbox.serving) are not what the
         # worker's own code sends: one prompt, so index 0 only, and [index, start, end, ...] with start <= end.
         "spans-for-a-prompt-not-sent": llm_frame([[1, 0, 60]]),
         "spans-out-of-order": llm_frame([[1, 0, 60], [0, 0, 60]], ["a prompt", "another"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from rlm_mcp.fakes.bedrock import ConverseRequest, Reply, Responder, echo
+from rlm_mcp.testing.bedrock import ConverseRequest, Reply, Responder, echo
 
 
 async def call(client: Client, tool: str, **arguments: object) -> dict:
@@ -143,3 +144,23 @@ async def until_spinning(server: int, ticks: int = 20) -> None:
                 if now - start.setdefault(worker, now) >= ticks:
                     return
             await anyio.sleep(0.05)
+
+
+def code_examples(text: str) -> list[str]:
+    """The code a prompt shows: indented lines under a numbered step (one example per step), and ```repl blocks."""
+    found: list[str] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if re.match(r"^\d+\. ", line):
+            current = []
+            found.append("")
+        elif current is not None and re.match(r"^ {3}```", line):
+            continue  # the skill fences its examples; the code between the fences is the example
+        elif current is not None and re.match(r"^ {3}\S", line):
+            current.append(line[3:])
+            found[-1] = "\n".join(current)
+        else:
+            current = None
+    found = [f for f in found if f]
+    found += [block.strip("\n") for block in re.findall(r"```repl\n(.*?)```", text, re.S)]
+    return found

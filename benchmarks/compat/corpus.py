@@ -86,7 +86,7 @@ def load_corpus(directory: Path = CORPUS_DIR) -> list[Trajectory]:
 
 
 def load_known_refusals(path: Path = KNOWN_REFUSALS) -> dict[str, str]:
-    """Cell id -> why it does not yet run as in CPython (the strict-xfail list of ``tests/test_compat.py``)."""
+    """Cell id -> why it does not yet run as in CPython (the strict-xfail list of ``tests/sandbox/test_compat.py``)."""
     if not path.exists():
         return {}
     return dict(json.loads(path.read_text(encoding="utf-8")))

@@ -6,9 +6,10 @@ import logging
 import re
 
 from rlm_mcp.config import Settings
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models import sampling
 from rlm_mcp.models.base import (
+    CHARS_PER_TOKEN,
     Block,
     Completion,
     Message,
@@ -26,6 +27,7 @@ from rlm_mcp.models.sampling import SamplingClient
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CHARS_PER_TOKEN",
     "BedrockClient",
     "Block",
     "Completion",
@@ -68,10 +70,10 @@ def parse_model(model: str) -> tuple[str, str]:
         raise ModelError(
             f"unknown model backend {match['scheme']!r} in {model!r}: write bedrock:<model-id>, openai:<model> "
             "(any OpenAI-compatible server, with RLM_OPENAI_BASE_URL), or sampling (the MCP client's own model)",
-            kind="config",
+            kind=ModelErrorKind.CONFIG,
         )
     if not model_id:
-        raise ModelError(f"{model!r} names no model: write {backend}:<model>", kind="config")
+        raise ModelError(f"{model!r} names no model: write {backend}:<model>", kind=ModelErrorKind.CONFIG)
     return backend, model_id
 
 

@@ -11,6 +11,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+CHARS_PER_TOKEN = 4
+"""Characters per token, where rlm-mcp must estimate tokens from text: a corpus's size in tokens, a sub-call's
+input before it is sent, the usage of a backend that reports none (sampling). About right for English prose and
+code with the usual tokenizers; it is an estimate, and every figure built on it says so."""
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -79,9 +84,6 @@ class Completion:
         return Message(role="assistant", content=blocks or [TextBlock("(no output)")])
 
 
-TOOLS_UNSUPPORTED = "tools_unsupported"
-"""The ``ModelError`` kind of a backend that refused a request because it has no tool calling."""
-
 _NO_TOOLS = re.compile(
     r"(does ?n[o']t|do ?n[o']t|not) support (the )?(tool|function)s?( use| calling| call)?\b"
     r"|(tool|function)s?( use| calling| calls?)? (is |are )?not supported"
@@ -127,7 +129,7 @@ class ModelClient(Protocol):
     ) -> Completion:
         """One turn of a conversation that may use ``tools`` (the root).
 
-        Raises ``ModelError`` of kind :data:`TOOLS_UNSUPPORTED` when tools were given and the
-        backend refused them for want of tool calling.
+        Raises ``ModelError`` of kind ``ModelErrorKind.TOOLS_UNSUPPORTED`` when tools were given and
+        the backend refused them for want of tool calling.
         """
         ...

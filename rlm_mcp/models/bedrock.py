@@ -30,9 +30,8 @@ from botocore.exceptions import (
 
 from rlm_mcp import aws
 from rlm_mcp.config import describe_setting
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models.base import (
-    TOOLS_UNSUPPORTED,
     Completion,
     Message,
     TextBlock,
@@ -86,15 +85,17 @@ class BedrockClient:
                 "bedrock-runtime", fallback_region=self._fallback_region, config=config, session=session
             )
         except ModelError as exc:
-            raise ModelError(f"{exc}, in the region where your Bedrock models are enabled", kind="config") from None
+            raise ModelError(
+                f"{exc}, in the region where your Bedrock models are enabled", kind=ModelErrorKind.CONFIG
+            ) from None
         except BotoCoreError as exc:
-            raise ModelError(f"could not create the Bedrock client: {exc}", kind="config") from exc
+            raise ModelError(f"could not create the Bedrock client: {exc}", kind=ModelErrorKind.CONFIG) from exc
         credentials = session.get_credentials()
         if credentials is None:
             raise ModelError(
                 "no AWS credentials were found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, or run on a role (boto3's standard credential chain)",
-                kind="config",
+                kind=ModelErrorKind.CONFIG,
             )
         self._site = CallSite(region=client.meta.region_name, credentials=getattr(credentials, "method", None))
         if is_local(client.meta.endpoint_url):
@@ -121,18 +122,21 @@ class BedrockClient:
         except ClientError as exc:
             raise _translate_client_error(exc, request["modelId"], self._site) from exc
         except NoCredentialsError as exc:
-            raise ModelError("no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID", "config") from exc
+            raise ModelError(
+                "no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID", ModelErrorKind.CONFIG
+            ) from exc
         except (ReadTimeoutError, ConnectTimeoutError) as exc:
-            raise ModelError(f"Bedrock did not answer in time ({exc})", kind="timeout") from exc
+            raise ModelError(f"Bedrock did not answer in time ({exc})", kind=ModelErrorKind.TIMEOUT) from exc
         except EndpointConnectionError as exc:
-            raise ModelError(_unreachable(exc), kind="unavailable") from exc
+            raise ModelError(_unreachable(exc), kind=ModelErrorKind.UNAVAILABLE) from exc
         except BotoCoreError as exc:
-            raise ModelError(f"Bedrock call failed: {exc}", kind="error") from exc
+            raise ModelError(f"Bedrock call failed: {exc}", kind=ModelErrorKind.ERROR) from exc
         except ModelError:
             raise
         except Exception as exc:  # e.g. botocore's parser on a body that is not what Converse returns
             raise ModelError(
-                f"Bedrock returned a response rlm-mcp cannot read ({type(exc).__name__}: {exc})", kind="malformed"
+                f"Bedrock returned a response rlm-mcp cannot read ({type(exc).__name__}: {exc})",
+                kind=ModelErrorKind.MALFORMED,
             ) from exc
 
     # -- ModelClient -------------------------------------------------------------------
@@ -146,7 +150,7 @@ class BedrockClient:
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
-            raise ModelError("the prompt is empty", kind="validation")
+            raise ModelError("the prompt is empty", kind=ModelErrorKind.VALIDATION)
         request = {
             "modelId": model,
             "messages": [{"role": "user", "content": [{"text": prompt}]}],
@@ -186,7 +190,7 @@ class BedrockClient:
         try:
             response, latency = await self._converse(request)
         except ModelError as exc:
-            if exc.kind == TOOLS_UNSUPPORTED:
+            if exc.kind == ModelErrorKind.TOOLS_UNSUPPORTED:
                 self._no_tools.add(model)
             raise
         return _parse_response(response, model, latency)
@@ -256,7 +260,9 @@ def _parse_response(response: dict[str, Any], model: str, latency_ms: float) -> 
             reasoning="\n".join(r for r in reasoning if r),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"Bedrock returned a response rlm-mcp cannot read ({exc!r})", kind="malformed") from exc
+        raise ModelError(
+            f"Bedrock returned a response rlm-mcp cannot read ({exc!r})", kind=ModelErrorKind.MALFORMED
+        ) from exc
 
 
 _BAD_CREDENTIALS = {
@@ -312,7 +318,7 @@ def _unknown_model(model: str, message: str, site: CallSite) -> ModelError:
         f"`aws bedrock list-foundation-models --region {site.region or '<region>'}` and that the model is enabled "
         "for this account (Bedrock console, Model access); newer models are called through an inference profile "
         f"such as {_profile_id(model, site.region)}. {_SET_MODEL}",
-        kind="config",
+        kind=ModelErrorKind.CONFIG,
     )
 
 
@@ -323,29 +329,31 @@ def _translate_client_error(exc: ClientError, model: str, site: CallSite | None 
     message = str(error.get("Message", exc))
     lowered = message.lower()
     if code == "ThrottlingException":
-        return ModelError(f"Bedrock kept throttling {model} after retries: {message}", kind="throttled")
+        return ModelError(f"Bedrock kept throttling {model} after retries: {message}", kind=ModelErrorKind.THROTTLED)
     if code in _BAD_CREDENTIALS:
         fix = _credentials_fix(_BAD_CREDENTIALS[code], site)
-        return ModelError(f"{fix}. AWS said: {code}: {message}", kind="auth")
+        return ModelError(f"{fix}. AWS said: {code}: {message}", kind=ModelErrorKind.AUTH)
     if code == "ValidationException":
         if refuses_tools(message):
-            return ModelError(f"{model} has no tool calling on Bedrock: {message}", kind=TOOLS_UNSUPPORTED)
+            return ModelError(
+                f"{model} has no tool calling on Bedrock: {message}", kind=ModelErrorKind.TOOLS_UNSUPPORTED
+            )
         if any(hint in lowered for hint in _CONTEXT_HINTS):
-            return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
+            return ModelError(f"the input is too long for {model}: {message}", kind=ModelErrorKind.CONTEXT_WINDOW)
         if any(hint in lowered for hint in _UNKNOWN_MODEL_HINTS):
             return _unknown_model(model, message, site)
         if any(hint in lowered for hint in _NEEDS_PROFILE_HINTS) and not model.startswith(("arn:", "us.", "eu.")):
             return ModelError(
                 f"{model} cannot be called by its bare id here (Bedrock says: {message}). Use its inference profile, "
                 f"{_profile_id(model, site.region)}. {_SET_MODEL}",
-                kind="config",
+                kind=ModelErrorKind.CONFIG,
             )
-        return ModelError(f"Bedrock rejected the request to {model}: {message}", kind="validation")
+        return ModelError(f"Bedrock rejected the request to {model}: {message}", kind=ModelErrorKind.VALIDATION)
     if code == "AccessDeniedException":
         return ModelError(
             f"access denied to {model}: {message}. Check that the model is enabled in this region and that "
             "the caller may call bedrock:InvokeModel on it",
-            kind="auth",
+            kind=ModelErrorKind.AUTH,
         )
     if code == "ResourceNotFoundException":
         return _unknown_model(model, message, site)
@@ -356,5 +364,5 @@ def _translate_client_error(exc: ClientError, model: str, site: CallSite | None 
         "ModelTimeoutException",
         "ModelErrorException",
     ):
-        return ModelError(f"Bedrock could not serve {model} ({code}): {message}", kind="unavailable")
-    return ModelError(f"Bedrock error {code} from {model}: {message}", kind="error")
+        return ModelError(f"Bedrock could not serve {model} ({code}): {message}", kind=ModelErrorKind.UNAVAILABLE)
+    return ModelError(f"Bedrock error {code} from {model}: {message}", kind=ModelErrorKind.ERROR)

@@ -23,9 +23,8 @@ import anyio
 import httpx2
 
 from rlm_mcp.config import describe_setting
-from rlm_mcp.errors import ModelError
+from rlm_mcp.errors import ModelError, ModelErrorKind
 from rlm_mcp.models.base import (
-    TOOLS_UNSUPPORTED,
     Completion,
     Message,
     TextBlock,
@@ -93,7 +92,7 @@ class OpenAIClient:
             raise ModelError(
                 "no API key for the OpenAI API: set RLM_OPENAI_API_KEY (or OPENAI_API_KEY), or point "
                 "RLM_OPENAI_BASE_URL at a local server such as Ollama (http://localhost:11434/v1)",
-                kind="config",
+                kind=ModelErrorKind.CONFIG,
             )
 
     def tool_support(self, model: str) -> bool | None:
@@ -101,7 +100,7 @@ class OpenAIClient:
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
-            raise ModelError("the prompt is empty", kind="validation")
+            raise ModelError("the prompt is empty", kind=ModelErrorKind.VALIDATION)
         body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
         return await self._chat(model, body, max_tokens)
 
@@ -130,7 +129,7 @@ class OpenAIClient:
         try:
             return await self._chat(model, body, max_tokens)
         except ModelError as exc:
-            if exc.kind == TOOLS_UNSUPPORTED:
+            if exc.kind == ModelErrorKind.TOOLS_UNSUPPORTED:
                 self._no_tools.add(model)
             raise
 
@@ -147,7 +146,7 @@ class OpenAIClient:
                 continue
             completion = parse_completion(response, model, (time.perf_counter() - started) * 1000)
             return replace(completion, retries=retries)  # retries tell the sub-call limit to back off
-        raise ModelError(f"{model} refused both max_tokens and max_completion_tokens", kind="validation")
+        raise ModelError(f"{model} refused both max_tokens and max_completion_tokens", kind=ModelErrorKind.VALIDATION)
 
     async def _post(self, body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
         """The JSON reply and how many retries it took."""
@@ -158,13 +157,17 @@ class OpenAIClient:
                 response = await self._http().post(url, json=body)
             except httpx2.TimeoutException as exc:
                 if last:
-                    raise ModelError(f"{self.base_url} did not answer in time ({exc!r})", kind="timeout") from exc
+                    raise ModelError(
+                        f"{self.base_url} did not answer in time ({exc!r})", kind=ModelErrorKind.TIMEOUT
+                    ) from exc
                 await anyio.sleep(_backoff(attempt, None))
                 continue
             except httpx2.TransportError as exc:
                 refused = isinstance(exc, httpx2.ConnectError) and is_local(self.base_url)
                 if last or refused:
-                    raise ModelError(_unreachable(self.base_url, exc, refused), kind="unavailable") from exc
+                    raise ModelError(
+                        _unreachable(self.base_url, exc, refused), kind=ModelErrorKind.UNAVAILABLE
+                    ) from exc
                 if attempt == 1:  # say at once what is going on; the retries can take a while
                     log.warning("cannot reach %s (%r); retrying (%d attempts)", self.base_url, exc, self._max_attempts)
                 await anyio.sleep(_backoff(attempt, None))
@@ -173,7 +176,9 @@ class OpenAIClient:
                 try:
                     return response.json(), attempt - 1
                 except ValueError as exc:
-                    raise ModelError(f"{self.base_url} returned a body that is not JSON", kind="malformed") from exc
+                    raise ModelError(
+                        f"{self.base_url} returned a body that is not JSON", kind=ModelErrorKind.MALFORMED
+                    ) from exc
             if response.status_code in _RETRY_STATUS and not last:
                 await anyio.sleep(_backoff(attempt, response.headers.get("retry-after")))
                 continue
@@ -183,7 +188,7 @@ class OpenAIClient:
 
 class _WantsCompletionTokens(ModelError):
     def __init__(self) -> None:
-        super().__init__("the model wants max_completion_tokens", kind="validation")
+        super().__init__("the model wants max_completion_tokens", kind=ModelErrorKind.VALIDATION)
 
 
 def _backoff(attempt: int, retry_after: str | None) -> float:
@@ -225,31 +230,37 @@ def _translate_error(response: httpx2.Response, model: str, base_url: str) -> Mo
     if status == 400 and "max_completion_tokens" in lowered:
         return _WantsCompletionTokens()
     if status == 400 and refuses_tools(message):
-        return ModelError(f"{model} at {base_url} has no tool calling: {message}", kind=TOOLS_UNSUPPORTED)
+        return ModelError(
+            f"{model} at {base_url} has no tool calling: {message}", kind=ModelErrorKind.TOOLS_UNSUPPORTED
+        )
     if status == 400 and (code == "context_length_exceeded" or any(h in lowered for h in _CONTEXT_HINTS)):
-        return ModelError(f"the input is too long for {model}: {message}", kind="context_window")
+        return ModelError(f"the input is too long for {model}: {message}", kind=ModelErrorKind.CONTEXT_WINDOW)
     if status in (401, 403):
         return ModelError(
             f"{base_url} refused the credentials for {model} ({status}): {message}. Check RLM_OPENAI_API_KEY",
-            kind="auth",
+            kind=ModelErrorKind.AUTH,
         )
     if status == 404 and _missing_version(base_url):
         return ModelError(
             f"{base_url}/chat/completions does not exist (404: {message[:200]}). OpenAI-compatible servers serve "
             f"their API under /v1: set {describe_setting('openai_base_url')} to {base_url}/v1",
-            kind="config",
+            kind=ModelErrorKind.CONFIG,
         )
     if status == 404:
         return ModelError(
             f"model {model} was not found at {base_url}: {message}. Check the model name after 'openai:' "
             "(for Ollama, `ollama list`) and RLM_OPENAI_BASE_URL",
-            kind="config",
+            kind=ModelErrorKind.CONFIG,
         )
     if status == 429:
-        return ModelError(f"{base_url} kept rate-limiting {model} after retries: {message}", kind="throttled")
+        return ModelError(
+            f"{base_url} kept rate-limiting {model} after retries: {message}", kind=ModelErrorKind.THROTTLED
+        )
     if status >= 500 or status in _RETRY_STATUS:
-        return ModelError(f"{base_url} could not serve {model} ({status}): {message}", kind="unavailable")
-    return ModelError(f"{base_url} rejected the request to {model} ({status}): {message}", kind="validation")
+        return ModelError(f"{base_url} could not serve {model} ({status}): {message}", kind=ModelErrorKind.UNAVAILABLE)
+    return ModelError(
+        f"{base_url} rejected the request to {model} ({status}): {message}", kind=ModelErrorKind.VALIDATION
+    )
 
 
 def to_openai(message: Message) -> list[dict[str, Any]]:
@@ -303,7 +314,9 @@ def parse_completion(response: dict[str, Any], model: str, latency_ms: float) ->
             reasoning=reasoning if isinstance(reasoning, str) else "",
         )
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelError(f"the chat-completions response cannot be read ({exc!r})", kind="malformed") from exc
+        raise ModelError(
+            f"the chat-completions response cannot be read ({exc!r})", kind=ModelErrorKind.MALFORMED
+        ) from exc
 
 
 def _content_text(content: Any) -> str:
@@ -316,7 +329,7 @@ def _arguments(raw: Any) -> Any:
     """Arguments arrive as a JSON string; local models often put raw newlines in it, which strict JSON refuses.
 
     Arguments that are not JSON (code written as it is, or JSON cut off at the output limit) stay the raw
-    string, for the loop to read or to report (:func:`rlm_mcp.replies.code_of`).
+    string, for the loop to read or to report (:func:`rlm_mcp.core.runs.replies.code_of`).
     """
     if isinstance(raw, dict):
         return raw

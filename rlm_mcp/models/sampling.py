@@ -7,7 +7,7 @@ client is being served, so the client is found per call: the MCP layer puts a
 :class:`Sampler` for the current request in :data:`current_sampler`, and
 everything the call starts (the loop, the sub-call batches) inherits it.
 How a sampler reaches the client depends on the protocol version; that part
-lives in :mod:`rlm_mcp.sampling`.
+lives in :mod:`rlm_mcp.server.sampling_rounds`.
 
 Sampling results carry no token counts, so usage is estimated at four
 characters per token; costs stay unknown (``null``).
@@ -32,11 +32,10 @@ from mcp_types import (
     ToolUseContent,
 )
 
-from rlm_mcp.errors import ModelError
-from rlm_mcp.models.base import TOOLS_UNSUPPORTED, Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
+from rlm_mcp.errors import ModelError, ModelErrorKind
+from rlm_mcp.models.base import CHARS_PER_TOKEN, Completion, Message, TextBlock, ToolCall, ToolResult, ToolSpec, Usage
 
 PREFIX = "sampling"
-CHARS_PER_TOKEN = 4
 _STOP = {"endTurn": "end_turn", "toolUse": "tool_use", "maxTokens": "max_tokens", "stopSequence": "end_turn"}
 
 
@@ -71,7 +70,7 @@ class SamplingClient:
     def _sampler(self) -> Sampler:
         sampler = current_sampler.get()
         if sampler is None:
-            raise ModelError(NO_SAMPLER, kind="config")
+            raise ModelError(NO_SAMPLER, kind=ModelErrorKind.CONFIG)
         return sampler
 
     async def check(self) -> None:
@@ -83,7 +82,7 @@ class SamplingClient:
 
     async def complete(self, model: str, prompt: str, *, max_tokens: int) -> Completion:
         if not prompt.strip():
-            raise ModelError("the prompt is empty", kind="validation")
+            raise ModelError("the prompt is empty", kind=ModelErrorKind.VALIDATION)
         params = CreateMessageRequestParams(
             messages=[SamplingMessage(role="user", content=TextContent(type="text", text=prompt))],
             max_tokens=max_tokens,
@@ -107,7 +106,7 @@ class SamplingClient:
                 "the client supports sampling but not with tools (the sampling.tools capability), so its model "
                 "cannot be a root that calls the python tool: set RLM_ROOT_PROTOCOL to auto or text (the root "
                 "then writes code in ```repl blocks), or use a bedrock: or openai: root",
-                kind=TOOLS_UNSUPPORTED,
+                kind=ModelErrorKind.TOOLS_UNSUPPORTED,
             )
         params = CreateMessageRequestParams(
             messages=[to_sampling(m) for m in messages],

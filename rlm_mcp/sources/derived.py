@@ -19,21 +19,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from rlm_mcp.errors import InvalidInput
+from rlm_mcp.errors import TooLarge
 from rlm_mcp.files import write_atomically
 from rlm_mcp.store.failures import storing
 
 PART_SEPARATOR = "\x1e"
-"""Between documents in one file (see sandbox.loader); never written inside a document."""
+"""Between documents in one file (see sandbox.worker.loader); never written inside a document."""
 FORMAT_VERSION = 1
 
 
 def document_header(name: str) -> str:
     return f"==> {name} <==\n"
-
-
-class TooLarge(InvalidInput):
-    """A source grew past the corpus limit while being converted."""
 
 
 class LimitedWriter:

@@ -12,16 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-from rlm_mcp.errors import InvalidInput
+from rlm_mcp.errors import Binary
 from rlm_mcp.sources import compressed, pdf, records
 from rlm_mcp.sources.derived import DerivedStore, LimitedWriter, PartsWriter, document_header, local_identity
 from rlm_mcp.sources.paths import SNIFF_BYTES, is_binary
 from rlm_mcp.sources.resolved import LoadOptions
 from sandbox import Document
-
-
-class Binary(InvalidInput):
-    """A file that is not text (and not a PDF or gzip file)."""
 
 
 def file_document(

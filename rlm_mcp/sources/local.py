@@ -6,9 +6,9 @@ import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rlm_mcp.errors import InvalidInput, NotFound, PathRefused
+from rlm_mcp.errors import Binary, InvalidInput, NotFound, PathRefused
 from rlm_mcp.sources.derived import DerivedStore
-from rlm_mcp.sources.files import Binary, file_document
+from rlm_mcp.sources.files import file_document
 from rlm_mcp.sources.paths import GLOB_CHARS, check_path, display_name, glob, relative_note, walk
 from rlm_mcp.sources.resolved import LoadOptions, LoadTally, ResolvedSource
 from sandbox import Document

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlm_mcp.errors import InvalidInput
-from rlm_mcp.sources.derived import PartsWriter, TooLarge
+from rlm_mcp.errors import InvalidInput, TooLarge
+from rlm_mcp.sources.derived import PartsWriter
 
 SUFFIX = ".pdf"
 MAGIC = b"%PDF-"

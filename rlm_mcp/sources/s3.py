@@ -18,9 +18,9 @@ from typing import Any, BinaryIO
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from rlm_mcp import aws
-from rlm_mcp.errors import InvalidInput, ModelError, NotFound, PathRefused, RLMError
+from rlm_mcp.errors import Binary, InvalidInput, ModelError, NotFound, PathRefused, RLMError
 from rlm_mcp.sources.derived import DerivedStore
-from rlm_mcp.sources.files import Binary, file_document
+from rlm_mcp.sources.files import file_document
 from rlm_mcp.sources.paths import selected
 from rlm_mcp.sources.resolved import LoadOptions, LoadTally, ResolvedSource, too_large
 from sandbox import Document

@@ -17,15 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from rlm_mcp.errors import RLMError
+from rlm_mcp.errors import KeyNotFound, StoreError
 
-
-class KeyNotFound(KeyError):
-    """No object under this key."""
-
-
-class StoreError(RLMError):
-    """The store could not be reached or refused the operation; the message says which store and why."""
+__all__ = ["Entry", "KeyNotFound", "LogRecord", "Store", "StoreError", "check_key"]
 
 
 @dataclass(frozen=True)

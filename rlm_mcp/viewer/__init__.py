@@ -12,7 +12,7 @@ The view model computed here adds what the trajectory does not store: cost per
 step from the price table (and which model has no price when it is unknown),
 start and end offsets for the timeline, and each sub-call's share of the
 corpus. That share counts corpus text only: the sandbox tells which ranges of
-the corpus each prompt holds verbatim (:mod:`sandbox.locate`), so instructions
+the corpus each prompt holds verbatim (:mod:`sandbox.worker.locate`), so instructions
 are not counted and text sent twice counts once in the run's total, which
 therefore never exceeds 100%. Trajectories recorded before that have only
 prompt sizes; their figure is shown as such, labelled.
@@ -32,7 +32,7 @@ from typing import Any
 
 from rlm_mcp import __version__
 from rlm_mcp.errors import NotFound
-from rlm_mcp.pricing import PriceTable
+from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.schemas import Step, SubCallRecord, Trajectory
 
 MAX_NESTED = 200

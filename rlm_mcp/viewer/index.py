@@ -1,6 +1,6 @@
 """The index of runs at ``/trajectories/``: newest first, with status, question, answer, cost and a link.
 
-The rows come from :meth:`rlm_mcp.service.RLMService.run_list`, which lists
+The rows come from :meth:`rlm_mcp.core.service.RLMService.run_list`, which lists
 only the caller's own runs; on a server that authenticates, each row carries
 a signed link to its page (a browser following it sends no bearer header).
 This module only turns them into a page (drawn in the browser with ``textContent``, like the
@@ -12,22 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rlm_mcp.pricing import PriceTable
+from rlm_mcp.models.pricing import PriceTable
 from rlm_mcp.schemas import Trajectory
 from rlm_mcp.viewer import INDEX_SCRIPTS, page, page_policy
 
-PREVIEW_CHARS = 240
+QUERY_PREVIEW_CHARS = 240
+"""How much of a run's question the list of runs shows, on one line."""
 
 
 def _preview(text: str | None) -> str | None:
     if text is None:
         return None
     line = " ".join(text.split())
-    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+    return line if len(line) <= QUERY_PREVIEW_CHARS else line[: QUERY_PREVIEW_CHARS - 1] + "…"
 
 
 def row(trajectory: Trajectory, prices: PriceTable, link: Callable[[str], str] | None = None) -> dict[str, Any]:
-    """One run as the index shows it; ``link`` signs the link to its page (see :mod:`rlm_mcp.auth.links`)."""
+    """One run as the index shows it; ``link`` signs the link to its page (see :mod:`rlm_mcp.server.auth.links`)."""
     models = [m for m in (trajectory.root_model, trajectory.sub_model) if m]
     unpriced = [m for m in dict.fromkeys(models) if prices.lookup(m) is None]
     return {
