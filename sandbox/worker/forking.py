@@ -41,6 +41,7 @@ def preload() -> None:
     import importlib
 
     from sandbox.worker import confine, modules
+    from sandbox.worker import main as worker  # noqa: F401  (the REPL, the policy and RestrictedPython, for the children)
 
     for name in {**modules.SAFE_MODULES, **modules.INTERNAL_MODULES}:
         with contextlib.suppress(ImportError):

@@ -205,3 +205,23 @@ async def test_a_template_that_does_not_start_in_time_leaves_nothing_and_workers
             assert box.pid in direct_children(os.getpid())  # started from nothing, as if there were no template
             assert (await box.execute("6 * 7")).stdout == "42\n"
         assert not any(is_template(pid) for pid in direct_children(os.getpid()))
+
+
+def test_the_template_holds_everything_a_worker_imports_before_it_forks() -> None:
+    """A forked worker starts with the REPL, its guards and RestrictedPython already imported (the point of
+    the template): nothing the worker's entry imports is left for each child to import after the fork."""
+    import subprocess
+
+    probe = (
+        "import sys\n"
+        "from sandbox.worker.forking import preload\n"
+        "preload()\n"
+        "before = set(sys.modules)\n"
+        "import sandbox.worker.main\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, cwd=Path.cwd(), timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
