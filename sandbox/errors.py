@@ -27,3 +27,5 @@ class WorkerLost(SandboxError):
     def __init__(self, kind: Literal["timeout", "crashed", "protocol", "cancelled"], message: str):
         super().__init__(message)
         self.kind = kind
+        self.undelivered = False
+        """The request that found the worker gone never reached it (so nothing of it ran)."""

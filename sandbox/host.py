@@ -37,7 +37,7 @@ from sandbox.errors import CodeTooLarge, LoadError, SandboxError, WorkerLost
 from sandbox.fields import Fields
 from sandbox.handover import LoadProgress, corpus_size, hand_over
 from sandbox.limits import SandboxLimits
-from sandbox.process import WorkerProcess, describe_exit
+from sandbox.process import WorkerProcess
 from sandbox.protocol import Op, ProtocolError
 from sandbox.results import (
     CallHandler,
@@ -134,12 +134,16 @@ class Sandbox:
             await self._spawn()
         elif self._worker.returncode is not None:
             # Killed from outside, or by the kernel, while it had nothing to do.
-            reason = f"the sandbox process {describe_exit(self._worker.returncode)} between calls"
-            notes = await self._restart()
-            self._pending_notes.append(
-                f"{reason}; the session was restarted and variables from earlier calls were lost"
-                + "".join(f"; {note}" for note in notes)
-            )
+            await self._replace_between_calls()
+
+    async def _replace_between_calls(self) -> None:
+        await self._stop()  # reaps it: how it ended is known from here on
+        ended = self.last_exit
+        notes = await self._restart()
+        self._pending_notes.append(
+            f"the sandbox process {ended} between calls; the session was restarted and variables from earlier "
+            "calls were lost" + "".join(f"; {note}" for note in notes)
+        )
 
     async def _spawn(self, corpus_bytes: int | None = None) -> None:
         await self._stop()
@@ -304,7 +308,17 @@ class Sandbox:
             try:
                 result = await self._execute_locked(code, timeout, on_subcall, on_call)
             except WorkerLost as lost:
-                result = await self._recover(lost, timeout)
+                if not lost.undelivered:
+                    result = await self._recover(lost, timeout)
+                else:
+                    # Gone before the code reached it, though its end was not known yet (a forked worker's
+                    # end is reported by the template): as between calls, a new worker runs the code.
+                    with anyio.CancelScope(shield=True):
+                        await self._replace_between_calls()
+                    try:
+                        result = await self._execute_locked(code, timeout, on_subcall, on_call)
+                    except WorkerLost as again:
+                        result = await self._recover(again, timeout)
             return self._with_pending_notes(result)
 
     async def _recover(self, lost: WorkerLost, timeout: float) -> ExecResult:

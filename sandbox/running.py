@@ -43,7 +43,11 @@ async def run_cell(
     Raises :class:`WorkerLost` when the worker overruns the timeout plus the kill grace (compute time:
     time spent serving its requests does not count) or sends a malformed frame.
     """
-    request_id = await worker.request({"op": Op.EXEC, "code": code, "timeout": timeout})
+    try:
+        request_id = await worker.request({"op": Op.EXEC, "code": code, "timeout": timeout})
+    except WorkerLost as lost:
+        lost.undelivered = True  # it died before the code reached it: the caller may run the code on a new one
+        raise
     budget = timeout + limits.kill_grace_s
     pending: Pending = None
     try:

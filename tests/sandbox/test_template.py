@@ -22,7 +22,7 @@ from helpers import call, direct_children, is_template
 
 from rlm_mcp.config import Settings
 from rlm_mcp.core.service import RLMService
-from sandbox import Document, Sandbox, SandboxLimits
+from sandbox import Document, ExecResult, Sandbox, SandboxLimits
 from sandbox.template import WorkerTemplate
 
 pytestmark = [
@@ -115,6 +115,41 @@ async def test_a_killed_worker_is_reported_and_replaced(template: WorkerTemplate
         assert result.stdout == "12\n" and result.restarted
         assert any("SIGKILL" in note and "corpus was reloaded" in note for note in result.notes), result.notes
         assert box.pid in direct_children(template.pid or 0)
+
+
+async def test_a_worker_found_dead_by_the_request_itself_runs_the_code_on_a_new_one(
+    template: WorkerTemplate, tmp_path: Path
+) -> None:
+    """The template reports a forked worker's end; until it has, only the request finds the worker gone. The code
+    never reached it, so a new worker (with the corpus) runs it, as when the end was known between calls."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("twelve chars")
+    async with Sandbox(LIMITS, template=template) as box:
+        await box.load([Document(name="c.txt", path=corpus)], shape="str")
+        old, template_pid = box.pid, template.pid
+        assert old is not None and template_pid is not None
+        os.kill(template_pid, signal.SIGSTOP)  # it can neither reap nor report the worker's end
+        try:
+            os.kill(old, signal.SIGKILL)
+            with anyio.fail_after(60):
+                while Path(f"/proc/{old}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    await anyio.sleep(0.02)  # dead, its channel closed, not yet reaped
+            async with anyio.create_task_group() as tg:
+                outcome: list[ExecResult] = []
+
+                async def run() -> None:
+                    outcome.append(await box.execute("len(context)"))
+
+                tg.start_soon(run)
+                with anyio.fail_after(60):
+                    while box.pid == old:  # the request found it gone and its replacement began
+                        await anyio.sleep(0.02)
+                os.kill(template_pid, signal.SIGCONT)
+        finally:
+            os.kill(template_pid, signal.SIGCONT)
+        result = outcome[0]
+        assert result.stdout == "12\n" and result.restarted and result.error is None, result
+        assert any("SIGKILL" in note and "corpus was reloaded" in note for note in result.notes), result.notes
 
 
 async def test_workers_die_with_the_template_and_the_next_one_starts_a_new_template(tmp_path: Path) -> None:
