@@ -36,8 +36,9 @@ from typing import Any, Literal
 from pydantic import SecretStr, ValidationError
 
 from rlm_mcp.cli.clientfiles import ClientFile, Syntax
+from rlm_mcp.cli.flags import describe_errors
 from rlm_mcp.cli.launcher import Launcher
-from rlm_mcp.config import Settings, codex_home, describe_errors, env_name, setting_for_env, user_config_dir
+from rlm_mcp.config import Settings, codex_home, env_name, setting_for_env, user_config_dir
 from rlm_mcp.errors import InvalidInput
 from rlm_mcp.files import write_atomically
 from rlm_mcp.models.names import Finding, check_models

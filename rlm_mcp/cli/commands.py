@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from rlm_mcp.cli import doctor, gc, inspect, install, query
-from rlm_mcp.config import Settings, add_setting_flags
+from rlm_mcp.cli.flags import add_setting_flags
+from rlm_mcp.config import Settings
 
 NAMES = ("query", "trajectory", "sessions", "gc", "install", "uninstall", "doctor")
 STORE_SETTINGS = ("data_dir", "store")

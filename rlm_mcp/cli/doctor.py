@@ -14,7 +14,8 @@ import anyio
 from pydantic import ValidationError
 
 from rlm_mcp.cli import checks as doctor
-from rlm_mcp.config import Settings, add_setting_flags, describe_setting, settings_from_args
+from rlm_mcp.cli.flags import add_setting_flags, settings_from_args
+from rlm_mcp.config import Settings, describe_setting
 
 EXAMPLE = """
 

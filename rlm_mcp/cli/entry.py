@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from rlm_mcp import __version__
 from rlm_mcp.cli import commands
-from rlm_mcp.config import Settings, add_setting_flags, describe_errors, settings_from_args, too_broad
+from rlm_mcp.cli.flags import add_setting_flags, describe_errors, settings_from_args
+from rlm_mcp.config import Settings, too_broad
 from rlm_mcp.errors import RLMError
 from rlm_mcp.telemetry import logs
 

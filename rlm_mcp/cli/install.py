@@ -24,7 +24,8 @@ from typing import Any
 from rlm_mcp.cli import client_entries as install
 from rlm_mcp.cli import launcher
 from rlm_mcp.cli import plugin as plugin_command
-from rlm_mcp.config import add_setting_flags, env_name, flag_dest, settings_given
+from rlm_mcp.cli.flags import add_setting_flags
+from rlm_mcp.config import env_name, flag_dest, settings_given
 from rlm_mcp.errors import InvalidInput
 
 CLIENT_NAMES = ", ".join(sorted(install.CLIENTS))

@@ -44,7 +44,7 @@ def somewhere(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def test_without_roots_no_path_is_read(client, somewhere: Path) -> None:
     # The server's working directory is this checkout, the old implied root: it is not one any more.
-    for path in ("README.md", "./rlm_mcp/config/settings.py", str(somewhere / "notes.txt"), str(somewhere), "*.md",
+    for path in ("README.md", "./rlm_mcp/config.py", str(somewhere / "notes.txt"), str(somewhere), "*.md",
                  str(somewhere / "*.txt"), "~/.aws/credentials"):  # fmt: skip
         error = await call_error(client, "load_context", path=path)
         assert all(words in error for words in HOW_TO), (path, error)

@@ -23,7 +23,7 @@ from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
-from rlm_mcp.config import parse_token_entries
+from rlm_mcp.auth_tokens import parse_token_entries
 from rlm_mcp.errors import InvalidInput, RLMError
 from rlm_mcp.server.auth.oidc import JWTVerifier
 from rlm_mcp.server.auth.static import StaticTokenVerifier, read_token_file

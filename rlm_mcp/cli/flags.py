@@ -7,9 +7,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from rlm_mcp.config.host import default_data_dir
-from rlm_mcp.config.names import describe_setting, env_name, flag_dest, flag_name, settings_given
-from rlm_mcp.config.settings import Settings
+from rlm_mcp.config import Settings, default_data_dir
+from rlm_mcp.setting_names import describe_setting, env_name, flag_dest, flag_name, settings_given
 
 
 def default_text(name: str) -> str:

@@ -1,9 +1,26 @@
-"""The settings themselves: each one's type, default, limits and meaning, and the checks that span several."""
+"""Every knob of rlm-mcp: its default, its environment variable and its command-line flag.
+
+This is the only module that reads the environment. A setting ``foo_bar`` is
+read from ``RLM_FOO_BAR`` and can be overridden on the command line with
+``--foo-bar``; ``rlm-mcp serve --help`` lists them all. AWS settings are left to
+boto3's own chain (``AWS_PROFILE``, ``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``, ...), with one addition: ``AWS_REGION``,
+which the AWS runtimes set but botocore does not read, is used when boto3
+finds no region of its own.
+
+This module holds the settings and the places on this machine they default to (``XDG_*``, ``APPDATA``,
+``CODEX_HOME``, ``UV_*``, ``PIPX_HOME``: the platform's own variables). Beside it, and free of the
+environment: :mod:`rlm_mcp.setting_names` (the one rule from a setting to its variable and flag, re-exported
+here), :mod:`rlm_mcp.auth_tokens` (the ``NAME:TOKEN`` parser) and, for the command line,
+:mod:`rlm_mcp.cli.flags`.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -19,9 +36,99 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rlm_mcp.config.host import default_data_dir, too_broad
-from rlm_mcp.config.names import ENV_PREFIX, env_name
-from rlm_mcp.config.tokens import parse_token_entries
+from rlm_mcp.auth_tokens import MIN_TOKEN_CHARS as MIN_TOKEN_CHARS
+from rlm_mcp.auth_tokens import TOKEN_HOW_TO as TOKEN_HOW_TO
+from rlm_mcp.auth_tokens import parse_token_entries
+from rlm_mcp.setting_names import ENV_PREFIX, env_name
+from rlm_mcp.setting_names import describe_setting as describe_setting
+from rlm_mcp.setting_names import flag_dest as flag_dest
+from rlm_mcp.setting_names import flag_name as flag_name
+from rlm_mcp.setting_names import settings_given as settings_given
+
+# -- where things live on this machine ------------------------------------------------------------
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rlm-mcp"
+
+
+def user_config_dir() -> Path:
+    """Where desktop applications keep their settings on this platform (for ``rlm-mcp install``)."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support"
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+SYSTEM_DIRECTORIES = frozenset(
+    Path(p) for p in ("/etc", "/root", "/var", "/usr", "/home", "/Users", "/private", "/boot", "/opt", "/srv", "/mnt")
+)
+"""Top-level folders that hold the system's or every user's files: too wide to be an allowed root."""
+
+
+def too_broad(root: Path) -> bool:
+    """Whether an allowed root would open far more than anyone means to share: a file system's root, a
+    system folder, or a home directory or a folder holding one (``~/.ssh``, ``~/.aws`` live there)."""
+    home = Path.home().resolve()
+    if root == Path(root.anchor) or root in SYSTEM_DIRECTORIES or home.is_relative_to(root):
+        return True
+    return root.parent in (Path("/home"), Path("/Users"))  # someone else's home
+
+
+def codex_home() -> Path:
+    """Where the Codex CLI keeps ``config.toml``: ``$CODEX_HOME``, else ``~/.codex``."""
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+@dataclass(frozen=True)
+class ToolDirectories:
+    """Where uv and pipx keep the environments they create (for ``rlm-mcp install``'s launcher choice).
+
+    uv: tool runs (``uvx``) live in its cache (``$UV_CACHE_DIR``, ``$XDG_CACHE_HOME/uv``, ``~/.cache/uv``,
+    ``%LOCALAPPDATA%\\uv\\cache``), which ``uv cache clean``/``prune`` may delete; ``uv tool install`` puts
+    tools under ``$UV_TOOL_DIR`` or ``<data>/uv/tools``. pipx: ``pipx run`` environments live in
+    ``$PIPX_HOME/.cache`` or the user cache's ``pipx`` folder and are removed after 14 days unused;
+    ``pipx install`` puts them under ``$PIPX_HOME/venvs``.
+    """
+
+    uv_caches: tuple[Path, ...]
+    uv_tools: tuple[Path, ...]
+    pipx_caches: tuple[Path, ...]
+    pipx_venvs: tuple[Path, ...]
+
+
+def tool_directories() -> ToolDirectories:
+    env = os.environ
+    home = Path.home()
+
+    def given(*names: str) -> list[Path]:
+        return [Path(env[name]) for name in names if env.get(name)]
+
+    cache = Path(env.get("XDG_CACHE_HOME") or home / ".cache")
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+    local_app = given("LOCALAPPDATA")
+    pipx_homes = [*given("PIPX_HOME"), home / ".local" / "pipx", data / "pipx"]
+    pipx_homes.append(home / "Library" / "Application Support" / "pipx")
+    return ToolDirectories(
+        uv_caches=(*given("UV_CACHE_DIR"), cache / "uv", *(p / "uv" / "cache" for p in local_app)),
+        uv_tools=(
+            *given("UV_TOOL_DIR"),
+            data / "uv" / "tools",
+            *(p / "uv" / "data" / "tools" for p in given("APPDATA")),
+        ),
+        pipx_caches=(
+            *(h / ".cache" for h in pipx_homes),
+            cache / "pipx",
+            home / "Library" / "Caches" / "pipx",
+            *(p / "pipx" / "pipx" / "Cache" for p in local_app),
+        ),
+        pipx_venvs=tuple(h / "venvs" for h in pipx_homes),
+    )
+
+
+# -- the settings --------------------------------------------------------------------------------
 
 
 class Settings(BaseSettings):
